@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+MODEL := .cache/models/multilingual-e5-small/build_info.json
+
+.PHONY: run test install model index lint format eval clean
+
+run: index  ## start the chat page on http://127.0.0.1:7860
+	$(PY) app.py
+
+test: $(DEV) $(MODEL)  ## every test, with the real model
+	$(PY) -m pytest
+
+install: $(RUNTIME)
+
+$(RUNTIME): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+model: $(MODEL)  ## build the default embedding model once, offline
+
+$(MODEL): $(RUNTIME)
+	$(PY) -m retriever prepare-model
+
+index: $(MODEL)  ## (re)build index/ when it is missing or the corpus changed
+	$(PY) -m retriever build --if-stale
+
+lint: $(DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(DEV)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+eval: $(MODEL)  ## the README's quality table (minutes: embeds both evaluation sets once)
+	$(PY) -m retriever eval bench/datasets/cmrc2018_dev --compare
+	$(PY) -m retriever eval bench/datasets/dureader_demo --compare
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

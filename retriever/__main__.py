@@ -1,0 +1,212 @@
+"""Command line: build, search, ask, eval, info. `python -m retriever --help` lists them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from retriever.config import ChunkSettings
+from retriever.corpus import CorpusError
+from retriever.default_model import DEFAULT_MODEL_NAME, ensure_default_model
+from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
+from retriever.store import IndexLoadError
+
+logger = logging.getLogger("retriever")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("RETRIEVER_CACHE", DEFAULT_CACHE))
+
+
+def _embedder(args: argparse.Namespace):
+    from retriever.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder.load(
+        args.model,
+        cache_dir=_cache_dir(),
+        query_prefix=args.query_prefix,
+        passage_prefix=args.passage_prefix,
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.if_stale and index_is_current(args.index, args.corpus, args.model):
+        print(f"{args.index} is up to date with {args.corpus}", file=sys.stderr)
+        return 0
+    started = time.perf_counter()
+    report = Retriever.build(
+        args.corpus,
+        args.index,
+        embedder=_embedder(args),
+        chunking=ChunkSettings(max_chars=args.max_chars),
+        progress=not args.quiet,
+    )
+    info = report.index
+    for skipped in info.skipped:
+        print(f"skipped {skipped.reason}", file=sys.stderr)
+    print(
+        f"built {info.folder}: {info.files} files, {info.documents} documents, {info.chunks} "
+        f"chunks ({report.embedded} embedded, {report.reused} reused) with {info.model} "
+        f"in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = Retriever.load(args.index, cache_dir=_cache_dir()).search(
+        args.question, k=args.k, mode=args.mode
+    )
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return 0
+    for hit in hits:
+        where = f"{hit.source} [{hit.start}:{hit.end}]" + (f" · {hit.heading}" if hit.heading else "")
+        print(f"{hit.rank}. ({hit.score:.4f}) {where}\n   {hit.text}\n")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = Retriever.load(args.index, cache_dir=_cache_dir()).ask(args.question, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.answer + "\n")
+    for citation in answer.citations:
+        hit = citation.hit
+        mark = "*" if citation.quotes else " "
+        heading = f" · {hit.heading}" if hit.heading else ""
+        print(f"{mark}[{citation.number}] {hit.source} [{hit.start}:{hit.end}]{heading}")
+        print(f"    {hit.text}\n")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from retriever.evaluation import compute_rankings, load_dataset, score
+
+    dataset = load_dataset(args.dataset, qrels=args.qrels)
+    if args.limit:
+        keep = list(dataset.questions)[: args.limit]
+        dataset = type(dataset)(
+            dataset.name,
+            dataset.corpus,
+            {qid: dataset.questions[qid] for qid in keep},
+            {qid: dataset.gold[qid] for qid in keep},
+        )
+    embedder = _embedder(args)
+    index = _cache_dir() / "eval" / f"{dataset.name}-{embedder.name.replace('/', '_')}"
+    if not index_is_current(index, dataset.corpus, embedder.name):
+        print(f"building the {dataset.name} index in {index} (once)", file=sys.stderr)
+        Retriever.build(dataset.corpus, index, embedder=embedder, progress=not args.quiet)
+    retriever = Retriever.load(index, embedder=embedder)
+    rankings = compute_rankings(retriever, dataset, progress=not args.quiet)
+    modes = ["bm25", "dense", "hybrid"] if args.compare else [args.mode]
+    results = {mode: score(retriever, dataset, rankings, mode) for mode in modes}
+    if args.json:
+        output = results if args.compare else results[args.mode]
+        print(json.dumps(output, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{dataset.name}: {len(dataset.questions)} questions, model {embedder.name}")
+    names = list(next(iter(results.values())))
+    print("| mode | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for mode, metrics in results.items():
+        print(f"| {mode} | " + " | ".join(f"{metrics[n]:.3f}" for n in names) + " |")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from retriever.store import read_manifest
+
+    manifest = read_manifest(Path(args.index))
+    current = index_is_current(args.index, args.corpus)
+    print(json.dumps({**manifest, "up_to_date": current}, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    print(ensure_default_model(_cache_dir()))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="python -m retriever", description="Question answering over Chinese documents."
+    )
+    main.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def with_model(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--model",
+            default=DEFAULT_MODEL_NAME,
+            help="sentence-transformers model name or local folder "
+            f"(default: {DEFAULT_MODEL_NAME}, built offline)",
+        )
+        command.add_argument("--query-prefix", help="text put before questions (model default)")
+        command.add_argument("--passage-prefix", help="text put before passages (model default)")
+        command.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    build = commands.add_parser("build", help="build the index from the corpus folder")
+    build.add_argument("--corpus", default="corpus", help="folder of source files (corpus)")
+    build.add_argument("--index", default="index", help="index folder to write (index)")
+    build.add_argument("--max-chars", type=int, default=ChunkSettings().max_chars,
+                       help="longest chunk in characters (%(default)s)")
+    build.add_argument("--if-stale", action="store_true",
+                       help="do nothing when the index already matches the corpus")
+    with_model(build)
+    build.set_defaults(run=cmd_build)
+
+    for name, run, help_text in (
+        ("search", cmd_search, "the passages that best match a question"),
+        ("ask", cmd_ask, "an answer with cited passages"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("question")
+        command.add_argument("-k", type=int, default=5, help="passages to return (5)")
+        command.add_argument("--index", default="index", help="index folder (index)")
+        command.add_argument("--json", action="store_true", help="one JSON document on stdout")
+        if name == "search":
+            command.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+        command.set_defaults(run=run)
+
+    evaluate = commands.add_parser("eval", help="retrieval metrics on an evaluation folder")
+    evaluate.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv")
+    evaluate.add_argument("--qrels", default="qrels.tsv", help="judgement file (qrels.tsv)")
+    evaluate.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    evaluate.add_argument("--compare", action="store_true", help="all three modes side by side")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    with_model(evaluate)
+    evaluate.set_defaults(run=cmd_eval)
+
+    info = commands.add_parser("info", help="what the index holds and whether it is current")
+    info.add_argument("--index", default="index")
+    info.add_argument("--corpus", default="corpus")
+    info.set_defaults(run=cmd_info)
+
+    prepare = commands.add_parser("prepare-model", help="build the default model (offline)")
+    prepare.set_defaults(run=cmd_prepare_model)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except (IndexLoadError, QuestionError, CorpusError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

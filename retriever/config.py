@@ -1,0 +1,43 @@
+"""Every setting of an index and of a search, in one place, as frozen dataclasses.
+
+Index settings are saved in the manifest: an index is searched with the settings it was
+built with. Search settings can change per load without a rebuild.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How text is cut into passages."""
+
+    max_chars: int = 300
+    heading_max_chars: int = 40
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 20:
+            raise ValueError(f"max_chars must be at least 20, got {self.max_chars}")
+
+
+@dataclass(frozen=True)
+class LexicalSettings:
+    """BM25 parameters and jieba's mode (search mode also emits the words inside compounds)."""
+
+    k1: float = 1.5
+    b: float = 0.75
+    search_mode: bool = True
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the dense and BM25 rankings are fused, and when an answer counts as found."""
+
+    candidates: int = 50
+    dense_weight: float = 0.5
+    rrf_k: int = 60
+    min_answer_score: float = 0.0
+
+
+MAX_QUESTION_CHARS = 1000

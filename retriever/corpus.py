@@ -1,0 +1,270 @@
+"""Reading the corpus: files on disk → Documents, plus the text normalisation used for matching.
+
+Chinese files arrive as UTF-8, GB18030/GBK or UTF-16 about equally often, so bytes are decoded
+by detection rather than assumed. A file that cannot be read is reported and skipped: one bad
+file never stops a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md")
+RECORD_SUFFIXES = (".jsonl",)
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + RECORD_SUFFIXES
+
+# Big enough for any book-length text file, small enough that a stray dump or binary
+# does not stall a build for minutes.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be turned into text; the message names the file and why."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One unit of source text. `text` is exactly as decoded from the file: citations point into it."""
+
+    doc_id: str  # the relative path, or "path#record-id" for records of a .jsonl file
+    source: str  # the relative path of the file it came from
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """What a build records about each corpus file, so that staleness is decided by content."""
+
+    path: str
+    sha256: str
+    size: int
+    documents: int
+    encoding: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of the build, and the reason in words a user can act on."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    documents: list[Document]
+    files: list[SourceFile]
+    skipped: list[Skipped]
+
+
+def normalize(text: str) -> str:
+    """Fold the forms that should not stop a match: full/half width, traditional/simplified, case.
+
+    Used only for matching (tokens, embeddings, duplicate detection); shown text stays as in
+    the source.
+    """
+    return _to_simplified(unicodedata.normalize("NFKC", text)).lower()
+
+
+@lru_cache(maxsize=1)
+def _converter():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def _to_simplified(text: str) -> str:
+    return _converter().convert(text)
+
+
+def decode(data: bytes, name: str) -> tuple[str, str]:
+    """Decode file bytes to text, returning (text, encoding). Raises CorpusError if not text."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError as error:
+                raise CorpusError(f"{name}: starts with a {encoding} mark but is damaged: {error}")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    detected = from_bytes(data).best()
+    candidates = {"gb18030", "big5"}
+    if detected is not None and detected.encoding:
+        candidates.add(detected.encoding)
+    decoded = {}
+    for encoding in candidates:
+        try:
+            decoded[encoding] = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    if not decoded:
+        raise CorpusError(
+            f"{name}: not readable as text in any known encoding (is it a binary file?)"
+        )
+    # Short GBK and Big5 texts decode validly in each other's codec (and as Korean), so the
+    # detector's pick alone is unreliable; the reading with the most common Chinese wins.
+    encoding = max(sorted(decoded), key=lambda enc: _plausibility(decoded[enc]))
+    text = decoded[encoding]
+    _reject_binary(text, name)
+    return text, encoding
+
+
+def _plausibility(text: str) -> float:
+    """Share of characters that are common in real text: ASCII, punctuation, frequent hanzi."""
+    sample = text[:5000]
+    if not sample:
+        return 0.0
+    simplified = _to_simplified(sample)
+    return sum(_is_common(ch) for ch in simplified) / len(simplified)
+
+
+def _is_common(ch: str) -> bool:
+    if ch.isascii():
+        return ch.isprintable() or ch in "\n\r\t"
+    if "\u4e00" <= ch <= "\u9fff":
+        try:
+            # GB2312 level 1 (lead bytes B0-D7) holds the 3,755 most frequent hanzi.
+            return 0xB0 <= ch.encode("gb2312")[0] <= 0xD7
+        except UnicodeEncodeError:
+            return False
+    category = unicodedata.category(ch)
+    return category[0] in "PSZ" or (category[0] == "L" and ch < "\u3000")
+
+
+def _reject_binary(text: str, name: str) -> None:
+    """Text decoded from a binary file is full of control characters; refuse it."""
+    sample = text[:20000]
+    controls = sum(
+        1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f"
+    )
+    if sample and controls / len(sample) > 0.01:
+        raise CorpusError(f"{name}: looks like a binary file, not text ({controls} control chars)")
+
+
+def read_file(path: Path, relative: str) -> tuple[list[Document], SourceFile]:
+    """Read one corpus file into Documents. Raises CorpusError with a message naming the file."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CorpusError(f"{relative}: the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise CorpusError(
+            f"{relative}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit "
+            "for one file; split it into smaller files"
+        )
+    data = path.read_bytes()
+    text, encoding = decode(data, relative)
+    if path.suffix.lower() in RECORD_SUFFIXES:
+        documents = _records(text, relative)
+    else:
+        _reject_binary(text, relative)
+        if not text.strip():
+            raise CorpusError(f"{relative}: the file holds only whitespace")
+        documents = [Document(doc_id=relative, source=relative, title=path.stem, text=text)]
+    digest = hashlib.sha256(data).hexdigest()
+    return documents, SourceFile(relative, digest, size, len(documents), encoding)
+
+
+def _records(text: str, relative: str) -> list[Document]:
+    """Parse a .jsonl file of {"id", "title", "text"} records, the layout of the eval sets."""
+    documents = []
+    seen: set[str] = set()
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            record_id, record_text = str(record["id"]), record["text"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise CorpusError(
+                f"{relative}, line {number}: expected a JSON object with \"id\" and \"text\" "
+                f"({error})"
+            ) from None
+        if record_id in seen:
+            raise CorpusError(f"{relative}, line {number}: id {record_id!r} appears twice")
+        seen.add(record_id)
+        if isinstance(record_text, str) and record_text.strip():
+            documents.append(
+                Document(
+                    doc_id=f"{relative}#{record_id}",
+                    source=relative,
+                    title=str(record.get("title") or ""),
+                    text=record_text,
+                )
+            )
+    if not documents:
+        raise CorpusError(f"{relative}: no records with text")
+    return documents
+
+
+def corpus_files(root: Path) -> list[Path]:
+    """The files under `root` a build reads, in a stable order. Hidden files are skipped.
+
+    `root` may also be a single file, such as an evaluation set's corpus.jsonl.
+    """
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise CorpusError(f"corpus folder {root} does not exist")
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in SUPPORTED_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+
+
+def read_corpus(root: Path) -> Corpus:
+    """Read every supported file under `root`; unreadable files are reported, not fatal."""
+    documents: list[Document] = []
+    files: list[SourceFile] = []
+    skipped: list[Skipped] = []
+    for path in corpus_files(root):
+        relative = _relative(path, root)
+        try:
+            file_documents, source = read_file(path, relative)
+        except CorpusError as error:
+            logger.warning("skipping %s", error)
+            skipped.append(Skipped(relative, str(error)))
+            continue
+        except OSError as error:
+            logger.warning("skipping %s: %s", relative, error)
+            skipped.append(Skipped(relative, f"{relative}: cannot be read ({error.strerror})"))
+            continue
+        documents.extend(file_documents)
+        files.append(source)
+    return Corpus(documents, files, skipped)
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """sha256 of each supported file under `root`, to compare with an index's manifest."""
+    return {
+        _relative(path, root): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in corpus_files(root)
+    }
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.name if root.is_file() else path.relative_to(root).as_posix()

@@ -1,0 +1,468 @@
+"""The Retriever: build an index from a corpus folder, load it, search it, answer from it.
+
+Both rankings are built once at build time and loaded from the index folder; a question
+costs one query embedding, one FAISS search and one BM25 scoring pass, never a rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from retriever.chunking import chunk_text
+from retriever.config import (
+    MAX_QUESTION_CHARS,
+    ChunkSettings,
+    LexicalSettings,
+    SearchSettings,
+)
+from retriever.corpus import Corpus, Skipped, file_hashes, normalize, read_corpus
+from retriever.embedding import Embedder
+from retriever.lexical import LexicalIndex
+from retriever.store import (
+    BM25_FOLDER,
+    VECTORS,
+    IndexLoadError,
+    StoredChunk,
+    read_chunks,
+    read_manifest,
+    write_index,
+)
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "bm25"]
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache"
+# Approximate search pays off only where exact search gets slow; below this many chunks a
+# flat inner-product scan is both exact and fast (see docs/BENCHMARKS.md when it exists).
+HNSW_THRESHOLD = 200_000
+
+
+class QuestionError(ValueError):
+    """A question that cannot be searched (empty or too long); the message says why."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage, best first. `text` is source_text[start:end] of file `source`."""
+
+    rank: int
+    score: float
+    text: str
+    source: str
+    doc_id: str
+    title: str
+    heading: str
+    start: int
+    end: int
+    dense_score: float | None
+    bm25_score: float | None
+    chunk_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What an index holds, for display: documents, chunks, model, when built."""
+
+    folder: str
+    documents: int
+    files: int
+    chunks: int
+    model: str
+    created_at: str
+    skipped: list[Skipped]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    index: IndexInfo
+    embedded: int  # passages that went through the model
+    reused: int  # passages whose vectors were taken from the previous index
+
+
+def passage_text(chunk: StoredChunk) -> str:
+    """What is embedded and tokenised for a chunk: title and heading give it its context."""
+    return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
+
+
+def _duplicate_key(text: str) -> str:
+    return re.sub(r"[\W_]+", "", normalize(text))
+
+
+def _chunks_of(corpus: Corpus, settings: ChunkSettings) -> list[StoredChunk]:
+    """All chunks of the corpus; a passage identical to an earlier one is kept only once."""
+    chunks = []
+    seen: set[str] = set()
+    for document in corpus.documents:
+        for chunk in chunk_text(document.text, settings):
+            key = _duplicate_key(chunk.heading + chunk.text)
+            if key in seen:
+                continue
+            seen.add(key)
+            chunks.append(
+                StoredChunk(
+                    doc_id=document.doc_id,
+                    source=document.source,
+                    title=document.title,
+                    heading=chunk.heading,
+                    start=chunk.start,
+                    end=chunk.end,
+                    text=chunk.text,
+                )
+            )
+    return chunks
+
+
+class Retriever:
+    """Hybrid (FAISS + BM25) retrieval over an index folder, with cited answers."""
+
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        chunks: list[StoredChunk],
+        vectors,
+        lexical: LexicalIndex,
+        embedder: Embedder,
+        settings: SearchSettings = SearchSettings(),
+    ) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.chunks = chunks
+        self.vectors = vectors
+        self.lexical = lexical
+        self.embedder = embedder
+        self.settings = settings
+
+    # ----------------------------------------------------------------- building
+
+    @classmethod
+    def build(
+        cls,
+        corpus_dir: Path | str,
+        index_dir: Path | str,
+        *,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        chunking: ChunkSettings = ChunkSettings(),
+        lexical: LexicalSettings = LexicalSettings(),
+        progress: bool = False,
+        cache_dir: Path = DEFAULT_CACHE,
+    ) -> BuildReport:
+        """Read, chunk, embed and index the corpus, and swap the new index into `index_dir`.
+
+        Vectors of passages unchanged since the previous index (same text, same model) are
+        reused, so adding one file to a large corpus embeds only that file.
+        """
+        import faiss
+
+        corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+        corpus_hashes = file_hashes(corpus_dir)
+        corpus = read_corpus(corpus_dir)
+        if not corpus.documents:
+            problems = "; ".join(s.reason for s in corpus.skipped) or "no .txt, .md or .jsonl files"
+            raise ValueError(f"nothing to index in {corpus_dir}: {problems}")
+        embedder = embedder or _load_embedder(model, cache_dir)
+        chunks = _chunks_of(corpus, chunking)
+        texts = [passage_text(chunk) for chunk in chunks]
+        logger.info("%d documents, %d chunks", len(corpus.documents), len(chunks))
+
+        previous = _previous_vectors(index_dir, embedder.name)
+        missing = [i for i, text in enumerate(texts) if text not in previous]
+        vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            if text in previous:
+                vectors[i] = previous[text]
+        if missing:
+            vectors[missing] = embedder.encode_passages(
+                [normalize(texts[i]) for i in missing], progress=progress
+            )
+        lexical_index = LexicalIndex.build(texts, lexical)
+
+        def write_vectors(path: Path) -> None:
+            faiss.write_index(_faiss_index(vectors), str(path))
+
+        manifest = {
+            "model": {"name": embedder.name, "dim": embedder.dim},
+            "settings": {"chunking": asdict(chunking), "lexical": asdict(lexical)},
+            "document_count": len(corpus.documents),
+            "sources": [asdict(source) for source in corpus.files],
+            "skipped": [asdict(skipped) for skipped in corpus.skipped],
+            "corpus_hashes": corpus_hashes,
+        }
+        write_index(
+            index_dir,
+            manifest=manifest,
+            chunks=chunks,
+            write_vectors=write_vectors,
+            write_bm25=lexical_index.save,
+        )
+        return BuildReport(
+            index=_info(index_dir, read_manifest(index_dir)),
+            embedded=len(missing),
+            reused=len(texts) - len(missing),
+        )
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: Path | str = "index",
+        *,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        settings: SearchSettings = SearchSettings(),
+        cache_dir: Path = DEFAULT_CACHE,
+    ) -> Retriever:
+        """Open a built index. Raises IndexLoadError, saying what to do, if it cannot be used."""
+        import faiss
+
+        folder = Path(index_dir)
+        manifest = read_manifest(folder)
+        built_with = manifest["model"]["name"]
+        asked_for = embedder.name if embedder is not None else model
+        if asked_for is not None and asked_for != built_with:
+            raise IndexLoadError(
+                f"index {folder} was built with model {built_with!r}, asked to search with "
+                f"{asked_for!r}: rebuild it with `python -m retriever build --model {asked_for}` "
+                "or search with the model it was built with"
+            )
+        try:
+            chunks = read_chunks(folder)
+            vectors = faiss.read_index(str(folder / VECTORS))
+            lexical = LexicalIndex.load(
+                folder / BM25_FOLDER, LexicalSettings(**manifest["settings"]["lexical"])
+            )
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise IndexLoadError(
+                f"{folder} cannot be read ({error}): rebuild it with `python -m retriever build`"
+            ) from error
+        if not (len(chunks) == vectors.ntotal == lexical.size == manifest["chunk_count"]):
+            raise IndexLoadError(
+                f"{folder} is inconsistent: {len(chunks)} chunks, {vectors.ntotal} vectors, "
+                f"{lexical.size} BM25 rows: rebuild it with `python -m retriever build`"
+            )
+        embedder = embedder or _load_embedder(built_with, cache_dir)
+        if embedder.dim != manifest["model"]["dim"] or vectors.d != embedder.dim:
+            raise IndexLoadError(
+                f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index holds "
+                f"{vectors.d}-dim ones: rebuild it with `python -m retriever build`"
+            )
+        return cls(folder, manifest, chunks, vectors, lexical, embedder, settings)
+
+    @property
+    def info(self) -> IndexInfo:
+        return _info(self.folder, self.manifest)
+
+    def with_settings(self, **changes: Any) -> Retriever:
+        """The same loaded index searched with other fusion settings (used by evaluation)."""
+        return Retriever(
+            self.folder,
+            self.manifest,
+            self.chunks,
+            self.vectors,
+            self.lexical,
+            self.embedder,
+            replace(self.settings, **changes),
+        )
+
+    # ---------------------------------------------------------------- searching
+
+    def search(self, question: str, k: int = 5, *, mode: Mode = "hybrid") -> list[Hit]:
+        """The k passages that best match the question, best first."""
+        return self.search_batch([question], k, mode=mode)[0]
+
+    def search_batch(
+        self, questions: list[str], k: int = 5, *, mode: Mode = "hybrid"
+    ) -> list[list[Hit]]:
+        """search() for many questions, with one embedding call for all of them."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        normalized = [normalize(check_question(question)) for question in questions]
+        vectors = self.embedder.encode_queries(normalized) if mode != "bm25" else None
+        results = []
+        for number, question in enumerate(normalized):
+            vector = vectors[number] if vectors is not None else None
+            dense, lexical = self.rankings(question, vector, depth=max(self.settings.candidates, 2 * k))
+            results.append(self._hits(fuse(dense, lexical, self.settings, mode), dense, lexical, k))
+        return results
+
+    def rankings(
+        self, question: str, query_vector: np.ndarray | None, *, depth: int
+    ) -> tuple[dict[int, float], dict[int, float]]:
+        """The top `depth` chunks by dense score and by BM25 score, as {chunk id: score}.
+
+        `question` is already normalised; without a query vector the dense side is empty.
+        """
+        depth = min(depth, len(self.chunks))
+        dense: dict[int, float] = {}
+        if query_vector is not None:
+            scores, ids = self.vectors.search(query_vector.reshape(1, -1), depth)
+            dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+        bm25 = self.lexical.scores(question)
+        top = np.argpartition(-bm25, depth - 1)[:depth] if depth < len(bm25) else range(len(bm25))
+        lexical = {int(i): float(bm25[i]) for i in top if bm25[i] > 0}
+        return dense, lexical
+
+    def _hits(
+        self,
+        ranked: list[tuple[int, float]],
+        dense: dict[int, float],
+        lexical: dict[int, float],
+        k: int,
+    ) -> list[Hit]:
+        """Turn fused ids into Hits, dropping passages that repeat one already listed."""
+        hits: list[Hit] = []
+        kept: list[str] = []
+        for chunk_id, score in ranked:
+            chunk = self.chunks[chunk_id]
+            key = _duplicate_key(chunk.text)
+            if any(_repeats(key, other) for other in kept):
+                continue
+            kept.append(key)
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=round(score, 6),
+                    text=chunk.text,
+                    source=chunk.source,
+                    doc_id=chunk.doc_id,
+                    title=chunk.title,
+                    heading=chunk.heading,
+                    start=chunk.start,
+                    end=chunk.end,
+                    dense_score=dense.get(chunk_id),
+                    bm25_score=lexical.get(chunk_id),
+                    chunk_id=chunk_id,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    def ask(self, question: str, k: int = 5):
+        """An extractive answer with [n] citations; see retriever.answer."""
+        from retriever.answer import compose_answer
+
+        return compose_answer(question, self.search(question, k), self)
+
+    def is_stale(self, corpus_dir: Path | str) -> bool:
+        """True when the corpus files differ from those the index was built from."""
+        return _sources_changed(self.manifest, Path(corpus_dir))
+
+
+def _repeats(key: str, other: str) -> bool:
+    """Same passage, or one a truncated copy of the other (scraped pages repeat summaries)."""
+    shorter, longer = sorted((key, other), key=len)
+    return shorter == longer or (len(shorter) >= 20 and shorter in longer)
+
+
+def fuse(
+    dense: dict[int, float], lexical: dict[int, float], settings: SearchSettings, mode: Mode
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal-rank fusion of the two rankings, best first.
+
+    A plain 1:1 fusion let BM25's many weak matches push out good dense hits, so the dense
+    ranking gets `dense_weight` of the vote; the weight was tuned on the evaluation sets.
+    """
+    if mode == "dense":
+        return sorted(dense.items(), key=lambda item: -item[1])
+    if mode == "bm25":
+        return sorted(lexical.items(), key=lambda item: -item[1])
+    fused: dict[int, float] = {}
+    for weight, scores in ((settings.dense_weight, dense), (1 - settings.dense_weight, lexical)):
+        ordered = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
+        for rank, chunk_id in enumerate(ordered, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (settings.rrf_k + rank)
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def check_question(question: str) -> str:
+    """Refuse questions that cannot be searched, with a message a user can act on."""
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(question)} characters long; the limit is "
+            f"{MAX_QUESTION_CHARS}: ask about one thing at a time"
+        )
+    return question.strip()
+
+
+def _faiss_index(vectors: np.ndarray):
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) >= HNSW_THRESHOLD:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    index.add(vectors)
+    return index
+
+
+def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]:
+    """Vectors of the index being replaced, by passage text, when built with the same model."""
+    import faiss
+
+    try:
+        manifest = read_manifest(index_dir)
+        if manifest["model"]["name"] != model_name:
+            return {}
+        chunks = read_chunks(index_dir)
+        index = faiss.read_index(str(index_dir / VECTORS))
+        vectors = index.reconstruct_n(0, index.ntotal)
+    except (IndexLoadError, OSError, RuntimeError, KeyError, ValueError, TypeError):
+        return {}
+    return {passage_text(chunk): vectors[i] for i, chunk in enumerate(chunks)}
+
+
+def _load_embedder(model: str | None, cache_dir: Path) -> Embedder:
+    from retriever.default_model import DEFAULT_MODEL_NAME
+    from retriever.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder.load(model or DEFAULT_MODEL_NAME, cache_dir=cache_dir)
+
+
+def _info(folder: Path, manifest: dict[str, Any]) -> IndexInfo:
+    return IndexInfo(
+        folder=str(folder),
+        documents=manifest["document_count"],
+        files=len(manifest["sources"]),
+        chunks=manifest["chunk_count"],
+        model=manifest["model"]["name"],
+        created_at=manifest["created_at"],
+        skipped=[Skipped(**skipped) for skipped in manifest.get("skipped", [])],
+    )
+
+
+def _sources_changed(manifest: dict[str, Any], corpus_dir: Path) -> bool:
+    # Every supported file counts, skipped ones too: fixing a broken file should rebuild.
+    return file_hashes(corpus_dir) != manifest["corpus_hashes"]
+
+
+def index_is_current(
+    index_dir: Path | str, corpus_dir: Path | str, model: str | None = None
+) -> bool:
+    """True when `index_dir` holds a sound index of exactly the files now in `corpus_dir`."""
+    try:
+        manifest = read_manifest(Path(index_dir))
+    except IndexLoadError:
+        return False
+    if model is not None and manifest["model"]["name"] != model:
+        return False
+    return not _sources_changed(manifest, Path(corpus_dir))
+

@@ -1,0 +1,87 @@
+"""Shared fixtures: a deterministic stand-in embedder for fast plumbing tests, and the real
+default model with the real corpus for end-to-end tests (built once per session)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+CACHE = ROOT / ".cache"
+
+
+class HashingEmbedder:
+    """Character unigrams and bigrams hashed into a small vector: similar text, similar vector.
+
+    Stands in for the real model where a test checks plumbing, not retrieval quality.
+    """
+
+    name = "test-hashing"
+    dim = 64
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dim, dtype=np.float32)
+        grams = list(text) + [text[i : i + 2] for i in range(len(text) - 1)]
+        for gram in grams:
+            if gram.strip():
+                digest = hashlib.blake2b(gram.encode(), digest_size=4).digest()
+                vector[int.from_bytes(digest, "little") % self.dim] += 1.0
+        norm = np.linalg.norm(vector)
+        return vector / norm if norm else vector
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dim))
+
+    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return self.encode_queries(texts)
+
+
+@pytest.fixture
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "jobs.txt").write_text(
+        "办公室主任和行政主管哪个大?\n"
+        "办公室主任和行政主管,在没有特定公司的前提下,根本无法进行比较。两者职责不同。\n"
+        "行政助理的职责\n"
+        "负责员工的考勤,于次月第一个工作日提供考勤报表并存档;负责办公用品采购。\n",
+        encoding="utf-8",
+    )
+    (folder / "fruit.md").write_text(
+        "# 苹果\n苹果是一种水果,富含维生素。每天吃一个苹果有益健康。\n"
+        "# 香蕉\n香蕉产于热带地区,口感软糯香甜。\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory):
+    """The real corpus indexed with the real default model, shared by end-to-end tests."""
+    from retriever import Retriever
+
+    folder = tmp_path_factory.mktemp("real") / "index"
+    Retriever.build(CORPUS, folder, cache_dir=CACHE)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_retriever(real_index: Path):
+    from retriever import Retriever
+
+    return Retriever.load(real_index, cache_dir=CACHE)
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target

@@ -1,0 +1,97 @@
+"""Chunking invariants over literal Chinese text: offsets exact, sizes bounded, headings kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from retriever.chunking import chunk_text, is_heading, split_sentences
+from retriever.config import ChunkSettings
+
+QA_PAGE = (
+    "办公室主任和行政主管哪个大?\n"
+    "办公室主任和行政主管,在没有特定公司的前提下,根本无法进行比较。"
+    "办公室主任的职责大致包括承办职责、参谋职责、管理职责、协调职责、领导指挥职责五个方面。\n"
+    "参谋职责\n"
+    "参谋职责指办公室主任在辅助领导决策过程中所应有的职能和应尽的责任!决策是领导者的基本职能;"
+    "办公室主任应当成为\u201c参谋长\u201d。\n"
+)
+LONG_SENTENCE = "这是一个很长的句子," * 60 + "最后结束。"
+
+
+def check_invariants(text: str, settings: ChunkSettings) -> None:
+    chunks = chunk_text(text, settings)
+    assert chunks, "text with content must give chunks"
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+        assert chunk.text.strip() == chunk.text and chunk.text
+        assert len(chunk.text) <= settings.max_chars
+    starts = [chunk.start for chunk in chunks]
+    assert starts == sorted(starts)
+    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:], strict=False))
+
+
+@pytest.mark.parametrize("max_chars", [20, 40, 80, 300])
+@pytest.mark.parametrize("text", [QA_PAGE, LONG_SENTENCE, QA_PAGE * 3 + LONG_SENTENCE])
+def test_chunks_are_exact_bounded_slices(text: str, max_chars: int) -> None:
+    check_invariants(text, ChunkSettings(max_chars=max_chars))
+
+
+def test_real_corpus_invariants() -> None:
+    from conftest import CORPUS
+
+    for path in CORPUS.glob("*.txt"):
+        check_invariants(path.read_text(encoding="utf-8"), ChunkSettings())
+
+
+def test_heading_travels_with_the_answer_not_alone() -> None:
+    chunks = chunk_text(QA_PAGE, ChunkSettings(max_chars=300))
+    assert [c.heading for c in chunks] == ["办公室主任和行政主管哪个大?", "参谋职责"]
+    assert chunks[0].text.startswith("办公室主任和行政主管,在没有特定公司的前提下")
+    assert all(c.text != c.heading for c in chunks), "a bare heading line is never a chunk"
+
+
+def test_numbered_heading_keeps_its_parent() -> None:
+    text = "办公室主任的职责\n承办职责指办公室主任对领导决策的贯彻和实施。\n1.承办领导交办的事项\n领导决策有时是统一研究,分头落实。\n"
+    headings = [c.heading for c in chunk_text(text)]
+    assert headings == ["办公室主任的职责", "办公室主任的职责 › 1.承办领导交办的事项"]
+
+
+def test_sentences_split_on_full_and_half_width_ends() -> None:
+    text = "第一句。第二句!第三句?第四句;第五句！第六句？第七句；末尾"
+    pieces = [text[s.start : s.end] for s in split_sentences(text)]
+    assert pieces == ["第一句。", "第二句!", "第三句?", "第四句;", "第五句！", "第六句？", "第七句；", "末尾"]
+
+
+def test_closing_quote_stays_with_its_sentence() -> None:
+    text = "他说:\u201c好的。\u201d然后走了。"
+    pieces = [text[s.start : s.end] for s in split_sentences(text)]
+    assert pieces == ["他说:\u201c好的。\u201d", "然后走了。"]
+
+
+def test_long_sentence_is_cut_at_commas() -> None:
+    chunks = chunk_text(LONG_SENTENCE, ChunkSettings(max_chars=50))
+    assert all(c.text.endswith(",") or c.text.endswith("。") for c in chunks)
+
+
+@pytest.mark.parametrize(
+    ("line", "following", "expected"),
+    [
+        ("参谋职责", "参谋职责指办公室主任在辅助领导决策过程中所应有的职能。", True),
+        ("办公室主任和行政主管哪个大?", "办公室主任和行政主管,在没有特定公司的前提下,无法比较。", True),
+        ("# 标题", "短", True),
+        ("这是一个完整的句子。", "后面是一段更长的正文内容,用来说明这个句子不是标题。", False),
+        ("办公室主任履行其职责,有其独特的便利和优势:", "1、办公室主任工作与领导层的工作同步运行与操作。", False),
+        ("参谋职责", None, False),
+    ],
+)
+def test_heading_detection(line: str, following: str | None, expected: bool) -> None:
+    assert is_heading(line, following) is expected
+
+
+def test_blank_text_gives_no_chunks() -> None:
+    assert chunk_text("  \n\n \t") == []
+
+
+def test_settings_refuse_tiny_chunks() -> None:
+    with pytest.raises(ValueError, match="max_chars"):
+        ChunkSettings(max_chars=5)

@@ -1,0 +1,101 @@
+"""End to end with the real default model on the real corpus: questions as users ask them."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CACHE, ROOT
+
+KEY_QUESTION = "办公室主任和行政主管哪个大?"
+KEY_PASSAGE = "在没有特定公司的前提下,根本无法进行比较"
+
+# Questions written the way people ask them, each with a pattern of the passage(s) answering it.
+USER_QUESTIONS = [
+    ("行政助理的直接上级是谁?", "直接上级是人事行政经理或主管"),
+    ("办公室主任一般向谁汇报工作?", "直接(上级是|向)公司高层"),
+    ("行政助理要不要管员工考勤?", "负责员工的考勤"),
+    ("为什么说办公室主任适合给领导当参谋?", "参谋"),
+    ("催办是什么意思?", "督促、协助有关单位"),
+    ("做行政助理有没有前途?", "至于前途"),
+    ("文秘助理和党群助理选哪个对发展更好?", "党群助理更有利于你的发展"),
+    ("办公室里常见的岗位有哪些?", "行政助理和行政专员是办公室中常见的岗位"),
+    ("公司的办公用品归谁采购?", "办公用品采购"),
+    ("工厂里的行政助理平时具体干什么?", "工业企业的行政助理的主要职责"),
+    ("局长助理和办公室主任有什么不同?", "局长助理属于秘书"),
+    ("上级机关交代下来的事情办公室主任该怎么办?", "办公室主任应主动牵头承办"),
+    ("辦公室主任和行政助理有什麼區別？", "部门、部门职能方向、职责范围等方面的区别"),
+]
+
+
+def test_key_question_cites_the_comparison_passage(real_retriever) -> None:
+    hits = real_retriever.search(KEY_QUESTION, k=3)
+    assert any(KEY_PASSAGE in hit.text for hit in hits), [h.text[:40] for h in hits]
+    answer = real_retriever.ask(KEY_QUESTION)
+    assert answer.found
+    assert KEY_PASSAGE in answer.answer
+    cited = next(c for c in answer.citations if KEY_PASSAGE in c.hit.text)
+    assert any(KEY_PASSAGE in quote.text for quote in cited.quotes)
+    assert f"[{cited.number}]" in answer.answer
+
+
+@pytest.mark.parametrize(("question", "phrase"), USER_QUESTIONS)
+def test_user_questions_find_their_passage_in_top_3(real_retriever, question, phrase) -> None:
+    hits = real_retriever.search(question, k=3)
+    texts = [hit.heading + hit.text for hit in hits]
+    assert any(re.search(phrase, text) for text in texts), texts
+
+
+def test_hits_point_at_the_exact_source_text(real_retriever) -> None:
+    source = (ROOT / "corpus" / "office_director_vs_admin_assistant.txt").read_text("utf-8")
+    for hit in real_retriever.search("行政助理的职责", k=5):
+        assert source[hit.start : hit.end] == hit.text
+
+
+@pytest.mark.parametrize("question", ["今天天气怎么样?", "如何做红烧肉?", "苹果手机怎么截图?"])
+def test_off_topic_questions_are_flagged_not_answered(real_retriever, question) -> None:
+    answer = real_retriever.ask(question)
+    assert not answer.found, (answer.confidence, answer.answer)
+    assert answer.citations, "the nearest passages are still shown"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "RETRIEVER_CACHE": str(CACHE)}
+    return subprocess.run(
+        [sys.executable, "-m", "retriever", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+        timeout=300,
+    )
+
+
+def test_cli_search_json(real_index) -> None:
+    result = run_cli("search", KEY_QUESTION, "-k", "3", "--json", "--index", str(real_index))
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert [hit["rank"] for hit in hits] == [1, 2, 3]
+    assert {"rank", "score", "text", "source", "start", "end"} <= set(hits[0])
+    assert any(KEY_PASSAGE in hit["text"] for hit in hits)
+
+
+def test_cli_ask_json(real_index) -> None:
+    result = run_cli("ask", KEY_QUESTION, "--json", "--index", str(real_index))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["found"] is True and KEY_PASSAGE in answer["answer"]
+    assert {"rank", "score", "text", "source", "start", "end"} <= set(answer["citations"][0])
+
+
+def test_cli_errors_are_one_clear_line(tmp_path) -> None:
+    result = run_cli("search", "问题", "--index", str(tmp_path / "none"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no index at") and "Traceback" not in result.stderr
+    result = run_cli("ask", "   ", "--index", str(tmp_path / "none"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr

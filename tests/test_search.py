@@ -1,0 +1,98 @@
+"""Search and answers over a small corpus, with the stand-in embedder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from retriever import QuestionError, Retriever, SearchSettings
+from retriever.search import fuse
+
+
+@pytest.fixture
+def retriever(small_corpus: Path, tmp_path: Path, hashing_embedder) -> Retriever:
+    Retriever.build(small_corpus, tmp_path / "index", embedder=hashing_embedder)
+    return Retriever.load(tmp_path / "index", embedder=hashing_embedder)
+
+
+def test_hits_are_ranked_and_cite_exact_offsets(retriever: Retriever, small_corpus: Path) -> None:
+    hits = retriever.search("苹果有什么好处", k=3)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].source == "fruit.md" and hits[0].heading == "苹果"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for hit in hits:
+        source = (small_corpus / hit.source).read_text(encoding="utf-8")
+        assert source[hit.start : hit.end] == hit.text
+
+
+def test_traditional_full_width_question_finds_simplified_text(retriever: Retriever) -> None:
+    hits = retriever.search("辦公室主任和行政主管哪個大？", k=1, mode="bm25")
+    assert hits[0].heading == "办公室主任和行政主管哪个大?"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_every_mode_returns_hits(retriever: Retriever, mode: str) -> None:
+    hits = retriever.search("行政助理负责考勤吗", k=2, mode=mode)
+    assert hits and hits[0].source == "jobs.txt"
+
+
+def test_repeated_passages_do_not_fill_the_results(tmp_path: Path, hashing_embedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    passage = "行政助理负责员工的考勤,于次月第一个工作日提供考勤报表并存档。"
+    (corpus / "a.txt").write_text(passage + "\n", encoding="utf-8")
+    (corpus / "b.txt").write_text("转载:\n" + passage + "\n", encoding="utf-8")
+    (corpus / "c.txt").write_text(passage[:30] + "...\n", encoding="utf-8")  # a truncated copy
+    (corpus / "d.txt").write_text("办公用品采购计划由行政助理制定。\n", encoding="utf-8")
+    Retriever.build(corpus, tmp_path / "index", embedder=hashing_embedder)
+    hits = Retriever.load(tmp_path / "index", embedder=hashing_embedder).search("考勤报表", k=5)
+    texts = [h.text for h in hits]
+    assert sum("考勤" in t for t in texts) == 1, texts
+    assert len(hits) == 2
+
+
+@pytest.mark.parametrize(
+    ("question", "message"), [("", "empty"), ("   \n", "empty"), ("问" * 5000, "limit")]
+)
+def test_bad_questions_get_clear_errors(retriever: Retriever, question: str, message: str) -> None:
+    with pytest.raises(QuestionError, match=message):
+        retriever.search(question)
+
+
+def test_question_with_no_known_word_still_answers(retriever: Retriever) -> None:
+    assert retriever.search("qwxyz", k=2)
+
+
+def test_fusion_weight_moves_the_vote() -> None:
+    dense = {1: 0.9, 2: 0.8}
+    lexical = {2: 10.0, 3: 5.0}
+    dense_heavy = fuse(dense, lexical, SearchSettings(dense_weight=0.9), "hybrid")
+    lexical_heavy = fuse(dense, lexical, SearchSettings(dense_weight=0.1), "hybrid")
+    assert dense_heavy[0][0] == 2  # in both lists
+    assert [i for i, _ in dense_heavy].index(1) < [i for i, _ in dense_heavy].index(3)
+    assert [i for i, _ in lexical_heavy].index(3) < [i for i, _ in lexical_heavy].index(1)
+
+
+def test_answer_markers_match_citation_numbers(retriever: Retriever) -> None:
+    answer = retriever.ask("办公室主任和行政主管哪个大?")
+    assert answer.found
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
+    assert markers and markers == {c.number for c in answer.citations if c.quotes}
+    assert [c.number for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    first = answer.citations[0]
+    assert first.quotes and first.hit.heading == "办公室主任和行政主管哪个大?"
+    for quote in first.quotes:
+        assert quote.text in answer.answer
+        assert first.hit.text[quote.start - first.hit.start : quote.end - first.hit.start] == quote.text
+
+
+def test_unanswerable_question_is_flagged(retriever: Retriever) -> None:
+    strict = retriever.with_settings(min_answer_score=2.0)
+    answer = strict.ask("今天天气怎么样")
+    assert not answer.found
+    assert answer.citations and not any(c.quotes for c in answer.citations)
+    assert "[" not in answer.answer
+    data = answer.to_dict()
+    assert data["found"] is False and data["citations"][0]["text"]
