@@ -55,7 +55,8 @@ def render(answer: Answer) -> str:
         hit = citation.hit
         heading = f" · {_text(hit.heading)}" if hit.heading else ""
         lines.append(
-            f"\n[{citation.number}] `{html.escape(hit.source)}`{heading} · 第 {hit.start}–{hit.end} 字"
+            f"\n[{citation.number}] `{html.escape(hit.source)}`{heading}"
+            f" · 第 {hit.start}–{hit.end} 字"
         )
         lines.append(f"> {_passage(citation)}")
     return "\n".join(lines)

@@ -1,9 +1,9 @@
 """Question answering over Chinese documents, with the passages that prove each answer.
 
-    from retriever import Retriever
-    retriever = Retriever.load("index")
-    hits = retriever.search("办公室主任和行政主管哪个大?", k=5)
-    answer = retriever.ask("办公室主任和行政主管哪个大?")
+from retriever import Retriever
+retriever = Retriever.load("index")
+hits = retriever.search("办公室主任和行政主管哪个大?", k=5)
+answer = retriever.ask("办公室主任和行政主管哪个大?")
 """
 
 from retriever.answer import Answer, Citation, Quote
@@ -20,8 +20,8 @@ __all__ = [
     "IndexInfo",
     "IndexLoadError",
     "LexicalSettings",
-    "Quote",
     "QuestionError",
+    "Quote",
     "Retriever",
     "SearchSettings",
 ]

@@ -66,7 +66,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0
     for hit in hits:
-        where = f"{hit.source} [{hit.start}:{hit.end}]" + (f" · {hit.heading}" if hit.heading else "")
+        where = f"{hit.source} [{hit.start}:{hit.end}]" + (
+            f" · {hit.heading}" if hit.heading else ""
+        )
         print(f"{hit.rank}. ({hit.score:.4f}) {where}\n   {hit.text}\n")
     return 0
 
@@ -87,7 +89,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from retriever.evaluation import compute_rankings, load_dataset, score
+    from retriever.evaluation import compute_rankings, load_dataset, open_evaluation_index, score
 
     dataset = load_dataset(args.dataset, qrels=args.qrels)
     if args.limit:
@@ -99,11 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             {qid: dataset.gold[qid] for qid in keep},
         )
     embedder = _embedder(args)
-    index = _cache_dir() / "eval" / f"{dataset.name}-{embedder.name.replace('/', '_')}"
-    if not index_is_current(index, dataset.corpus, embedder.name):
-        print(f"building the {dataset.name} index in {index} (once)", file=sys.stderr)
-        Retriever.build(dataset.corpus, index, embedder=embedder, progress=not args.quiet)
-    retriever = Retriever.load(index, embedder=embedder)
+    retriever = open_evaluation_index(dataset, embedder, _cache_dir(), progress=not args.quiet)
     rankings = compute_rankings(retriever, dataset, progress=not args.quiet)
     modes = ["bm25", "dense", "hybrid"] if args.compare else [args.mode]
     results = {mode: score(retriever, dataset, rankings, mode) for mode in modes}
@@ -155,10 +153,17 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="build the index from the corpus folder")
     build.add_argument("--corpus", default="corpus", help="folder of source files (corpus)")
     build.add_argument("--index", default="index", help="index folder to write (index)")
-    build.add_argument("--max-chars", type=int, default=ChunkSettings().max_chars,
-                       help="longest chunk in characters (%(default)s)")
-    build.add_argument("--if-stale", action="store_true",
-                       help="do nothing when the index already matches the corpus")
+    build.add_argument(
+        "--max-chars",
+        type=int,
+        default=ChunkSettings().max_chars,
+        help="longest chunk in characters (%(default)s)",
+    )
+    build.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="do nothing when the index already matches the corpus",
+    )
     with_model(build)
     build.set_defaults(run=cmd_build)
 

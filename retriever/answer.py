@@ -78,15 +78,22 @@ class _Candidate:
     score: float
 
 
-def compose_answer(question: str, hits: list[Hit], retriever: Retriever) -> Answer:
-    """Pick the answering sentences from `hits` and number the passages they come from."""
+def compose_answer(
+    question: str, query: np.ndarray, hits: list[Hit], retriever: Retriever
+) -> Answer:
+    """Pick the answering sentences from `hits` and number the passages they come from.
+
+    `query` is the question's vector, as the search computed it.
+    """
     # How close the nearest passage is in meaning decides whether the corpus answers at all;
     # the threshold is calibrated on the evaluation sets (see SearchSettings).
-    confidence = round(max((h.dense_score for h in hits if h.dense_score is not None), default=0.0), 4)
+    confidence = round(
+        max((h.dense_score for h in hits if h.dense_score is not None), default=0.0), 4
+    )
     candidates = _candidates(hits[:PASSAGES_CONSIDERED])
     if not candidates or confidence < retriever.settings.min_answer_score:
         return _not_found(question, hits, confidence)
-    scores = _score(question, candidates, hits, retriever)
+    scores = _score(question, query, candidates, hits, retriever)
     order = np.argsort(-scores)
     best = float(scores[order[0]])
     chosen = [
@@ -101,9 +108,7 @@ def compose_answer(question: str, hits: list[Hit], retriever: Retriever) -> Answ
         numbering.setdefault(candidate.hit_index, len(numbering) + 1)
     for index in range(len(hits)):
         numbering.setdefault(index, len(numbering) + 1)
-    answer = "".join(
-        f"{_as_sentence(c.quote.text)}[{numbering[c.hit_index]}]" for c in chosen
-    )
+    answer = "".join(f"{_as_sentence(c.quote.text)}[{numbering[c.hit_index]}]" for c in chosen)
     citations = sorted(
         (
             Citation(
@@ -131,29 +136,41 @@ def _candidates(hits: list[Hit]) -> list[tuple[int, Quote]]:
             # A clause that ends in a colon introduces what follows, and one that ends in
             # "..." is a truncated summary: neither reads as an answer on its own.
             if len(text) >= MIN_SENTENCE_CHARS and not text.endswith((":", "：", "...", "…")):
-                candidates.append((index, Quote(hit.start + span.start, hit.start + span.end, text)))
+                candidates.append(
+                    (index, Quote(hit.start + span.start, hit.start + span.end, text))
+                )
     return candidates
 
 
 def _score(
-    question: str, candidates: list[tuple[int, Quote]], hits: list[Hit], retriever: Retriever
+    question: str,
+    query: np.ndarray,
+    candidates: list[tuple[int, Quote]],
+    hits: list[Hit],
+    retriever: Retriever,
 ) -> np.ndarray:
-    """Cosine similarity of question and sentence, plus the share of question words it holds.
+    """Cosine similarity of question and sentence, plus the share of question words it holds,
+    less how far its passage ranked below the best one.
 
-    The passage's heading counts as part of each of its sentences: under "参谋职责", a
-    sentence need not repeat the words of the heading to answer a question about them.
+    The passage's heading counts as part of each of its sentences: under "行政助理的职责",
+    the item "负责员工的考勤" answers a question about an assistant's duties without
+    repeating the words.
     """
-    embedder = retriever.embedder
-    query = embedder.encode_queries([normalize(question)])[0]
-    sentences = embedder.encode_passages([normalize(quote.text) for _, quote in candidates])
-    similarity = sentences @ query
+    texts = [
+        normalize(f"{hits[index].heading}\n{quote.text}" if hits[index].heading else quote.text)
+        for index, quote in candidates
+    ]
+    similarity = retriever.embedder.encode_passages(texts) @ query
+    # Retrieval already weighed each passage as a whole; a sentence of a lower-ranked
+    # passage must be clearly better to be preferred.
+    behind = np.array([hits[0].score - hits[index].score for index, _ in candidates])
     question_words = set(tokenize(question))
     overlap = np.zeros(len(candidates), dtype=np.float32)
     if question_words:
         for i, (index, quote) in enumerate(candidates):
             words = set(tokenize(hits[index].heading + " " + quote.text))
             overlap[i] = len(question_words & words) / len(question_words)
-    return similarity + 0.1 * overlap
+    return similarity + 0.1 * overlap - behind
 
 
 def _as_sentence(text: str) -> str:

@@ -21,7 +21,9 @@ _CLAUSE_END = re.compile(r"[，、,：:]+")
 _HEADING_END = re.compile(r"[。；;，,：:、]$")
 _MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 # "1.", "2、", "一、", "(三)": a numbered heading is a sub-heading of the last plain one.
-_NUMBERED = re.compile(r"^\s*(\d+[.、．]|[一二三四五六七八九十]+、|[(（][一二三四五六七八九十\d]+[)）])")
+_NUMBERED = re.compile(
+    r"^\s*(\d+[.、．]|[一二三四五六七八九十]+、|[(（][一二三四五六七八九十\d]+[)）])"
+)
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,7 @@ def is_heading(line: str, next_line: str | None, *, max_chars: int = 40) -> bool
     if next_line is None or len(line) > max_chars or len(next_line) <= len(line):
         return False
     body = line.rstrip("?？")
-    if _HEADING_END.search(line) or re.search(r"[。！!；;]", body):
-        return False
-    return True
+    return not (_HEADING_END.search(line) or re.search(r"[。！!；;]", body))
 
 
 def _heading_text(line: str) -> str:

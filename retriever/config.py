@@ -35,9 +35,13 @@ class SearchSettings:
     """How the dense and BM25 rankings are fused, and when an answer counts as found."""
 
     candidates: int = 50
-    dense_weight: float = 0.5
-    rrf_k: int = 60
-    min_answer_score: float = 0.0
+    # The BM25 bonus of the best keyword match, in units of cosine similarity: a hit's score
+    # is its cosine plus lexical_weight * its BM25 score / the best BM25 score. Tuned on the
+    # evaluation sets (python -m bench.tune) for the default model.
+    lexical_weight: float = 0.02
+    # Below this cosine between the question and its nearest passage, the corpus is taken not
+    # to answer. None: the value calibrated for the index's model (see embedding.py).
+    min_answer_score: float | None = None
 
 
 MAX_QUESTION_CHARS = 1000

@@ -8,6 +8,7 @@ file never stops a build.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import unicodedata
@@ -19,7 +20,9 @@ logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md")
 RECORD_SUFFIXES = (".jsonl",)
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + RECORD_SUFFIXES
+# Formats whose text is extracted by a library; citations point into the extracted text.
+DOCUMENT_SUFFIXES = (".pdf", ".docx", ".html", ".htm")
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + RECORD_SUFFIXES + DOCUMENT_SUFFIXES
 
 # Big enough for any book-length text file, small enough that a stray dump or binary
 # does not stall a build for minutes.
@@ -40,7 +43,7 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Document:
-    """One unit of source text. `text` is exactly as decoded from the file: citations point into it."""
+    """One unit of source text, exactly as decoded from the file: citations point into it."""
 
     doc_id: str  # the relative path, or "path#record-id" for records of a .jsonl file
     source: str  # the relative path of the file it came from
@@ -101,7 +104,9 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
             try:
                 return data.decode(encoding), encoding
             except UnicodeDecodeError as error:
-                raise CorpusError(f"{name}: starts with a {encoding} mark but is damaged: {error}")
+                raise CorpusError(
+                    f"{name}: starts with a {encoding} mark but is damaged: {error}"
+                ) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -155,9 +160,7 @@ def _is_common(ch: str) -> bool:
 def _reject_binary(text: str, name: str) -> None:
     """Text decoded from a binary file is full of control characters; refuse it."""
     sample = text[:20000]
-    controls = sum(
-        1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f"
-    )
+    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
     if sample and controls / len(sample) > 0.01:
         raise CorpusError(f"{name}: looks like a binary file, not text ({controls} control chars)")
 
@@ -173,16 +176,73 @@ def read_file(path: Path, relative: str) -> tuple[list[Document], SourceFile]:
             "for one file; split it into smaller files"
         )
     data = path.read_bytes()
-    text, encoding = decode(data, relative)
+    text, encoding = extract_text(data, path.suffix.lower(), relative)
     if path.suffix.lower() in RECORD_SUFFIXES:
         documents = _records(text, relative)
     else:
-        _reject_binary(text, relative)
         if not text.strip():
-            raise CorpusError(f"{relative}: the file holds only whitespace")
+            raise CorpusError(f"{relative}: the file holds no text")
         documents = [Document(doc_id=relative, source=relative, title=path.stem, text=text)]
     digest = hashlib.sha256(data).hexdigest()
     return documents, SourceFile(relative, digest, size, len(documents), encoding)
+
+
+def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
+    """The text of a file's bytes and how it was had (an encoding, or the format's name).
+
+    This is the text that citations' offsets point into, for every format.
+    """
+    if suffix == ".pdf":
+        return _pdf_text(data, name), "pdf"
+    if suffix == ".docx":
+        return _docx_text(data, name), "docx"
+    text, encoding = decode(data, name)
+    if suffix in (".html", ".htm"):
+        return _html_text(text), encoding
+    _reject_binary(text, name)
+    return text, encoding
+
+
+def _pdf_text(data: bytes, name: str) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise CorpusError(f"{name}: the PDF is password-protected; save a copy without it")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, TypeError) as error:
+        raise CorpusError(f"{name}: not a readable PDF ({error})") from None
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    if not text:
+        raise CorpusError(f"{name}: the PDF has no text layer (a scan?); run OCR on it first")
+    return text
+
+
+def _docx_text(data: bytes, name: str) -> str:
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as error:  # python-docx raises zipfile, KeyError and its own errors
+        raise CorpusError(f"{name}: not a readable Word .docx file ({error})") from None
+    lines = [paragraph.text for paragraph in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            lines.append(" | ".join(cell.text for cell in row.cells))
+    return "\n".join(line for line in lines if line.strip())
+
+
+def _html_text(markup: str) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "html.parser")
+    # Scripts and styles are code, not content; they must never reach an answer.
+    for element in soup(["script", "style", "noscript", "template"]):
+        element.decompose()
+    lines = (line.strip() for line in soup.get_text("\n").splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _records(text: str, relative: str) -> list[Document]:
@@ -198,8 +258,7 @@ def _records(text: str, relative: str) -> list[Document]:
             record_id, record_text = str(record["id"]), record["text"]
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise CorpusError(
-                f"{relative}, line {number}: expected a JSON object with \"id\" and \"text\" "
-                f"({error})"
+                f'{relative}, line {number}: expected a JSON object with "id" and "text" ({error})'
             ) from None
         if record_id in seen:
             raise CorpusError(f"{relative}, line {number}: id {record_id!r} appears twice")

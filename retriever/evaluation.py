@@ -59,6 +59,19 @@ def load_dataset(folder: Path | str, qrels: str = "qrels.tsv") -> Dataset:
     return Dataset(folder.name, folder / "corpus.jsonl", questions, gold)
 
 
+def open_evaluation_index(
+    dataset: Dataset, embedder, cache_dir: Path, *, progress: bool = True
+) -> Retriever:
+    """The dataset's corpus indexed with `embedder`, built once into the cache and reused."""
+    from retriever.search import index_is_current
+
+    folder = cache_dir / "eval" / f"{dataset.name}-{embedder.name.replace('/', '_')}"
+    if not index_is_current(folder, dataset.corpus, embedder.name):
+        logger.warning("building the %s index in %s (once)", dataset.name, folder)
+        Retriever.build(dataset.corpus, folder, embedder=embedder, progress=progress)
+    return Retriever.load(folder, embedder=embedder)
+
+
 @dataclass(frozen=True)
 class Rankings:
     """Both rankings of every question, computed once so that modes and fusion settings can be

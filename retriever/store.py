@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,15 @@ CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
 BM25_FOLDER = "bm25"
 REBUILD_HINT = "rebuild it with `python -m retriever build` (or `make index`)"
+README = "README.md"
+README_TEXT = """# index/
+
+Built by `python -m retriever build` from the files in corpus/ (`make run` builds it when it
+is missing or the corpus changed). Everything here is generated: edit corpus/ and rebuild,
+never these files. `manifest.json` says what was built, when, with which model and settings,
+and holds a checksum of every other file, so a damaged folder is refused with a clear error.
+Only this README is kept in git.
+"""
 
 
 class IndexLoadError(RuntimeError):
@@ -102,12 +111,13 @@ def write_index(
             **manifest,
             "chunk_count": len(chunks),
             "versions": library_versions(),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "checksums": checksums,
         }
         (staging / MANIFEST).write_text(
             json.dumps(full_manifest, ensure_ascii=False, indent=2), encoding="utf-8"
         )
+        (staging / README).write_text(README_TEXT, encoding="utf-8")
         _swap_in(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -139,8 +149,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise IndexLoadError(f"no index at {folder}: build one with `python -m retriever build`")
     path = folder / MANIFEST
     if not path.is_file():
-        raise IndexLoadError(f"{folder} has no {MANIFEST}, so it is not a complete index: "
-                             f"{REBUILD_HINT}")
+        raise IndexLoadError(
+            f"{folder} has no {MANIFEST}, so it is not a complete index: {REBUILD_HINT}"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from retriever.chunking import chunk_text, is_heading, split_sentences
@@ -27,7 +29,7 @@ def check_invariants(text: str, settings: ChunkSettings) -> None:
         assert len(chunk.text) <= settings.max_chars
     starts = [chunk.start for chunk in chunks]
     assert starts == sorted(starts)
-    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
 
 
 @pytest.mark.parametrize("max_chars", [20, 40, 80, 300])
@@ -51,7 +53,10 @@ def test_heading_travels_with_the_answer_not_alone() -> None:
 
 
 def test_numbered_heading_keeps_its_parent() -> None:
-    text = "办公室主任的职责\n承办职责指办公室主任对领导决策的贯彻和实施。\n1.承办领导交办的事项\n领导决策有时是统一研究,分头落实。\n"
+    text = (
+        "办公室主任的职责\n承办职责指办公室主任对领导决策的贯彻和实施。\n"
+        "1.承办领导交办的事项\n领导决策有时是统一研究,分头落实。\n"
+    )
     headings = [c.heading for c in chunk_text(text)]
     assert headings == ["办公室主任的职责", "办公室主任的职责 › 1.承办领导交办的事项"]
 
@@ -59,7 +64,16 @@ def test_numbered_heading_keeps_its_parent() -> None:
 def test_sentences_split_on_full_and_half_width_ends() -> None:
     text = "第一句。第二句!第三句?第四句;第五句！第六句？第七句；末尾"
     pieces = [text[s.start : s.end] for s in split_sentences(text)]
-    assert pieces == ["第一句。", "第二句!", "第三句?", "第四句;", "第五句！", "第六句？", "第七句；", "末尾"]
+    assert pieces == [
+        "第一句。",
+        "第二句!",
+        "第三句?",
+        "第四句;",
+        "第五句！",
+        "第六句？",
+        "第七句；",
+        "末尾",
+    ]
 
 
 def test_closing_quote_stays_with_its_sentence() -> None:
@@ -77,10 +91,18 @@ def test_long_sentence_is_cut_at_commas() -> None:
     ("line", "following", "expected"),
     [
         ("参谋职责", "参谋职责指办公室主任在辅助领导决策过程中所应有的职能。", True),
-        ("办公室主任和行政主管哪个大?", "办公室主任和行政主管,在没有特定公司的前提下,无法比较。", True),
+        (
+            "办公室主任和行政主管哪个大?",
+            "办公室主任和行政主管,在没有特定公司的前提下,无法比较。",
+            True,
+        ),
         ("# 标题", "短", True),
         ("这是一个完整的句子。", "后面是一段更长的正文内容,用来说明这个句子不是标题。", False),
-        ("办公室主任履行其职责,有其独特的便利和优势:", "1、办公室主任工作与领导层的工作同步运行与操作。", False),
+        (
+            "办公室主任履行其职责,有其独特的便利和优势:",
+            "1、办公室主任工作与领导层的工作同步运行与操作。",
+            False,
+        ),
         ("参谋职责", None, False),
     ],
 )

@@ -45,14 +45,16 @@ def test_bad_files_are_named_and_skipped_good_ones_kept(tmp_path: Path) -> None:
     write(tmp_path, "empty.txt", b"")
     write(tmp_path, "blank.md", b"   \n\n")
     write(tmp_path, "binary.txt", bytes(range(256)) * 40)
-    write(tmp_path, "notes.pdf", b"%PDF-1.4 ignored: not a supported suffix")
+    write(tmp_path, "notes.pdf", b"%PDF-1.4 a damaged PDF")
+    write(tmp_path, "photo.jpg", b"\xff\xd8\xff ignored: not a supported suffix")
     write(tmp_path, ".hidden.txt", TEXT.encode())
     result = read_corpus(tmp_path)
     assert [d.doc_id for d in result.documents] == ["good.txt"]
     assert result.documents[0].text == TEXT
     assert result.files[0].encoding == "gb18030"
     reasons = {s.path: s.reason for s in result.skipped}
-    assert set(reasons) == {"empty.txt", "blank.md", "binary.txt"}
+    assert set(reasons) == {"empty.txt", "blank.md", "binary.txt", "notes.pdf"}
+    assert "not a readable PDF" in reasons["notes.pdf"]
     assert "empty" in reasons["empty.txt"]
     assert "binary" in reasons["binary.txt"] or "not readable" in reasons["binary.txt"]
 
@@ -71,9 +73,16 @@ def test_jsonl_records_become_documents(tmp_path: Path) -> None:
         {"id": "b", "title": "乙", "text": "第二段正文。"},
         {"id": "c", "title": "丙", "text": "  "},
     ]
-    write(tmp_path, "set.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode())
+    write(
+        tmp_path,
+        "set.jsonl",
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode(),
+    )
     documents = read_corpus(tmp_path).documents
-    assert [(d.doc_id, d.title) for d in documents] == [("set.jsonl#a", "甲"), ("set.jsonl#b", "乙")]
+    assert [(d.doc_id, d.title) for d in documents] == [
+        ("set.jsonl#a", "甲"),
+        ("set.jsonl#b", "乙"),
+    ]
     assert documents[0].text == "第一段\u2028正文。"
 
 
