@@ -11,7 +11,7 @@ MODEL := .cache/models/multilingual-e5-small/build_info.json
 run: index  ## start the chat page on http://127.0.0.1:7860
 	$(PY) app.py
 
-test: $(DEV) $(MODEL)  ## every test, with the real model
+test: lint $(MODEL)  ## lint, then every test, with the real model
 	$(PY) -m pytest
 
 install: $(RUNTIME)

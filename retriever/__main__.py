@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from retriever.config import ChunkSettings
+from retriever.config import ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError
 from retriever.default_model import DEFAULT_MODEL_NAME, ensure_default_model
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
@@ -35,7 +35,8 @@ def _embedder(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    if args.if_stale and index_is_current(args.index, args.corpus, args.model):
+    chunking = ChunkSettings(max_chars=args.max_chars)
+    if args.if_stale and index_is_current(args.index, args.corpus, args.model, chunking=chunking):
         print(f"{args.index} is up to date with {args.corpus}", file=sys.stderr)
         return 0
     started = time.perf_counter()
@@ -43,7 +44,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.corpus,
         args.index,
         embedder=_embedder(args),
-        chunking=ChunkSettings(max_chars=args.max_chars),
+        chunking=chunking,
         progress=not args.quiet,
     )
     info = report.index
@@ -74,7 +75,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = Retriever.load(args.index, cache_dir=_cache_dir()).ask(args.question, k=args.k)
+    settings = SearchSettings(min_answer_score=args.min_score)
+    retriever = Retriever.load(args.index, cache_dir=_cache_dir(), settings=settings)
+    answer = retriever.ask(args.question, k=args.k)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -178,6 +181,13 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="one JSON document on stdout")
         if name == "search":
             command.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+        else:
+            command.add_argument(
+                "--min-score",
+                type=float,
+                help="nearest-passage cosine below which the corpus counts as not answering "
+                "(default: calibrated for the index's model)",
+            )
         command.set_defaults(run=run)
 
     evaluate = commands.add_parser("eval", help="retrieval metrics on an evaluation folder")

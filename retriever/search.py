@@ -494,13 +494,21 @@ def _sources_changed(manifest: dict[str, Any], corpus_dir: Path) -> bool:
 
 
 def index_is_current(
-    index_dir: Path | str, corpus_dir: Path | str, model: str | None = None
+    index_dir: Path | str,
+    corpus_dir: Path | str,
+    model: str | None = None,
+    *,
+    chunking: ChunkSettings = ChunkSettings(),
+    lexical: LexicalSettings = LexicalSettings(),
 ) -> bool:
-    """True when `index_dir` holds a sound index of exactly the files now in `corpus_dir`."""
+    """True when `index_dir` holds a sound index of exactly the files now in `corpus_dir`,
+    built with `model` (if given) and these settings."""
     try:
         manifest = read_manifest(Path(index_dir))
     except IndexLoadError:
         return False
     if model is not None and manifest["model"]["name"] != model:
+        return False
+    if manifest["settings"] != {"chunking": asdict(chunking), "lexical": asdict(lexical)}:
         return False
     return not _sources_changed(manifest, Path(corpus_dir))

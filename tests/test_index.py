@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retriever import IndexLoadError, Retriever
+from retriever import ChunkSettings, IndexLoadError, Retriever
 from retriever.search import index_is_current
 from retriever.store import MANIFEST
 
@@ -41,6 +41,14 @@ def test_staleness_follows_content_not_timestamps(small_corpus, tmp_path, hashin
     (small_corpus / "new.txt").write_text("新的文件内容。", encoding="utf-8")
     assert not index_is_current(index, small_corpus)
     assert not index_is_current(tmp_path / "missing", small_corpus)
+
+
+def test_other_settings_make_the_index_stale(small_corpus, tmp_path, hashing_embedder) -> None:
+    index = tmp_path / "index"
+    build(small_corpus, index, hashing_embedder)
+    assert index_is_current(index, small_corpus, "test-hashing")
+    assert not index_is_current(index, small_corpus, "another-model")
+    assert not index_is_current(index, small_corpus, chunking=ChunkSettings(max_chars=120))
 
 
 def test_rebuild_embeds_only_new_passages(small_corpus, tmp_path, hashing_embedder) -> None:
