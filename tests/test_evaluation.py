@@ -58,9 +58,9 @@ def test_metrics_follow_their_definitions(tmp_path: Path, hashing_embedder) -> N
 
 
 def test_missing_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="queries.jsonl"):
-        (tmp_path / "set").mkdir()
-        (tmp_path / "set" / "corpus.jsonl").write_text("{}", encoding="utf-8")
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "corpus.jsonl").write_text("{}", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match=r"has no queries\.jsonl"):
         load_dataset(tmp_path / "set")
 
 
