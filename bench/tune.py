@@ -2,9 +2,9 @@
 
     python -m bench.tune            # both sets in bench/datasets; builds their indexes once
 
-Prints (1) R@10, Hit@10 and MRR@10 for a grid of fusion weights, and (2) how well the
-nearest passage's cosine separates questions a corpus answers (its own questions) from
-questions it does not (the other set's questions), with the threshold that separates best.
+Prints (1) R@1, R@10, Hit@10 and MRR@10 for a grid of fusion weights, and (2) how well
+answer thresholds separate questions a corpus answers (its own questions) from questions it
+does not (the other set's questions).
 The chosen values go into retriever/config.py by hand, with the figures in the README.
 """
 
@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from retriever.answer import KEYWORD_COVERAGE
 from retriever.config import SearchSettings
 from retriever.default_model import DEFAULT_MODEL_NAME
 from retriever.embedding import SentenceTransformerEmbedder
 from retriever.evaluation import compute_rankings, load_dataset, open_evaluation_index, score
-from retriever.search import DEFAULT_CACHE
+from retriever.lexical import content_words
+from retriever.search import DEFAULT_CACHE, fuse
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
 LEXICAL_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.08, 0.12)
@@ -59,37 +61,57 @@ def main() -> None:
 
 
 def calibrate(opened, rankings, names: list[str]) -> None:
-    """Nearest-passage cosine of answerable versus unanswerable questions."""
-    answered, unanswered = [], []
+    """How well the answer thresholds separate answerable from unanswerable questions.
+
+    Answerable: a set's own questions whose gold passage is in their top 5. Unanswerable:
+    the other set's questions (500 of them) asked of this set's corpus.
+    """
+    answerable, unanswerable = [], []
     for own, other in (names, names[::-1]):
         retriever, dataset = opened[own]
-        for qid, dense in zip(rankings[own].question_ids, rankings[own].dense, strict=True):
-            top = sorted(dense, key=lambda i: -dense[i])[:5]
-            passages = {retriever.chunks[i].doc_id.split("#", 1)[-1] for i in top}
+        own_rankings = rankings[own]
+        for qid, dense, lexical in zip(
+            own_rankings.question_ids, own_rankings.dense, own_rankings.lexical, strict=True
+        ):
+            ranked = fuse(dense, lexical, retriever.settings, "hybrid")
+            passages = {retriever.chunks[i].doc_id.split("#", 1)[-1] for i, _ in ranked[:5]}
             if passages & dataset.gold[qid]:
-                answered.append(max(dense.values()))
+                answerable.append(_features(retriever, dataset.questions[qid], dense, ranked))
         foreign = load_dataset(DATASETS / other)
-        vectors = retriever.embedder.encode_queries(list(foreign.questions.values())[:500])
-        scores, _ = retriever.vectors.search(vectors, 1)
-        unanswered.extend(scores[:, 0].tolist())
-    answered_scores, unanswered_scores = np.array(answered), np.array(unanswered)
-    best = max(
-        np.arange(0.70, 0.95, 0.005),
-        key=lambda t: (answered_scores >= t).mean() + (unanswered_scores < t).mean(),
-    )
-    print("\n## Answer threshold (nearest passage cosine)\n")
-    print(
-        f"answerable: n={len(answered_scores)}, median {np.median(answered_scores):.3f}, "
-        f"5th percentile {np.percentile(answered_scores, 5):.3f}"
-    )
-    print(
-        f"unanswerable: n={len(unanswered_scores)}, median {np.median(unanswered_scores):.3f}, "
-        f"95th percentile {np.percentile(unanswered_scores, 95):.3f}"
-    )
-    print(
-        f"best threshold {best:.3f}: answers {(answered_scores >= best).mean():.1%} of "
-        f"answerable, refuses {(unanswered_scores < best).mean():.1%} of unanswerable"
-    )
+        questions = dict(list(foreign.questions.items())[:500])
+        asked = replace(foreign, questions=questions, gold={})
+        foreign_rankings = compute_rankings(retriever, asked, progress=False)
+        for qid, dense, lexical in zip(
+            foreign_rankings.question_ids,
+            foreign_rankings.dense,
+            foreign_rankings.lexical,
+            strict=True,
+        ):
+            ranked = fuse(dense, lexical, retriever.settings, "hybrid")
+            unanswerable.append(_features(retriever, questions[qid], dense, ranked))
+    yes, no = np.array(answerable), np.array(unanswerable)
+    print("\n## Answer thresholds (nearest passage cosine, share of question words held)\n")
+    print(f"{len(yes)} answerable, {len(no)} unanswerable questions\n")
+    print("| rule | answers (of answerable) | refuses (of unanswerable) |")
+    print("|---|---|---|")
+    for sure in (0.87, 0.88, 0.89):
+        for lower in (None, 0.84, 0.85, 0.86):
+
+            def found(rows, sure=sure, lower=lower):
+                keyword = rows[:, 0] >= lower if lower else False
+                return (rows[:, 0] >= sure) | (keyword & (rows[:, 1] >= KEYWORD_COVERAGE))
+
+            rule = f"cosine ≥ {sure}" + (
+                f", or ≥ {lower} holding ≥ {KEYWORD_COVERAGE:.0%} of the words" if lower else ""
+            )
+            print(f"| {rule} | {found(yes).mean():.1%} | {1 - found(no).mean():.1%} |")
+
+
+def _features(retriever, question: str, dense, ranked) -> tuple[float, float]:
+    top = retriever.chunks[ranked[0][0]]
+    words = content_words(question)
+    held = content_words(f"{top.heading}\n{top.text}")
+    return max(dense.values()), len(words & held) / len(words) if words else 0.0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retriever.chunking import split_sentences
+from retriever.config import SearchSettings
 from retriever.corpus import normalize
-from retriever.lexical import tokenize
+from retriever.lexical import content_words, tokenize
 
 if TYPE_CHECKING:
     from retriever.search import Hit, Retriever
@@ -25,6 +26,9 @@ MAX_SENTENCES = 3
 # A further sentence joins the answer only if it scores nearly as well as the best one.
 SENTENCE_MARGIN = 0.04
 MIN_SENTENCE_CHARS = 6
+# Share of the question's content words the top passage must hold to be taken as answering
+# at the lower cosine threshold (calibrated with the thresholds, see embedding.py).
+KEYWORD_COVERAGE = 0.75
 NOT_FOUND = "语料中似乎没有能回答这个问题的内容。下面是最接近的段落，仅供参考。"
 
 
@@ -85,13 +89,11 @@ def compose_answer(
 
     `query` is the question's vector, as the search computed it.
     """
-    # How close the nearest passage is in meaning decides whether the corpus answers at all;
-    # the threshold is calibrated on the evaluation sets (see SearchSettings).
     confidence = round(
         max((h.dense_score for h in hits if h.dense_score is not None), default=0.0), 4
     )
     candidates = _candidates(hits[:PASSAGES_CONSIDERED])
-    if not candidates or confidence < retriever.settings.min_answer_score:
+    if not candidates or not _answers(question, hits[0], confidence, retriever.settings):
         return _not_found(question, hits, confidence)
     scores = _score(question, query, candidates, hits, retriever)
     order = np.argsort(-scores)
@@ -121,6 +123,18 @@ def compose_answer(
         key=lambda citation: citation.number,
     )
     return Answer(question, answer, True, confidence, citations)
+
+
+def _answers(question: str, top: Hit, confidence: float, settings: SearchSettings) -> bool:
+    """Whether the corpus answers: the nearest passage is close in meaning, or nearly as close
+    and holding most of the question's words (thresholds calibrated on the evaluation sets)."""
+    if confidence >= settings.min_answer_score:
+        return True
+    if confidence < settings.min_keyword_answer_score:
+        return False
+    words = content_words(question)
+    held = content_words(f"{top.heading}\n{top.text}")
+    return bool(words) and len(words & held) / len(words) >= KEYWORD_COVERAGE
 
 
 def _not_found(question: str, hits: list[Hit], confidence: float) -> Answer:

@@ -39,9 +39,13 @@ class SearchSettings:
     # is its cosine plus lexical_weight * its BM25 score / the best BM25 score. Tuned on the
     # evaluation sets (python -m bench.tune) for the default model.
     lexical_weight: float = 0.02
-    # Below this cosine between the question and its nearest passage, the corpus is taken not
-    # to answer. None: the value calibrated for the index's model (see embedding.py).
+    # Whether the corpus answers at all, from the cosine of the question and its nearest
+    # passage: at least min_answer_score, or at least min_keyword_answer_score when the top
+    # passage also holds most of the question's words. None: the values calibrated for the
+    # index's model (embedding.CALIBRATED_THRESHOLDS); a given min_answer_score alone
+    # applies to both.
     min_answer_score: float | None = None
+    min_keyword_answer_score: float | None = None
 
 
 MAX_QUESTION_CHARS = 1000

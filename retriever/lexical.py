@@ -37,6 +37,18 @@ def tokenize(text: str, *, search_mode: bool = True) -> list[str]:
     return [word for word in words if any(ch.isalnum() for ch in word)]
 
 
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_CHINESE
+
+    return frozenset(STOPWORDS_CHINESE)
+
+
+def content_words(text: str) -> set[str]:
+    """The distinct words of the text that carry meaning: function words left out."""
+    return set(tokenize(text)) - _stopwords()
+
+
 class LexicalIndex:
     """BM25 over chunk tokens. Saved as bm25s's plain .npy and .json files (no pickle)."""
 

@@ -276,8 +276,7 @@ class Retriever:
                 f"{lexical.size} BM25 rows: rebuild it with `python -m retriever build`"
             )
         embedder = embedder or _load_embedder(built_with, cache_dir)
-        if settings.min_answer_score is None:
-            settings = replace(settings, min_answer_score=_calibrated_min_score(embedder.name))
+        settings = _with_thresholds(settings, embedder.name)
         if embedder.dim != manifest["model"]["dim"] or vectors.d != embedder.dim:
             raise IndexLoadError(
                 f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index holds "
@@ -466,16 +465,29 @@ def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]
     return {dense_text(chunk): vectors[i] for i, chunk in enumerate(chunks)}
 
 
-def _calibrated_min_score(model: str) -> float:
-    from retriever.embedding import CALIBRATED_MIN_SCORE
+def _with_thresholds(settings: SearchSettings, model: str) -> SearchSettings:
+    """Fill in the answer thresholds the caller left open."""
+    from retriever.embedding import CALIBRATED_THRESHOLDS
 
-    if model not in CALIBRATED_MIN_SCORE:
+    if settings.min_answer_score is not None:
+        keyword = settings.min_keyword_answer_score
+        return replace(
+            settings,
+            min_keyword_answer_score=settings.min_answer_score if keyword is None else keyword,
+        )
+    if model not in CALIBRATED_THRESHOLDS:
         logger.warning(
             "no answer threshold is calibrated for model %r, so every question counts as "
             "answered: pass SearchSettings(min_answer_score=...) (see python -m bench.tune)",
             model,
         )
-    return CALIBRATED_MIN_SCORE.get(model, 0.0)
+    sure, with_keywords = CALIBRATED_THRESHOLDS.get(model, (0.0, 0.0))
+    keyword = settings.min_keyword_answer_score
+    return replace(
+        settings,
+        min_answer_score=sure,
+        min_keyword_answer_score=with_keywords if keyword is None else keyword,
+    )
 
 
 def _load_embedder(model: str | None, cache_dir: Path) -> Embedder:

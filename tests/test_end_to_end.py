@@ -49,6 +49,7 @@ def test_user_questions_find_their_passage_among_the_shown(real_retriever, quest
     hits = real_retriever.search(question, k=5)
     texts = [hit.heading + hit.text for hit in hits]
     assert any(re.search(phrase, text) for text in texts), texts
+    assert real_retriever.ask(question).found
 
 
 def test_hits_point_at_the_exact_source_text(real_retriever) -> None:
