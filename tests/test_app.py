@@ -1,70 +1,406 @@
-"""The chat page as a real HTTP server, with the real model and index."""
+"""The web layer without a server: follow-ups, rendering, upload checks and background rebuilds.
+
+These run in seconds with the stand-in embedder; tests/test_api.py and tests/test_browser.py
+run the real app.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+import re
+import threading
+from pathlib import Path
 
-import httpx
+import numpy as np
 import pytest
-from conftest import CACHE, ROOT
+
+from retriever import Answer, Citation, Hit, IndexInfo, Quote, Retriever
+from web import uploads
+from web.followup import complete_followup, subject_of
+from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
+from web.render import answer_html, documents_html, info_html
+from web.uploads import UploadError, check_content, check_name
+
+# ------------------------------------------------------------------- follow-ups
+
+DIRECTOR = "办公室主任的直接上级是谁?"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.mark.parametrize(
+    ("message", "earlier", "searched"),
+    [
+        # An ellipsis puts the new name in place of the previous subject.
+        ("那行政助理呢?", [DIRECTOR], "行政助理的直接上级是谁?"),
+        ("那么总经理呢", [DIRECTOR], "总经理的直接上级是谁?"),
+        ("行政助理呢？", [DIRECTOR], "行政助理的直接上级是谁?"),
+        ("那行政助理呢?", ["办公室主任和行政主管哪个大?"], "行政助理和行政主管哪个大?"),
+        # A chain of follow-ups keeps the completed question, not the typed one.
+        ("那总经理呢?", [DIRECTOR, "那行政助理呢?"], "总经理的直接上级是谁?"),
+        # A pronoun, or a missing subject, takes the previous subject.
+        ("它的职责有哪些?", [DIRECTOR], "办公室主任的职责有哪些?"),
+        ("他们每天做什么?", ["行政助理的直接上级是谁?"], "行政助理每天做什么?"),
+        ("那个岗位要加班吗?", [DIRECTOR], "办公室主任要加班吗?"),
+        ("每天要做哪些事?", ["行政助理的职责"], "行政助理每天要做哪些事?"),
+        ("有哪些职责?", ["请问办公室主任的直接上级是谁?"], "办公室主任有哪些职责?"),
+        # An ellipsis that is more than a name is searched on its own.
+        ("那行政助理每天做什么?", [DIRECTOR], "行政助理每天做什么"),
+        ("那行政助理的职责呢?", [DIRECTOR], "行政助理的职责"),
+        # Traditional characters go through the same rules.
+        ("那行政助理呢？", ["辦公室主任的直接上級是誰？"], "行政助理的直接上級是誰？"),
+    ],
+)
+def test_follow_ups_are_completed(message: str, earlier: list[str], searched: str) -> None:
+    assert complete_followup(message, earlier) == searched
 
 
-@pytest.fixture(scope="module")
-def server(real_index) -> Iterator[str]:
-    port = free_port()
-    environment = {
-        **os.environ,
-        "RETRIEVER_INDEX": str(real_index),
-        "RETRIEVER_PORT": str(port),
-        "RETRIEVER_CACHE": str(CACHE),
-        "GRADIO_ANALYTICS_ENABLED": "False",
+@pytest.mark.parametrize(
+    ("message", "earlier"),
+    [
+        ("那行政助理呢?", []),  # nothing to follow
+        ("行政助理每天要做哪些事?", [DIRECTOR]),  # a question of its own
+        ("什么是考勤管理?", [DIRECTOR]),  # starts with a question word, not a predicate
+        ("考勤管理", [DIRECTOR]),  # a bare name without 那 or 呢 may be a new topic
+        ("那个" + "很长的问题" * 10 + "呢?", [DIRECTOR]),  # follow-ups are short
+        ("", [DIRECTOR]),
+    ],
+)
+def test_other_messages_are_searched_as_typed(message: str, earlier: list[str]) -> None:
+    assert complete_followup(message, earlier) == message
+
+
+def test_without_a_previous_subject_only_the_connective_goes() -> None:
+    assert complete_followup("那报表呢?", ["谁负责考勤?"]) == "报表呢?"
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [
+        (DIRECTOR, "办公室主任"),
+        ("办公室主任和行政主管哪个大?", "办公室主任"),
+        ("行政助理每天要做哪些事?", "行政助理"),
+        ("请问行政助理的职责?", "行政助理"),
+        ("谁负责考勤?", ""),
+    ],
+)
+def test_subject_is_the_words_before_the_first_function_word(question: str, subject: str) -> None:
+    assert subject_of(question) == subject
+
+
+# ------------------------------------------------------------------- rendering
+
+SCRIPT = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+def _hit(rank: int, text: str, start: int, **changes) -> Hit:
+    values = {
+        "rank": rank,
+        "score": 0.9,
+        "text": text,
+        "source": "规章.txt",
+        "doc_id": "规章.txt",
+        "title": "规章",
+        "heading": "报销",
+        "start": start,
+        "end": start + len(text),
+        "dense_score": 0.9,
+        "bm25_score": 1.0,
+        "chunk_id": rank,
     }
-    process = subprocess.Popen(
-        [sys.executable, "app.py"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    return Hit(**{**values, **changes})
+
+
+def _answer() -> Answer:
+    first = _hit(1, "无关的开头。差旅费十五日内报销。结尾。", 100)
+    second = _hit(2, "住宿每晚四百元。", 500)
+    third = _hit(3, "不相干的段落。", 900)
+    quote = Quote(106, 116, "差旅费十五日内报销。")
+    return Answer(
+        question="差旅费多久内报销?",
+        answer="差旅费十五日内报销。[1]住宿每晚四百元。[2]",
+        found=True,
+        confidence=0.95,
+        citations=[
+            Citation(1, first, [quote]),
+            Citation(2, second, [Quote(500, 508, "住宿每晚四百元。")]),
+            Citation(3, third, []),
+        ],
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited early:\n{process.stdout.read()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("app.py did not start serving within 180 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
 
 
-def test_page_is_served_with_examples(server: str) -> None:
-    page = httpx.get(server, timeout=10)
-    assert page.status_code == 200 and "<html" in page.text.lower()
+def test_markers_and_sources_agree() -> None:
+    page = answer_html(_answer())
+    markers = re.findall(r'<sup class="qa-marker">\[(\d)\]</sup>', page)
+    sources = re.findall(r'<li class="qa-source" value="(\d)"><div class="qa-where">\[(\d)\]', page)
+    assert markers == ["1", "2"]
+    assert [value for value, _ in sources] == [label for _, label in sources] == ["1", "2", "3"]
+    # The answer comes before its sources, and the uncited passage is folded away.
+    assert page.index("qa-answer") < page.index("qa-sources")
+    assert page.index("<details") < page.index('value="3"')
 
 
-def test_chat_endpoint_answers_with_citation(server: str) -> None:
-    from gradio_client import Client
+def test_the_answering_sentence_is_highlighted_where_it_stands() -> None:
+    page = answer_html(_answer())
+    assert "无关的开头。<mark>差旅费十五日内报销。</mark>结尾。" in page
+    assert "规章.txt" in page and "报销" in page and "第 101–119 字" in page
 
-    client = Client(server, verbose=False)
-    reply = client.predict("办公室主任和行政主管哪个大?", api_name="/ask")
-    assert "在没有特定公司的前提下" in reply
-    assert "[1]" in reply and "office_director_vs_admin_assistant.txt" in reply
+
+def test_passage_markup_is_shown_as_text() -> None:
+    hit = _hit(1, f"正文{SCRIPT} **粗体** [链接](javascript:x) $$x$$\n\n第二段", 0)
+    hit = _hit(1, hit.text, 0, source=f"{SCRIPT}.txt", heading=SCRIPT)
+    answer = Answer("问?", f"正文{SCRIPT}。[1]", True, 0.9, [Citation(1, hit, [])])
+    page = answer_html(answer, asked=SCRIPT)
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
+    # No blank line: Gradio's Markdown would start a new block there and read ** and [](…).
+    assert "\n" not in page
+
+
+def test_not_found_says_so_and_shows_the_closest_passages_plainly() -> None:
+    hits = [_hit(rank, f"段落{rank}。", rank * 100) for rank in range(1, 6)]
+    answer = Answer(
+        "天气?",
+        "语料中似乎没有能回答这个问题的内容。",
+        False,
+        0.5,
+        [Citation(number, hit, []) for number, hit in enumerate(hits, start=1)],
+    )
+    page = answer_html(answer)
+    assert "qa-not-found" in page and "qa-answer" not in page
+    assert "最接近的段落（不是答案）" in page
+    assert "<mark>" not in page and "qa-marker" not in page
+    assert page.index('value="3"') < page.index("<details") < page.index('value="4"')
+
+
+def test_a_completed_follow_up_shows_what_was_searched() -> None:
+    page = answer_html(_answer(), asked="那住宿呢?")
+    assert "按上文理解为：差旅费多久内报销?" in page
+
+
+def test_info_line_names_the_index_and_a_running_rebuild() -> None:
+    info = IndexInfo("index", 3, 3, 42, "multilingual-e5-small", "2025-01-02T03:04:05+00:00", [])
+    idle = info_html(info, BuildState(False, "", 1.0, None))
+    assert "3 篇文档" in idle and "42 个段落" in idle and "multilingual-e5-small" in idle
+    assert "2025-01-02 03:04" in idle and "重建" not in idle
+    building = info_html(info, BuildState(True, "计算向量 64/128", 0.5, None))
+    assert "正在重建索引（计算向量 64/128）" in building
+    failed = info_html(info, BuildState(False, "", 1.0, "<b>disk full</b>"))
+    assert "上次重建失败：&lt;b&gt;disk full&lt;/b&gt;" in failed
+
+
+def test_document_names_are_escaped() -> None:
+    from web.library import DocumentRow
+
+    table = documents_html([DocumentRow("<img src=x>.txt", 2048, "已索引")])
+    assert "&lt;img src=x&gt;.txt" in table and "2.0 KB" in table
+
+
+# ------------------------------------------------------------------- upload checks
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("../x.txt", "路径"),
+        ("a/b.txt", "路径"),
+        ("..\\x.txt", "路径"),
+        ("/etc/passwd.txt", "路径"),
+        ("..", "路径"),
+        (".hidden.txt", "点开头"),
+        ("tool.exe", ".exe"),
+        ("README", "无扩展名"),
+        ("bad\x00name.txt", "控制字符"),
+        ("长" * 90 + ".txt", "太长"),
+        ("", "为空"),
+    ],
+)
+def test_bad_names_are_refused(name: str, says: str) -> None:
+    with pytest.raises(UploadError, match=re.escape(says)):
+        check_name(name)
+
+
+@pytest.mark.parametrize("name", ["规章制度.txt", "Notes.MD", "报告 2024.pdf", "a.docx", "p.htm"])
+def test_plain_document_names_pass(name: str) -> None:
+    assert check_name(name) == name
+
+
+def test_content_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def file(name: str, data: bytes) -> Path:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+
+    with pytest.raises(UploadError, match="空文件"):
+        check_content(file("empty.txt", b""), "empty.txt")
+    with pytest.raises(UploadError, match="无法作为文档读取"):
+        check_content(file("noise.txt", bytes(range(256)) * 20), "noise.txt")
+    with pytest.raises(UploadError, match="无法作为文档读取"):
+        check_content(file("fake.docx", b"PK not a zip"), "fake.docx")
+    with pytest.raises(UploadError, match="没有文字"):
+        check_content(file("blank.html", b"<html><script>x()</script></html>"), "blank.html")
+    gbk = "差旅费报销须在十五个工作日内提交。".encode("gbk")
+    assert check_content(file("gbk.txt", gbk), "gbk.txt") == gbk
+    word = _docx("会议室在三楼。")
+    assert check_content(file("a.docx", word), "a.docx") == word
+    monkeypatch.setattr(uploads, "MAX_FILE_BYTES", 10)
+    with pytest.raises(UploadError, match="上限"):
+        check_content(file("big.txt", "十一个字节以上".encode()), "big.txt")
+
+
+def _docx(text: str) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------- the library
+
+
+class GatedEmbedder:
+    """The stand-in embedder, but a build's passage encoding waits until `gate` is set."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.dim = inner.name, inner.dim
+        self.gate = threading.Event()
+        self.gate.set()
+        self.building = threading.Event()
+        self.fail = False
+
+    def hold(self) -> None:
+        """Make the next build wait inside its passage encoding until `gate` is set."""
+        self.building.clear()
+        self.gate.clear()
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode_queries(texts)
+
+    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        self.building.set()
+        assert self.gate.wait(timeout=30)
+        if self.fail:
+            raise RuntimeError("the model crashed")
+        return self.inner.encode_passages(texts)
+
+
+@pytest.fixture
+def library(small_corpus: Path, hashing_embedder, tmp_path: Path) -> Library:
+    embedder = GatedEmbedder(hashing_embedder)
+    index = tmp_path / "index"
+    Retriever.build(small_corpus, index, embedder=embedder)
+    return Library(small_corpus, index, Retriever.load(index, embedder=embedder))
+
+
+def _upload(tmp_path: Path, name: str, data: bytes) -> tuple[Path, str]:
+    path = tmp_path / "uploads" / name.replace("/", "_")
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path, name
+
+
+def _sources(library: Library, question: str) -> set[str]:
+    return {hit.source for hit in library.retriever.search(question, k=5)}
+
+
+def test_good_uploads_enter_the_corpus_and_bad_ones_change_nothing(
+    library: Library, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in library.corpus_dir.iterdir())
+    outcomes = library.add(
+        [
+            _upload(tmp_path, "../escape.txt", "越界".encode()),
+            _upload(tmp_path, "empty.txt", b""),
+            _upload(tmp_path, "tool.exe", b"MZ"),
+            _upload(tmp_path, "jobs.txt", b"\x00\x01\x02" * 100),  # would replace a good file
+        ]
+    )
+    assert [outcome.ok for outcome in outcomes] == [False] * 4
+    assert sorted(p.name for p in library.corpus_dir.iterdir()) == before
+    assert not (library.corpus_dir.parent / "escape.txt").exists()
+    assert "办公室主任" in (library.corpus_dir / "jobs.txt").read_text(encoding="utf-8")
+
+    [outcome] = library.add([_upload(tmp_path, "travel.txt", "差旅费报销规定。".encode("gbk"))])
+    assert outcome.ok and "已加入" in outcome.message
+    assert sorted(p.name for p in library.corpus_dir.iterdir()) == [*before, "travel.txt"]
+    assert (library.corpus_dir / "travel.txt").read_bytes() == "差旅费报销规定。".encode("gbk")
+    rows = {row.name: row.status for row in library.documents()}
+    assert rows == {"fruit.md": "已索引", "jobs.txt": "已索引", "travel.txt": "等待重建索引"}
+
+
+def test_questions_during_a_rebuild_are_answered_from_the_old_index(
+    library: Library, tmp_path: Path
+) -> None:
+    embedder = library.retriever.embedder
+    library.add([_upload(tmp_path, "travel.txt", "差旅费须在十五个工作日内报销。".encode())])
+    embedder.hold()
+    ticket = library.rebuild()
+    assert embedder.building.wait(timeout=30)
+    assert library.state.running
+    assert "travel.txt" not in _sources(library, "差旅费报销")  # the old index still answers
+
+    embedder.gate.set()
+    state = library.wait(ticket)
+    assert state.error is None and not state.running
+    assert "travel.txt" in _sources(library, "差旅费报销")
+    assert library.retriever.info.documents == 3
+    assert all(row.status == "已索引" for row in library.documents())
+
+
+def test_build_progress_counts_embedded_passages(hashing_embedder) -> None:
+    reports: list[tuple[int, int]] = []
+    embedder = _ProgressEmbedder(
+        hashing_embedder, lambda done, total: reports.append((done, total))
+    )
+    vectors = embedder.encode_passages([f"段落{i}" for i in range(PROGRESS_BATCH * 2 + 3)])
+    assert vectors.shape == (PROGRESS_BATCH * 2 + 3, hashing_embedder.dim)
+    total = PROGRESS_BATCH * 2 + 3
+    assert reports == [
+        (0, total),
+        (PROGRESS_BATCH, total),
+        (PROGRESS_BATCH * 2, total),
+        (total, total),
+    ]
+
+
+def test_a_failed_rebuild_keeps_the_served_index(library: Library, tmp_path: Path) -> None:
+    served = library.retriever
+    library.retriever.embedder.fail = True
+    library.add([_upload(tmp_path, "travel.txt", "差旅费须在十五个工作日内报销。".encode())])
+    state = library.wait(library.rebuild())
+    assert state.error == "the model crashed"
+    assert library.retriever is served
+    assert "travel.txt" not in _sources(library, "差旅费报销")
+    assert "the model crashed" in info_html(served.info, library.state)
+
+
+def test_removing_documents(library: Library) -> None:
+    assert not library.remove("../jobs.txt").ok
+    outcome = library.remove("fruit.md")
+    assert outcome.ok and not (library.corpus_dir / "fruit.md").exists()
+    assert library.wait(library.rebuild()).error is None
+    assert _sources(library, "苹果香蕉") == {"jobs.txt"}
+    last = library.remove("jobs.txt")
+    assert not last.ok and "最后一篇" in last.message
+    assert (library.corpus_dir / "jobs.txt").exists()
+
+
+def test_rebuilds_asked_for_during_a_build_are_served_by_one_more(
+    library: Library, tmp_path: Path
+) -> None:
+    embedder = library.retriever.embedder
+    library.add([_upload(tmp_path, "a.txt", "甲乙丙丁的规定。".encode())])
+    embedder.hold()
+    first = library.rebuild()
+    assert embedder.building.wait(timeout=30)
+    # Added while the first build runs: only a later build can see it.
+    library.add([_upload(tmp_path, "b.txt", "戊己庚辛的规定。".encode())])
+    second = library.rebuild()
+    embedder.gate.set()
+    assert library.wait(second).error is None
+    assert library.wait(first).error is None
+    assert {"a.txt", "b.txt"} <= {row.name for row in library.documents()}
+    assert all(row.status == "已索引" for row in library.documents())

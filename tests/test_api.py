@@ -1,0 +1,181 @@
+"""The HTTP API, with real requests against app.py running the real model and index.
+
+The tests that change the corpus (uploads, removal) come last in the file, and each adds
+content no other test asks about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+
+import httpx
+import pytest
+from web_server import running_app
+
+from retriever import Hit
+from retriever.config import MAX_QUESTION_CHARS
+
+EXAMPLE = "办公室主任和行政主管哪个大?"
+SOURCE = "office_director_vs_admin_assistant.txt"
+GBK_TEXT = "差旅费报销\n差旅费报销须在出差结束后十五个工作日内提交，由财务部审核后发放。\n"
+
+
+@pytest.fixture(scope="module")
+def server(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("api"), real_index) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=120) as client:
+        yield client
+
+
+def test_page_is_served(client: httpx.Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_info_describes_the_served_index(client: httpx.Client) -> None:
+    info = client.get("/api/info").json()
+    assert info["documents"] == 1 and info["chunks"] > 0
+    assert info["model"] == "multilingual-e5-small" and info["created_at"]
+    assert info["rebuilding"] is False and info["last_build_error"] is None
+
+
+def test_search_returns_hits_with_the_cli_fields(client: httpx.Client) -> None:
+    response = client.post("/api/search", json={"question": EXAMPLE, "k": 3})
+    assert response.status_code == 200
+    hits = response.json()
+    assert len(hits) == 3
+    assert set(hits[0]) == {field.name for field in fields(Hit)}
+    assert [hit["rank"] for hit in hits] == [1, 2, 3]
+    assert any("在没有特定公司的前提下" in hit["text"] for hit in hits)
+
+
+def test_ask_answers_with_markers_that_match_the_sources(client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
+    assert set(answer) == {"question", "answer", "found", "confidence", "citations"}
+    assert answer["found"] is True
+    assert "在没有特定公司的前提下" in answer["answer"]
+    numbers = {citation["number"] for citation in answer["citations"]}
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer["answer"])}
+    assert markers and markers <= numbers
+    for citation in answer["citations"]:
+        assert citation["source"] == SOURCE
+        for sentence in citation["answer_sentences"]:
+            assert sentence["text"] in citation["text"]
+            assert citation["start"] <= sentence["start"] < sentence["end"] <= citation["end"]
+
+
+def test_ask_completes_a_follow_up_from_the_history(client: httpx.Client) -> None:
+    answer = client.post(
+        "/api/ask",
+        json={"question": "那行政助理呢?", "history": ["办公室主任的直接上级是谁?"]},
+    ).json()
+    assert answer["question"] == "行政助理的直接上级是谁?"
+    assert answer["found"] is True
+    assert "人事行政经理" in answer["answer"]
+
+
+def test_ask_says_when_the_corpus_does_not_answer(client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": "量子计算机的原理是什么?"}).json()
+    assert answer["found"] is False
+    assert "没有" in answer["answer"] and "[1]" not in answer["answer"]
+    assert answer["citations"], "the closest passages are still given"
+    assert all(not citation["answer_sentences"] for citation in answer["citations"])
+
+
+@pytest.mark.parametrize("path", ["/api/search", "/api/ask"])
+@pytest.mark.parametrize(
+    ("question", "says"),
+    [("", "empty"), ("   ", "empty"), ("问" * (MAX_QUESTION_CHARS + 1), str(MAX_QUESTION_CHARS))],
+)
+def test_unsearchable_questions_get_a_clear_422(
+    client: httpx.Client, path: str, question: str, says: str
+) -> None:
+    response = client.post(path, json={"question": question})
+    assert response.status_code == 422
+    assert says in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"question": 3}, {"question": EXAMPLE, "k": 0}, {"question": EXAMPLE, "k": 999}]
+)
+def test_malformed_requests_get_a_422_naming_the_field(client: httpx.Client, body: dict) -> None:
+    response = client.post("/api/search", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_a_body_that_is_not_json_gets_a_422(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/ask", content=b"question=hello", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+def test_gradio_endpoint_answers_too(server: str) -> None:
+    from gradio_client import Client
+
+    reply = Client(server, verbose=False).predict(EXAMPLE, api_name="/ask")
+    assert "在没有特定公司的前提下" in reply and SOURCE in reply
+    assert '<sup class="qa-marker">[1]</sup>' in reply
+
+
+# --------------------------------------------------------------- changing the corpus
+
+
+def test_bad_files_are_refused_and_nothing_is_lost(client: httpx.Client) -> None:
+    before = client.get("/api/documents").json()
+    response = client.post(
+        "/api/documents",
+        files=[
+            ("files", ("empty.txt", b"", "text/plain")),
+            ("files", ("../escape.txt", "越界的文件".encode(), "text/plain")),
+            ("files", ("tool.exe", b"MZ\x90\x00", "application/octet-stream")),
+            ("files", ("fake.pdf", b"%PDF-1.4 not really", "application/pdf")),
+            ("files", ("noise.txt", bytes(range(256)) * 20, "text/plain")),
+        ],
+    )
+    assert response.status_code == 422
+    outcomes = {item["name"]: item for item in response.json()["files"]}
+    assert not any(item["ok"] for item in outcomes.values())
+    assert "空文件" in outcomes["empty.txt"]["message"]
+    assert "路径" in outcomes["../escape.txt"]["message"]
+    assert ".exe" in outcomes["tool.exe"]["message"]
+    assert "无法作为文档读取" in outcomes["fake.pdf"]["message"]
+    assert "无法作为文档读取" in outcomes["noise.txt"]["message"]
+    assert client.get("/api/documents").json() == before
+    assert client.post("/api/ask", json={"question": EXAMPLE}).json()["found"] is True
+
+
+def test_an_uploaded_gbk_file_is_answerable_without_restart(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/documents",
+        files=[("files", ("travel.txt", GBK_TEXT.encode("gbk"), "text/plain"))],
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["files"][0]["ok"] is True
+    assert response.json()["index"]["documents"] == 2
+    names = [row["name"] for row in client.get("/api/documents").json()]
+    assert "travel.txt" in names
+    answer = client.post("/api/ask", json={"question": "差旅费报销要在多少天内提交?"}).json()
+    assert answer["found"] is True
+    assert "十五个工作日" in answer["answer"]
+    assert answer["citations"][0]["source"] == "travel.txt"
+
+
+def test_removing_a_document_rebuilds_without_it(client: httpx.Client) -> None:
+    assert client.delete("/api/documents/no-such-file.txt").status_code == 404
+    response = client.delete("/api/documents/travel.txt")
+    assert response.status_code == 200, response.text
+    assert response.json()["index"]["documents"] == 1
+    hits = client.post("/api/search", json={"question": "差旅费报销", "k": 5}).json()
+    assert all(hit["source"] != "travel.txt" for hit in hits)
+    last = client.delete(f"/api/documents/{SOURCE}")
+    assert last.status_code == 409 and "最后一篇" in last.json()["files"][0]["message"]

@@ -1,0 +1,173 @@
+"""The page in a real browser: Debian's headless Chromium driven by Playwright.
+
+Playwright cannot download its own browser here, so it drives /usr/bin/chromium, which
+.ci/run installs (with fonts-noto-cjk, without which Chinese renders as boxes). Set
+RETRIEVER_SCREENSHOT=docs/screenshot.png to save the README's screenshot as well.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web_server import running_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+INSTALL_HINT = (
+    "run the install step of .ci/run (apt-get install chromium chromium-driver fonts-noto-cjk; "
+    "pip install -r requirements-web-test.txt)"
+)
+EXAMPLE = "办公室主任和行政主管哪个大?"
+ANSWER_SECONDS = 60
+REBUILD_SECONDS = 120
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    # A missing browser fails rather than skips: these tests are the only check of the page.
+    if not CHROMIUM.exists() or shutil.which("chromedriver") is None:
+        pytest.fail(f"Chromium or chromedriver is not installed: {INSTALL_HINT}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(f"Playwright is not installed: {INSTALL_HINT}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_app(tmp_path_factory.mktemp("browser"), real_index) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser, server: str):
+    # zh-CN: Gradio's own labels (upload area, buttons) then show in Chinese too.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(server)
+    page.locator("#index-info .qa-info").wait_for()
+    yield page
+    context.close()
+
+
+def ask(page, question: str):
+    """Type a question into the chat and return the locator of its answer."""
+    answers = page.locator("#chat .qa")
+    before = answers.count()
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    answer = answers.nth(before)
+    answer.wait_for(timeout=ANSWER_SECONDS * 1000)
+    return answer
+
+
+def upload(page, files: list[tuple[str, bytes]]) -> str:
+    """Upload files through the page, add them, and return the outcome text after the build."""
+    page.locator("#upload input[type=file]").set_input_files(
+        [{"name": name, "mimeType": "text/plain", "buffer": data} for name, data in files]
+    )
+    for name, _ in files:
+        # The download link appears once the file has reached the server.
+        page.locator(f'#upload a[download="{name}"]').wait_for()
+    page.locator("#add").click()
+    outcome = page.locator("#outcome .qa-outcomes")
+    outcome.wait_for(timeout=REBUILD_SECONDS * 1000)
+    return outcome.inner_text()
+
+
+def test_example_question_shows_the_cited_passage(page, tmp_path: Path) -> None:
+    info = page.locator("#index-info").inner_text()
+    assert re.search(r"1 篇文档 · \d+ 个段落 · 模型 multilingual-e5-small · 建于", info)
+    page.get_by_text(EXAMPLE).first.click()
+    answer = page.locator("#chat .qa").first
+    answer.wait_for(timeout=ANSWER_SECONDS * 1000)
+    text = answer.locator(".qa-answer").inner_text()
+    assert "在没有特定公司的前提下" in text
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+    assert markers
+    for number in markers:
+        source = answer.locator(f'.qa-source[value="{number}"]')
+        assert source.locator(".qa-where").inner_text().startswith(f"[{number}]")
+        assert "office_director_vs_admin_assistant.txt" in source.inner_text()
+        highlighted = source.locator("mark").all_inner_texts()
+        assert highlighted and all(sentence in text for sentence in highlighted)
+    answer.evaluate("element => element.scrollIntoView({block: 'start'})")
+    page.screenshot(path=tmp_path / "answer.png")
+    if target := os.environ.get("RETRIEVER_SCREENSHOT"):
+        page.screenshot(path=target)
+
+
+def test_a_follow_up_is_completed_from_the_conversation(page) -> None:
+    ask(page, "办公室主任的直接上级是谁?")
+    answer = ask(page, "那行政助理呢?")
+    assert "按上文理解为：行政助理的直接上级是谁?" in answer.inner_text()
+    assert "人事行政经理" in answer.locator(".qa-answer").inner_text()
+
+
+def test_a_question_the_corpus_cannot_answer_says_so(page) -> None:
+    answer = ask(page, "量子计算机的原理是什么?")
+    assert "没有能回答这个问题的内容" in answer.locator(".qa-not-found").inner_text()
+    assert "最接近的段落（不是答案）" in answer.inner_text()
+    assert answer.locator(".qa-answer").count() == 0 and answer.locator("mark").count() == 0
+    assert answer.locator(".qa-source").count() >= 1
+
+
+def test_an_uploaded_gbk_file_is_answerable(page) -> None:
+    text = "差旅费报销\n差旅费报销须在出差结束后十五个工作日内提交，由财务部审核后发放。\n"
+    outcome = upload(page, [("travel_gbk.txt", text.encode("gbk"))])
+    assert "travel_gbk.txt 已加入文档库" in outcome and "索引已重建" in outcome
+    assert "travel_gbk.txt" in page.locator("#documents").inner_text()
+    assert "2 篇文档" in page.locator("#index-info").inner_text()
+    answer = ask(page, "差旅费报销要在多少天内提交?")
+    assert "十五个工作日" in answer.locator(".qa-answer").inner_text()
+    assert "travel_gbk.txt" in answer.locator('.qa-source[value="1"]').inner_text()
+
+
+def test_an_uploaded_script_shows_as_text_and_never_runs(page) -> None:
+    markup = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+    text = f"门禁规定\n紫藤花园的门禁密码每季度更换一次。{markup}\n"
+    outcome = upload(page, [("xss.txt", text.encode())])
+    assert "索引已重建" in outcome
+    answer = ask(page, "紫藤花园的门禁密码多久更换一次?")
+    assert markup in answer.locator('.qa-source[value="1"] .qa-passage').inner_text()
+    assert answer.locator("script, img").count() == 0
+    assert page.evaluate("window.__xss") is None
+
+
+def test_bad_files_get_a_message_and_change_nothing(page) -> None:
+    documents = page.locator("#documents").inner_text()
+    outcome = upload(page, [("empty.txt", b""), ("tool.exe", b"MZ\x90\x00")])
+    assert "empty.txt 是空文件" in outcome
+    assert "不支持的文件类型 .exe" in outcome
+    assert "没有文件被加入" in outcome
+    assert page.locator("#documents").inner_text() == documents
+
+
+def test_a_document_can_be_removed_through_the_page(page) -> None:
+    upload(page, [("to_remove.txt", "临时文件\n这份临时文件里写着蓝鲸会议室在三楼。\n".encode())])
+    page.locator("#chosen input").click()
+    page.get_by_role("option", name="to_remove.txt").click()
+    page.get_by_role("button", name="删除并重建索引").click()
+    outcome = page.locator("#outcome").get_by_text("to_remove.txt 已从文档库删除")
+    outcome.wait_for(timeout=REBUILD_SECONDS * 1000)
+    page.locator("#outcome").get_by_text("索引已重建").wait_for()
+    assert "to_remove.txt" not in page.locator("#documents").inner_text()
+    answer = ask(page, "蓝鲸会议室在几楼?")
+    assert "to_remove.txt" not in answer.inner_text()

@@ -1,0 +1,77 @@
+"""Start app.py as a real server on a free loopback port, on copies of a corpus and an index.
+
+Shared by the HTTP API and browser tests: each gets its own server, so uploads in one never
+reach the other, and the repository's corpus/ and index/ are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import CACHE, CORPUS, ROOT
+
+STARTUP_SECONDS = 180
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(folder: Path, index: Path) -> Iterator[str]:
+    """Serve copies of corpus/ and `index` (built from corpus/) from `folder`; yields the URL."""
+    corpus_copy = shutil.copytree(CORPUS, folder / "corpus")
+    index_copy = shutil.copytree(index, folder / "index")
+    port = free_port()
+    environment = {
+        **os.environ,
+        "RETRIEVER_CORPUS": str(corpus_copy),
+        "RETRIEVER_INDEX": str(index_copy),
+        "RETRIEVER_PORT": str(port),
+        "RETRIEVER_HOST": "127.0.0.1",
+        "RETRIEVER_CACHE": str(CACHE),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    # A file, not a pipe: nobody reads a pipe while tests run, and a full one would stall
+    # the server.
+    log_path = folder / "app.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=environment, stdout=log, stderr=log
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_serving(process, url, log_path)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_until_serving(process: subprocess.Popen, url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/api/info", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"app.py did not serve within {STARTUP_SECONDS} s:\n{log_path.read_text()}")

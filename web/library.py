@@ -1,0 +1,283 @@
+"""The corpus folder and the live index the web app serves, with rebuilds in the background.
+
+Questions are always answered by a loaded `Retriever`. A rebuild runs on one worker
+thread: `Retriever.build` writes the new index beside the old folder and swaps it in
+whole, then the new index is loaded and replaces the served one under a lock. Until that
+moment questions go on being answered from the old index, and a failed build leaves it
+in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retriever import Retriever
+from retriever.corpus import corpus_files
+from retriever.embedding import Embedder
+from web.uploads import UploadError, check_content, check_name
+
+logger = logging.getLogger(__name__)
+
+# Passages per progress step while embedding: small enough for a lively progress bar,
+# large enough to keep the model's batches full (it runs 32 at a time).
+PROGRESS_BATCH = 64
+
+
+@dataclass(frozen=True)
+class BuildState:
+    """Where the background rebuild is, for the page's progress bar and index line."""
+
+    running: bool
+    stage: str  # what the build is doing, in words for the page
+    fraction: float  # 0 to 1
+    error: str | None  # why the last build failed, if it did
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """A file of the corpus folder, as the document list shows it."""
+
+    name: str  # path relative to the corpus folder
+    size: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one uploaded or removed file."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+class _ProgressEmbedder:
+    """Passes an embedder through, reporting how many passages a build has embedded.
+
+    Only builds use it: the served Retriever keeps the plain embedder, so encoding answer
+    sentences at question time reports nothing.
+    """
+
+    def __init__(self, inner: Embedder, report: Callable[[int, int], None]) -> None:
+        self.inner = inner
+        self.report = report
+        self.name = inner.name
+        self.dim = inner.dim
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode_queries(texts)
+
+    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        parts = []
+        self.report(0, len(texts))  # reading and chunking are done: say so at once
+        for start in range(0, len(texts), PROGRESS_BATCH):
+            parts.append(self.inner.encode_passages(texts[start : start + PROGRESS_BATCH]))
+            self.report(min(start + PROGRESS_BATCH, len(texts)), len(texts))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+
+
+class Library:
+    """The corpus folder, the index built from it, and the Retriever serving that index."""
+
+    def __init__(self, corpus_dir: Path, index_dir: Path, retriever: Retriever) -> None:
+        self.corpus_dir = corpus_dir
+        self.index_dir = index_dir
+        self._retriever = retriever
+        self._embedder = retriever.embedder  # loaded once; every later index reuses it
+        self._lock = threading.Condition()  # guards the served Retriever and build state
+        # Serialises changes to the corpus folder, so that two removals cannot both pass
+        # the last-document check.
+        self._corpus_lock = threading.Lock()
+        self._requested = 0  # rebuilds asked for
+        self._finished = 0  # the request number the last finished build covered
+        self._worker: threading.Thread | None = None
+        self._state = BuildState(running=False, stage="", fraction=1.0, error=None)
+
+    @classmethod
+    def open(cls, corpus_dir: Path, index_dir: Path, *, cache_dir: Path) -> Library:
+        """Load the index (and its model, once); rebuild in the background if it is stale."""
+        library = cls(corpus_dir, index_dir, Retriever.load(index_dir, cache_dir=cache_dir))
+        if library.retriever.is_stale(corpus_dir):
+            logger.info("%s differs from the files in %s: rebuilding", index_dir, corpus_dir)
+            library.rebuild()
+        return library
+
+    @property
+    def retriever(self) -> Retriever:
+        """The Retriever serving questions now; replaced whole when a rebuild finishes."""
+        with self._lock:
+            return self._retriever
+
+    @property
+    def state(self) -> BuildState:
+        """Whether a rebuild runs and how far it is, or why the last one failed."""
+        with self._lock:
+            return self._state
+
+    # ------------------------------------------------------------------ documents
+
+    def documents(self) -> list[DocumentRow]:
+        """The corpus folder's files, each with whether the served index holds it."""
+        manifest = self.retriever.manifest
+        indexed = {source["path"]: source for source in manifest["sources"]}
+        skipped = {item["path"]: item["reason"] for item in manifest.get("skipped", [])}
+        rows = []
+        for path in corpus_files(self.corpus_dir):
+            name = path.relative_to(self.corpus_dir).as_posix()
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # removed since it was listed
+                continue
+            if name in skipped:
+                status = f"未能读取：{skipped[name]}"
+            elif name in indexed and indexed[name]["size"] == size:
+                status = "已索引"
+            else:
+                status = "等待重建索引"
+            rows.append(DocumentRow(name, size, status))
+        return rows
+
+    def add(self, uploads: list[tuple[Path, str]]) -> list[Outcome]:
+        """Check each (file, name) and copy the good ones into the corpus folder.
+
+        A refused file is reported and nothing is written for it. Accepted files are
+        written to a hidden temporary file (builds skip hidden files) and renamed into place,
+        so a build never reads half a file. Does not rebuild: call rebuild() after.
+        """
+        outcomes = []
+        for path, name in uploads:
+            try:
+                data = check_content(path, check_name(name))
+            except UploadError as error:
+                outcomes.append(Outcome(name, False, str(error)))
+                continue
+            except OSError as error:
+                outcomes.append(Outcome(name, False, f"{name} 无法读取：{error.strerror}"))
+                continue
+            target = self.corpus_dir / name
+            with self._corpus_lock:
+                replaced = target.exists()
+                self._write(target, data)
+            verb = "已替换同名文件" if replaced else "已加入文档库"
+            outcomes.append(Outcome(name, True, f"{name} {verb}"))
+        return outcomes
+
+    def _write(self, target: Path, data: bytes) -> None:
+        self.corpus_dir.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=self.corpus_dir)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, 0o644)  # mkstemp makes it private; a document is not secret
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def remove(self, name: str) -> Outcome:
+        """Delete one file of the corpus folder by its listed name. Does not rebuild."""
+        with self._corpus_lock:
+            names = [row.name for row in self.documents()]
+            # Only a listed name is accepted, so no name can point outside the corpus folder.
+            if name not in names:
+                return Outcome(name, False, f"文档库里没有 {name}")
+            if len(names) == 1:
+                return Outcome(
+                    name, False, f"{name} 是最后一篇文档：索引不能是空的，请先上传别的文档"
+                )
+            (self.corpus_dir / name).unlink()
+        return Outcome(name, True, f"{name} 已从文档库删除")
+
+    # ------------------------------------------------------------------ rebuilding
+
+    def rebuild(self) -> int:
+        """Ask for the index to be rebuilt from the corpus folder; returns a ticket for wait().
+
+        Requests made while a build runs are served by one more build after it, which reads
+        the folder as it is by then.
+        """
+        with self._lock:
+            self._requested += 1
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="rebuild", daemon=True)
+                self._worker.start()
+            return self._requested
+
+    def wait(
+        self,
+        ticket: int,
+        on_progress: Callable[[BuildState], None] | None = None,
+        *,
+        interval: float = 0.5,
+    ) -> BuildState:
+        """Block until a build that started after `ticket` was issued has finished.
+
+        `on_progress` is called every `interval` seconds meanwhile, outside the lock.
+        """
+        while True:
+            with self._lock:
+                if self._finished >= ticket:
+                    return self._state
+                self._lock.wait(interval)
+                state = self._state
+            if on_progress is not None:
+                on_progress(state)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if self._finished >= self._requested:
+                    self._worker = None
+                    return
+                target = self._requested
+                self._state = BuildState(True, "读取文档", 0.02, None)
+            error = None
+            try:
+                self._build_and_swap()
+            except Exception as failure:  # a failed build must never take the served index
+                logger.exception("rebuilding %s failed", self.index_dir)
+                error = str(failure) or type(failure).__name__
+            with self._lock:
+                self._finished = target
+                self._state = BuildState(False, "", 1.0, error)
+                self._lock.notify_all()
+
+    def _build_and_swap(self) -> None:
+        report = Retriever.build(
+            self.corpus_dir,
+            self.index_dir,
+            embedder=_ProgressEmbedder(self._embedder, self._embedded),
+        )
+        self._set_state("加载新索引", 0.95)
+        fresh = Retriever.load(self.index_dir, embedder=self._embedder)
+        with self._lock:
+            self._retriever = fresh
+        logger.info(
+            "now serving %s: %d documents, %d chunks (%d embedded, %d reused)",
+            self.index_dir,
+            report.index.documents,
+            report.index.chunks,
+            report.embedded,
+            report.reused,
+        )
+
+    def _embedded(self, done: int, total: int) -> None:
+        # Embedding is nearly all of a build's time; reading and writing share the rest.
+        if done < total:
+            self._set_state(f"计算向量 {done}/{total}", 0.05 + 0.85 * done / total)
+        else:
+            self._set_state("写入索引", 0.9)
+
+    def _set_state(self, stage: str, fraction: float) -> None:
+        with self._lock:
+            self._state = BuildState(True, stage, fraction, None)
