@@ -23,8 +23,10 @@ $(RUNTIME): requirements.txt
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
-$(DEV): $(RUNTIME) requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# Tests include a smoke run of the benchmarks, so they need the peers too (requirements-bench
+# includes requirements-dev).
+$(DEV): $(RUNTIME) requirements-dev.txt requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $@
 
 model: $(MODEL)  ## build the default embedding model once, offline

@@ -1,0 +1,479 @@
+"""The systems the benchmarks compare: this project and the peers a user would set up instead.
+
+Every system answers the same two calls, so that one loop scores and times them all:
+
+    system.build(records)          index a list of Records (id, title, text)
+    system.search(question, k)     the ids of the k best passages, best first
+
+and `save(folder)` / `load(folder, model_path)` so that a built index is cached and a fresh
+process can be timed from start to first answer.
+
+The peers are configured as their own projects do it for Chinese, with the project's default
+embedding model (the same local folder) and its E5 prefixes ("query: " / "passage: "):
+
+* `LangChainPeer`, a Langchain-Chatchat-style stack: RecursiveCharacterTextSplitter with
+  Chinese separators, a FAISS store of normalised vectors searched by inner product, BM25
+  (rank_bm25) over jieba tokens, and an EnsembleRetriever of the two with Chatchat's weights.
+* `TxtaiPeer`: txtai Embeddings with `hybrid=True`, `content=True`, and txtai's defaults
+  for everything else (BM25 scoring with its Unicode tokenizer, convex fusion, FAISS backend).
+
+Each peer indexes a passage as "title\\ntext", the same information the project's chunks carry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from retriever.evaluation import Dataset
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = REPO / "bench" / "datasets"
+CACHE = REPO / ".cache"
+BENCH_CACHE = CACHE / "bench"
+SETS = ("cmrc2018_dev", "dureader_demo")
+PEER_PACKAGES = (
+    "langchain_community",
+    "langchain_classic",
+    "langchain_text_splitters",
+    "rank_bm25",
+    "txtai",
+    "matplotlib",
+    "psutil",
+)
+INSTALL_HINT = "install the benchmark requirements: .venv/bin/pip install -r requirements-bench.txt"
+QUERY_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+
+
+class PeersMissingError(RuntimeError):
+    """A peer package is not installed; the message names it and the command that fixes it."""
+
+
+def check_peer_packages() -> None:
+    """Raise PeersMissingError naming every benchmark package that cannot be imported."""
+    import importlib.util
+
+    missing = [name for name in PEER_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise PeersMissingError(f"missing {', '.join(missing)}: {INSTALL_HINT}")
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Record:
+    """One passage of an evaluation corpus."""
+
+    id: str
+    title: str
+    text: str
+
+    @property
+    def content(self) -> str:
+        """What a peer indexes: the title gives a short passage its context, as in the project."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+def read_records(corpus: Path) -> list[Record]:
+    """The passages of a corpus.jsonl file, in file order."""
+    records = []
+    with corpus.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                records.append(Record(str(row["id"]), row.get("title") or "", row["text"]))
+    return records
+
+
+def write_records(records: list[Record], corpus: Path) -> None:
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    with corpus.open("w", encoding="utf-8") as handle:
+        for record in records:
+            row = {"id": record.id, "title": record.title, "text": record.text}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def take_slice(
+    dataset: Dataset,
+    *,
+    limit: int | None,
+    corpus_limit: int | None,
+    workdir: Path,
+) -> tuple[Dataset, list[Record]]:
+    """The dataset cut to at most `limit` questions and `corpus_limit` passages.
+
+    The passages are the gold ones of the kept questions first (so that every kept question
+    can be answered), then distractors in file order. The cut corpus is written under
+    `workdir` and gets its own name, so its indexes never replace the full set's in a cache.
+    """
+    records = read_records(dataset.corpus)
+    question_ids = list(dataset.questions)[:limit] if limit else list(dataset.questions)
+    if not corpus_limit or corpus_limit >= len(records):
+        kept = {qid: dataset.questions[qid] for qid in question_ids}
+        return Dataset(dataset.name, dataset.corpus, kept, {q: dataset.gold[q] for q in kept}), (
+            records
+        )
+    by_id = {record.id: record for record in records}
+    chosen: dict[str, None] = {}
+    questions: list[str] = []
+    for qid in question_ids:
+        gold = [pid for pid in sorted(dataset.gold[qid]) if pid in by_id]
+        if not gold or len(chosen) + len(gold) > corpus_limit:
+            continue
+        chosen.update(dict.fromkeys(gold))
+        questions.append(qid)
+    for record in records:
+        if len(chosen) >= corpus_limit:
+            break
+        chosen.setdefault(record.id)
+    sliced = [record for record in records if record.id in chosen]
+    name = f"{dataset.name}-q{len(questions)}-c{len(sliced)}"
+    corpus = workdir / name / "corpus.jsonl"
+    write_records(sliced, corpus)
+    return (
+        Dataset(
+            name,
+            corpus,
+            {qid: dataset.questions[qid] for qid in questions},
+            {qid: dataset.gold[qid] & set(chosen) for qid in questions},
+        ),
+        sliced,
+    )
+
+
+def default_model_path() -> Path:
+    """The local folder of the project's default model, built offline once."""
+    from retriever.default_model import ensure_default_model
+
+    return ensure_default_model(CACHE)
+
+
+def passage_ids(ranked: list[str], k: int) -> list[str]:
+    """The first k distinct passage ids of a ranking of chunks (a passage's best chunk wins)."""
+    seen: dict[str, None] = {}
+    for pid in ranked:
+        seen.setdefault(pid)
+        if len(seen) == k:
+            break
+    return list(seen)
+
+
+# ------------------------------------------------------------------------- systems
+
+
+class System(Protocol):
+    """What the benchmarks need of a retrieval system."""
+
+    name: str
+
+    def build(self, records: list[Record]) -> None: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def search(self, question: str, k: int) -> list[str]: ...
+
+
+class ProjectSystem:
+    """This project's Retriever in hybrid mode, behind the benchmarks' interface.
+
+    `build` writes the records as a corpus.jsonl and runs Retriever.build on it, the path a
+    user takes; the index is written straight into the folder given to `save`.
+    """
+
+    name = "project"
+
+    def __init__(self, model_path: Path, *, index_dir: Path, embedder: Any = None) -> None:
+        from retriever.default_model import DEFAULT_MODEL_NAME
+        from retriever.embedding import SentenceTransformerEmbedder
+
+        del model_path  # the project resolves its default model itself
+        self.index_dir = index_dir
+        self.embedder = embedder or SentenceTransformerEmbedder.load(
+            DEFAULT_MODEL_NAME, cache_dir=CACHE
+        )
+        self.retriever: Any = None
+        self.chunks = 0
+
+    def build(self, records: list[Record]) -> None:
+        from retriever import Retriever
+
+        corpus = self.index_dir.parent / f".{self.index_dir.name}.corpus" / "corpus.jsonl"
+        write_records(records, corpus)
+        report = Retriever.build(corpus, self.index_dir, embedder=self.embedder)
+        self.chunks = report.index.chunks
+        self.retriever = Retriever.load(self.index_dir, embedder=self.embedder)
+
+    def save(self, folder: Path) -> None:
+        if folder.resolve() != self.index_dir.resolve():
+            raise ValueError(f"the project index lives in {self.index_dir}, not {folder}")
+
+    @classmethod
+    def load(cls, folder: Path, model_path: Path, *, embedder: Any = None) -> ProjectSystem:
+        from retriever import Retriever
+
+        system = cls(model_path, index_dir=folder, embedder=embedder)
+        system.retriever = Retriever.load(folder, embedder=system.embedder)
+        system.chunks = len(system.retriever.chunks)
+        return system
+
+    def search(self, question: str, k: int) -> list[str]:
+        hits = self.retriever.search(question, k=k)
+        return passage_ids([hit.doc_id.split("#", 1)[-1] for hit in hits], k)
+
+
+class LangChainPeer:
+    """A Langchain-Chatchat-style hybrid retriever.
+
+    Settings and why:
+
+    * chunks of 250 characters with 50 of overlap: Chatchat 0.2's defaults (CHUNK_SIZE,
+      OVERLAP_SIZE), which come to ~300 characters with the overlap, like the project's 300;
+    * separators from paragraph down to comma, Chinese punctuation first, kept at the end of
+      the piece they close, as Chatchat's ChineseRecursiveTextSplitter does;
+    * FAISS searched by inner product over normalised vectors, as Chatchat's FAISS pool creates
+      it (Chatchat also passes normalize_L2, which LangChain ignores for inner product with a
+      warning; the vectors are normalised by the model already);
+    * BM25Retriever (rank_bm25's BM25Okapi) over `jieba.lcut_for_search` tokens: the tokeniser
+      Chatchat's EnsembleRetrieverService passes (search mode also yields the words inside
+      compounds, so it is the stronger of jieba's modes for retrieval);
+    * EnsembleRetriever weights [0.5, 0.5] (BM25, FAISS): Chatchat's, with LangChain's
+      weighted reciprocal-rank fusion (c=60);
+    * each side returns 50 chunks: the project's own candidate depth (SearchSettings), so both
+      fuse equally deep lists. Chatchat also applies a score threshold to the FAISS side; it
+      only removes candidates, so it is left off to give the peer its best recall.
+    * HuggingFaceBgeEmbeddings is langchain-community's sentence-transformers wrapper that
+      prefixes queries and documents separately (plain HuggingFaceEmbeddings encodes both the
+      same way, so it cannot apply E5's two prefixes); Chatchat uses it for BGE models.
+    """
+
+    name = "langchain"
+    CHUNK_SIZE: ClassVar[int] = 250
+    CHUNK_OVERLAP: ClassVar[int] = 50
+    SEPARATORS: ClassVar[list[str]] = ["\n\n", "\n", "。", "！", "？", "；", "，", ""]
+    WEIGHTS: ClassVar[list[float]] = [0.5, 0.5]
+    CANDIDATES: ClassVar[int] = 50
+
+    def __init__(self, model_path: Path) -> None:
+        from langchain_community.embeddings import HuggingFaceBgeEmbeddings
+
+        self.embeddings = HuggingFaceBgeEmbeddings(
+            model_name=str(model_path),
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+            query_instruction=QUERY_PREFIX,
+            embed_instruction=PASSAGE_PREFIX,
+        )
+        self.store: Any = None
+        self.ensemble: Any = None
+        self.chunks = 0
+
+    def split(self, records: list[Record]) -> list[Any]:
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        splitter = RecursiveCharacterTextSplitter(
+            separators=self.SEPARATORS,
+            chunk_size=self.CHUNK_SIZE,
+            chunk_overlap=self.CHUNK_OVERLAP,
+            keep_separator="end",
+        )
+        return splitter.create_documents(
+            [record.content for record in records],
+            metadatas=[{"pid": record.id} for record in records],
+        )
+
+    def build(self, records: list[Record]) -> None:
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+        documents = self.split(records)
+        self.store = FAISS.from_documents(
+            documents,
+            self.embeddings,
+            distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+        )
+        self._assemble()
+
+    def _assemble(self) -> None:
+        """BM25 over the store's documents and the ensemble; LangChain does not persist BM25."""
+        import jieba
+        from langchain_classic.retrievers import EnsembleRetriever
+        from langchain_community.retrievers import BM25Retriever
+
+        jieba.setLogLevel(logging.WARNING)
+        documents = list(self.store.docstore._dict.values())
+        self.chunks = len(documents)
+        bm25 = BM25Retriever.from_documents(documents, preprocess_func=jieba.lcut_for_search)
+        bm25.k = self.CANDIDATES
+        dense = self.store.as_retriever(search_kwargs={"k": self.CANDIDATES})
+        self.ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=self.WEIGHTS)
+
+    def save(self, folder: Path) -> None:
+        # LangChain's own format (index.faiss + a pickled docstore), as a user would save it.
+        self.store.save_local(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path, model_path: Path) -> LangChainPeer:
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+        peer = cls(model_path)
+        peer.store = FAISS.load_local(
+            str(folder),
+            peer.embeddings,
+            allow_dangerous_deserialization=True,  # our own cache, written by save()
+            distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+        )
+        peer._assemble()
+        return peer
+
+    def search(self, question: str, k: int) -> list[str]:
+        documents = self.ensemble.invoke(question)
+        return passage_ids([document.metadata["pid"] for document in documents], k)
+
+
+class TxtaiPeer:
+    """txtai Embeddings with hybrid search, as txtai's documentation sets it up.
+
+    `hybrid=True` makes txtai add a BM25 index (`{"method": "bm25", "terms": True,
+    "normalize": True}`) beside the dense one and fuse the two by a convex combination of
+    normalised scores, weight 0.5 each; its default tokenizer segments text by Unicode word
+    boundaries (UAX #29), which cuts Chinese into single characters. Passages are indexed
+    whole: txtai does not chunk unless a pipeline is put in front of it, and these passages
+    fit the model's 512 tokens. The FAISS backend is txtai's default (IVF above 5,000 vectors).
+    """
+
+    name = "txtai"
+
+    def __init__(self, model_path: Path, embeddings: Any = None) -> None:
+        from txtai import Embeddings
+
+        self.model_path = model_path
+        # Embeddings(config) loads the model at once; a loaded index brings its own instance.
+        self.embeddings = embeddings or Embeddings(self.config(model_path))
+        self.chunks = 0
+
+    @staticmethod
+    def config(model_path: Path) -> dict[str, Any]:
+        return {
+            "path": str(model_path),
+            "content": True,
+            "hybrid": True,
+            "instructions": {"query": QUERY_PREFIX, "data": PASSAGE_PREFIX},
+        }
+
+    def build(self, records: list[Record]) -> None:
+        self.embeddings.index((record.id, record.content, None) for record in records)
+        self.chunks = len(records)
+
+    def save(self, folder: Path) -> None:
+        self.embeddings.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path, model_path: Path) -> TxtaiPeer:
+        from txtai import Embeddings
+
+        # The saved config holds the model path it was built with; passing the path again
+        # keeps the cache valid if the repository moves.
+        embeddings = Embeddings().load(str(folder), config={"path": str(model_path)})
+        peer = cls(model_path, embeddings)
+        peer.chunks = embeddings.count()
+        return peer
+
+    def search(self, question: str, k: int) -> list[str]:
+        results = self.embeddings.search(question, k)
+        return passage_ids([str(result["id"]) for result in results], k)
+
+
+PEERS: dict[str, type[LangChainPeer] | type[TxtaiPeer]] = {
+    LangChainPeer.name: LangChainPeer,
+    TxtaiPeer.name: TxtaiPeer,
+}
+SYSTEMS = (ProjectSystem.name, *PEERS)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@dataclass(frozen=True)
+class BuiltIndex:
+    """A system's index of one corpus in the cache, and what building it cost."""
+
+    folder: Path
+    system: str
+    seconds: float | None  # None when it was already cached
+    chunks: int
+    instance: Any = None  # the system just built, ready to search (None when cached)
+
+
+def index_folder(cache: Path, system: str, dataset_name: str, corpus: Path) -> Path:
+    """Where a system's index of a corpus is cached: named by the corpus's content hash, so
+    a changed corpus is rebuilt rather than silently reused."""
+    import hashlib
+
+    digest = hashlib.sha256(corpus.read_bytes()).hexdigest()[:12]
+    return cache / f"{system}-{dataset_name}-{digest}"
+
+
+MARKER = "bench_build.json"
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def build_system(system: str, records: list[Record], folder: Path, model_path: Path) -> BuiltIndex:
+    """Build a system's index into `folder` (replacing any), timing the build itself."""
+    import time
+
+    staging = folder.with_name(f".{folder.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    started = time.perf_counter()
+    if system == ProjectSystem.name:
+        instance: Any = ProjectSystem(model_path, index_dir=staging / "index")
+        instance.build(records)
+        seconds = time.perf_counter() - started
+    else:
+        instance = PEERS[system](model_path)
+        instance.build(records)
+        instance.save(staging / "index")
+        seconds = time.perf_counter() - started
+    marker = {"system": system, "seconds": seconds, "passages": len(records)}
+    marker["chunks"] = instance.chunks
+    (staging / MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+    if system == ProjectSystem.name:  # the staging folder it was loaded from is gone
+        instance = ProjectSystem.load(folder / "index", model_path, embedder=instance.embedder)
+    return BuiltIndex(folder, system, seconds, instance.chunks, instance)
+
+
+def open_system(system: str, folder: Path, model_path: Path) -> Any:
+    """Load a cached index of a system."""
+    if system == ProjectSystem.name:
+        return ProjectSystem.load(folder / "index", model_path)
+    return PEERS[system].load(folder / "index", model_path)
+
+
+def ensure_built(
+    system: str, dataset_name: str, corpus: Path, records: list[Record], cache: Path
+) -> BuiltIndex:
+    """The cached index of a system over a corpus, built once."""
+    folder = index_folder(cache, system, dataset_name, corpus)
+    marker = read_marker(folder)
+    if marker is not None:
+        return BuiltIndex(folder, system, None, int(marker["chunks"]))
+    logger.warning("building the %s index of %s in %s (once)", system, dataset_name, folder)
+    return build_system(system, records, folder, default_model_path())

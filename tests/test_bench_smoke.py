@@ -1,0 +1,117 @@
+"""Each benchmark script runs on a tiny slice and writes a well-formed report.
+
+Benchmarks measure; this checks only that they run and that their output has the shape the
+docs rely on (every system, every metric, numbers in range). No timing is asserted.
+
+The peers (LangChain, rank_bm25, txtai) come from requirements-bench.txt. Without them these
+tests fail, not skip: CI installs that file, and a silently skipped benchmark is a broken one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.peers import PeersMissingError, check_peer_packages
+
+pytestmark = pytest.mark.model
+
+METRIC_ROW = re.compile(r"^\| (?P<system>[^|]+?) \|(?P<cells>( \**\d\.\d{3}\** \|){5})$")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def peers_installed() -> None:
+    try:
+        check_peer_packages()
+    except PeersMissingError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the module: slices and indexes are tiny, and built once."""
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+def _table_rows(markdown: str) -> dict[str, list[float]]:
+    rows = {}
+    for line in markdown.splitlines():
+        match = METRIC_ROW.match(line)
+        if match:
+            cells = [c.strip().strip("*") for c in match["cells"].strip(" |").split("|")]
+            rows[match["system"]] = [float(c) for c in cells]
+    return rows
+
+
+def test_quality_scores_every_system(cache: Path, tmp_path: Path) -> None:
+    from bench.quality import main
+
+    output = tmp_path / "quality.md"
+    argv = ["--sets", "dureader_demo", "--limit", "5", "--corpus-limit", "20", "-q"]
+    assert main([*argv, "--cache", str(cache), "--output", str(output)]) == 0
+    rows = _table_rows(output.read_text(encoding="utf-8"))
+    assert set(rows) == {"project bm25", "project dense", "project hybrid", "langchain", "txtai"}
+    for values in rows.values():
+        assert all(0.0 <= v <= 1.0 for v in values)
+        r1, r5, r10, hit10, _ = values
+        assert r1 <= r5 <= r10 <= hit10  # recall grows with k; a hit needs only one gold
+    assert (cache / "bench" / "quality_details.json").is_file()
+
+
+def test_speed_reports_every_system(cache: Path, tmp_path: Path) -> None:
+    from bench.speed import main
+
+    output = tmp_path / "speed.md"
+    assert main(["--quick", "--cache", str(cache), "--output", str(output)]) == 0
+    rows = [line for line in output.read_text(encoding="utf-8").splitlines() if line[:2] == "| "]
+    systems = [row.split("|")[1].strip() for row in rows[1:]]
+    assert systems == ["project", "langchain", "txtai"]
+    assert all(row.count("|") == 9 and " ms (" in row and " MB (" in row for row in rows[1:])
+    assert "(1.00×)" in rows[1]  # the project is the base of every ratio
+
+
+def test_onnx_int8_builds_and_scores(cache: Path, tmp_path: Path) -> None:
+    from bench.onnx_int8 import main
+
+    output = tmp_path / "onnx.md"
+    argv = ["--quick", "--sets", "dureader_demo", "--cache", str(cache), "--output", str(output)]
+    assert main(argv) == 0
+    report = output.read_text(encoding="utf-8")
+    for backend in ("torch fp32", "onnx fp32", "onnx int8"):
+        assert f"| {backend} |" in report
+    assert re.search(r"Rule .*: \*\*(passes|fails)\*\*", report)
+
+
+def test_onnx_int8_agrees_with_torch(cache: Path) -> None:
+    """The int8 model's vectors point where the fp32 model's do (a broken export would not)."""
+    import numpy as np
+
+    from bench.onnx_int8 import OnnxEmbedder, sample_passages
+    from bench.peers import CACHE
+    from retriever.default_model import DEFAULT_MODEL_NAME
+    from retriever.embedding import SentenceTransformerEmbedder
+
+    texts = sample_passages(8)
+    int8 = OnnxEmbedder.load(CACHE).encode_passages(texts)
+    fp32 = SentenceTransformerEmbedder.load(DEFAULT_MODEL_NAME, cache_dir=CACHE).encode_passages(
+        texts
+    )
+    assert int8.shape == fp32.shape
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-3)
+    assert float(np.sum(int8 * fp32, axis=1).min()) > 0.98
+
+
+def test_scale_writes_tables_and_plots(cache: Path, tmp_path: Path) -> None:
+    from bench.scale import main
+
+    assert main(["--quick", "--cache", str(cache), "--output-dir", str(tmp_path)]) == 0
+    report = (tmp_path / "scale.md").read_text(encoding="utf-8")
+    for part in ("Whole project indexes", "BM25 alone", "FAISS alone"):
+        assert part in report
+    for name in ("whole", "bm25", "faiss"):
+        png = tmp_path / f"scale_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    recalls = [float(m) for m in re.findall(r"\| (\d\.\d{3}) \|$", report, re.M)]
+    assert recalls and all(0.0 <= r <= 1.0 for r in recalls)
