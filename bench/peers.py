@@ -119,9 +119,8 @@ def take_slice(
     question_ids = list(dataset.questions)[:limit] if limit else list(dataset.questions)
     if not corpus_limit or corpus_limit >= len(records):
         kept = {qid: dataset.questions[qid] for qid in question_ids}
-        return Dataset(dataset.name, dataset.corpus, kept, {q: dataset.gold[q] for q in kept}), (
-            records
-        )
+        gold = {qid: dataset.gold[qid] for qid in kept}
+        return Dataset(dataset.name, dataset.corpus, kept, gold), records
     by_id = {record.id: record for record in records}
     chosen: dict[str, None] = {}
     questions: list[str] = []
@@ -263,15 +262,21 @@ class LangChainPeer:
     CANDIDATES: ClassVar[int] = 50
 
     def __init__(self, model_path: Path) -> None:
+        import warnings
+
         from langchain_community.embeddings import HuggingFaceBgeEmbeddings
 
-        self.embeddings = HuggingFaceBgeEmbeddings(
-            model_name=str(model_path),
-            model_kwargs={"device": "cpu"},
-            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
-            query_instruction=QUERY_PREFIX,
-            embed_instruction=PASSAGE_PREFIX,
-        )
+        with warnings.catch_warnings():
+            # It points to langchain-huggingface, which cannot be installed here (see the
+            # class docstring); the class itself works and is what Chatchat uses.
+            warnings.filterwarnings("ignore", message=".*HuggingFaceBgeEmbeddings.*deprecated")
+            self.embeddings = HuggingFaceBgeEmbeddings(
+                model_name=str(model_path),
+                model_kwargs={"device": "cpu"},
+                encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+                query_instruction=QUERY_PREFIX,
+                embed_instruction=PASSAGE_PREFIX,
+            )
         self.store: Any = None
         self.ensemble: Any = None
         self.chunks = 0
@@ -347,8 +352,9 @@ class TxtaiPeer:
     "normalize": True}`) beside the dense one and fuse the two by a convex combination of
     normalised scores, weight 0.5 each; its default tokenizer segments text by Unicode word
     boundaries (UAX #29), which cuts Chinese into single characters. Passages are indexed
-    whole: txtai does not chunk unless a pipeline is put in front of it, and these passages
-    fit the model's 512 tokens. The FAISS backend is txtai's default (IVF above 5,000 vectors).
+    whole: txtai does not chunk unless a pipeline is put in front of it, and nearly all of
+    these passages fit the model's 512 tokens (longer ones are truncated). The FAISS backend
+    is txtai's default (IVF above 5,000 vectors).
     """
 
     name = "txtai"
