@@ -30,7 +30,6 @@ import platform
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from bench.peers import CACHE, DATASETS, REPO, Record, index_folder, read_records, write_records
+from bench.speed import run_child
 
 logger = logging.getLogger("bench.scale")
 
@@ -105,20 +105,6 @@ def records_for_chunks(target: int) -> list[Record]:
     return records
 
 
-def _speed_child(arguments: list[str]) -> dict[str, Any]:
-    """bench.speed's build and serve children, so that both benchmarks time the same way."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.speed", *arguments],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"bench.speed {arguments[0]} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def whole(sizes: tuple[int, ...], cache: Path) -> list[dict[str, Any]]:
     questions = cache / "bench" / "scale" / "questions.json"
     questions.parent.mkdir(parents=True, exist_ok=True)
@@ -130,10 +116,10 @@ def whole(sizes: tuple[int, ...], cache: Path) -> list[dict[str, Any]]:
         write_records(records, corpus)
         folder = index_folder(cache / "bench" / "scale", "project", f"dureader-{target}", corpus)
         print(f"  whole index of ~{target} chunks: building", file=sys.stderr, flush=True)
-        built = _speed_child(
+        built = run_child(
             ["_build", "--system", "project", "--corpus", str(corpus), "--folder", str(folder)]
         )
-        served = _speed_child(
+        served = run_child(
             [
                 "_serve",
                 "--system",
@@ -327,19 +313,6 @@ def child_faiss(size: int, kind: str, *, quick: bool = False) -> list[dict[str, 
             }
         )
     return rows
-
-
-def _scale_child(arguments: list[str]) -> Any:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.scale", *arguments],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"bench.scale {arguments} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 # -------------------------------------------------------------------- plotting
@@ -574,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in synthetic_sizes:
             print(f"  bm25 over {size} passages", file=sys.stderr, flush=True)
             folder = args.cache / "bench" / "scale" / f"bm25-{size}"
-            tables.bm25.append(_scale_child(["_bm25", str(size), str(folder)]))
+            tables.bm25.append(run_child(["_bm25", str(size), str(folder)], "bench.scale"))
         plot_bm25(tables.bm25, plots["bm25"])
     if "faiss" in args.parts:
         if not args.quick:
@@ -583,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("flat", "hnsw", "ivf"):
                 print(f"  faiss {kind} over {size} vectors", file=sys.stderr, flush=True)
                 quick = ["--quick"] if args.quick else []
-                tables.faiss.extend(_scale_child(["_faiss", str(size), kind, *quick]))
+                tables.faiss.extend(run_child(["_faiss", str(size), kind, *quick], "bench.scale"))
         plot_faiss(tables.faiss, plots["faiss"])
     command = ("python -m bench.scale " + " ".join(argv)).strip()
     if set(args.parts) != {"whole", "bm25", "faiss"} and not args.quick:

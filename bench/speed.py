@@ -117,10 +117,13 @@ def child_serve(args: argparse.Namespace) -> None:
     )
 
 
-def _run_child(arguments: list[str]) -> dict[str, Any]:
-    """Run `python -m bench.speed <arguments>` and parse the JSON line it prints last."""
+def run_child(arguments: list[str], module: str = "bench.speed") -> Any:
+    """Run `python -m <module> <arguments>` in a fresh process and parse the JSON line it
+    prints last. A fresh process makes peak memory and cold start the measurement's own;
+    bench.scale uses this too, so both benchmarks time their children the same way.
+    """
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.speed", *arguments],
+        [sys.executable, "-m", module, *arguments],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -128,7 +131,7 @@ def _run_child(arguments: list[str]) -> dict[str, Any]:
     )
     if completed.returncode != 0:
         raise RuntimeError(
-            f"bench.speed {' '.join(arguments[:3])} failed (exit {completed.returncode}):\n"
+            f"{module} {' '.join(arguments[:3])} failed (exit {completed.returncode}):\n"
             + completed.stderr[-3000:]
         )
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -178,7 +181,7 @@ def measure(
     if not (skip_build and read_marker(folder)):
         for run in range(build_runs):
             print(f"  {system}: build {run + 1}/{build_runs}", file=sys.stderr, flush=True)
-            built = _run_child(
+            built = run_child(
                 ["_build", "--system", system, "--corpus", str(corpus), "--folder", str(folder)]
             )
             build_seconds.append(built["seconds"])
@@ -188,7 +191,7 @@ def measure(
     cold, medians, p95s, rss = [], [], [], []
     for run in range(runs):
         print(f"  {system}: serve {run + 1}/{runs}", file=sys.stderr, flush=True)
-        served = _run_child(
+        served = run_child(
             [
                 "_serve",
                 "--system",

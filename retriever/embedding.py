@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,20 +45,20 @@ BATCH_SIZE = 32
 
 
 @contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run torch on `count` intra-op threads, then restore the previous setting.
+def thread_limit(
+    get_count: Callable[[], int], set_count: Callable[[int], None], count: int
+) -> Iterator[None]:
+    """Run a library (torch, FAISS) on `count` threads, then restore its previous setting.
 
     The setting is process-wide: a build running at the same time in another thread is
     slowed while it holds, never made wrong.
     """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
+    previous = get_count()
+    set_count(count)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        set_count(previous)
 
 
 class Embedder(Protocol):
@@ -139,7 +139,9 @@ class SentenceTransformerEmbedder:
         # One short question is too little work to split across cores: the threads mostly
         # wait for each other, and when other requests or processes hold the cores they
         # stall. Measured here under load: 17 ms a question on one thread, 268 ms on two.
-        with _torch_threads(1):
+        import torch
+
+        with thread_limit(torch.get_num_threads, torch.set_num_threads, 1):
             return self._encode(prefixed, progress=False)
 
     def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:

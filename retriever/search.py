@@ -6,10 +6,8 @@ costs one query embedding, one FAISS search and one BM25 scoring pass, never a r
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +30,7 @@ from retriever.corpus import (
     normalize,
     read_corpus,
 )
-from retriever.embedding import Embedder
+from retriever.embedding import Embedder, thread_limit
 from retriever.lexical import LexicalIndex
 from retriever.store import (
     BM25_FOLDER,
@@ -341,8 +339,12 @@ class Retriever:
         candidates = {int(i) for i in top if bm25[i] > 0}
         dense: dict[int, float] = {}
         if query_vector is not None:
+            import faiss
+
             query = query_vector.reshape(1, -1).astype(np.float32)
-            with _faiss_threads(1):
+            # Splitting one query across cores cost 16 ms against 0.6 ms on one thread when
+            # the cores were busy (11k chunks).
+            with thread_limit(faiss.omp_get_max_threads, faiss.omp_set_num_threads, 1):
                 scores, ids = self.vectors.search(query, depth)
             dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
             others = sorted(candidates - dense.keys())
@@ -425,20 +427,6 @@ def fuse(
     floor = min(dense.values(), default=0.0)
     fused = {i: dense.get(i, floor) + scale * lexical.get(i, 0.0) for i in dense.keys() | lexical}
     return sorted(fused.items(), key=lambda item: -item[1])
-
-
-@contextlib.contextmanager
-def _faiss_threads(count: int) -> Iterator[None]:
-    """Search one vector on `count` OpenMP threads: splitting a single query across cores
-    cost 16 ms against 0.6 ms on one thread when the cores were busy (11k chunks)."""
-    import faiss
-
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(count)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
 
 
 def check_question(question: str) -> str:
