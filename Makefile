@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-MODEL := .cache/models/multilingual-e5-small/build_info.json
+MODEL := .cache/models/multilingual-e5-small-int8/build_info.json
 
 .PHONY: run test install model index lint format eval clean
 

@@ -46,7 +46,7 @@ try:
     library = Library.open(CORPUS, INDEX, cache_dir=CACHE)
 except IndexLoadError as error:  # its message says how to build the index
     raise SystemExit(str(error)) from None
-# jieba's dictionary and torch's kernels load on first use: pay that now, not on the
+# jieba's dictionary and the model's kernels load on first use: pay that now, not on the
 # first user's question.
 library.retriever.ask(EXAMPLES[0])
 

@@ -1,24 +1,16 @@
-"""An ONNX Runtime int8 backend for the default model, and what it gains and costs.
+"""What the engine's ONNX Runtime int8 backend gains and costs against torch fp32.
 
-    python -m bench.onnx_int8                 # builds the models once, measures, docs/onnx_int8.md
+    python -m bench.onnx_int8                 # measures, writes docs/onnx_int8.md
     python -m bench.onnx_int8 --quick --cache /tmp/c --output /tmp/o.md   # tiny slice
 
-`ensure_onnx_int8_model(cache_dir)` builds, offline and once, an int8 model from the local
-default model folder, and `OnnxEmbedder` runs it behind the engine's Embedder protocol, so
-the lead can move both into retriever/ as they are.
-
-Why not sentence-transformers' own `backend="onnx"` and `export_dynamic_quantized_onnx_model`:
-both go through optimum-onnx, whose every release requires transformers<4.58, and the engine
-runs transformers 5. The same two steps are done with the libraries they wrap: torch.onnx
-exports the encoder with mean pooling and L2 normalisation inside the graph (so the ONNX
-file gives sentence embeddings directly), and onnxruntime's `quantize_dynamic` quantises the
-weights of every MatMul and of the embedding table (Gather) to int8 per channel, the
-dynamic-quantisation recipe of sentence-transformers' "avx512_vnni" preset.
+The int8 model is the engine's default (retriever/onnx_model.py builds it, offline, once);
+the fp32 ONNX graph, exported and fused the same way without quantisation, is built here
+only to separate ONNX Runtime's gain from int8's.
 
 Measured: embedding throughput on 300-character Chinese passages for torch fp32, ONNX fp32
 and ONNX int8; cosine agreement of the ONNX vectors with torch's; and R@10 / Hit@10 of dense
-(and hybrid) retrieval on both evaluation sets with int8 against fp32. The issue's rule: int8
-becomes the default only if R@10 drops by less than 0.01 on both sets.
+and hybrid retrieval on both evaluation sets with int8 against torch fp32. The issue's rule:
+int8 is the default only if R@10 drops by less than 0.01 on both sets.
 """
 
 from __future__ import annotations
@@ -41,237 +33,34 @@ from typing import Any
 
 import numpy as np
 
+from retriever.default_model import MARKER_NAME, ensure_default_model
+from retriever.embedding import ONNX_BATCH_SIZE, OnnxEmbedder
+from retriever.onnx_model import (
+    INT8_MODEL_NAME,
+    MODEL_FILE,
+    RECIPE_VERSION,
+    build_onnx_model,
+    int8_model_dir,
+)
+
 logger = logging.getLogger(__name__)
 
-INT8_MODEL_NAME = "multilingual-e5-small-onnx-int8"
-FP32_MODEL_NAME = "multilingual-e5-small-onnx-fp32"
-MODEL_FILE = "model.onnx"
-MARKER = "build_info.json"
-# Bump when the recipe changes what is written: a folder built by another recipe is rebuilt.
-RECIPE_VERSION = 1
-MAX_TOKENS = 512  # the model's position limit; longer texts are truncated like in torch
-BATCH_SIZE = 32  # the engine's batch size (retriever.embedding.BATCH_SIZE)
-QUANTIZED_OPS = ["MatMul", "Gather"]
+FP32_ONNX_NAME = f"onnx-fp32-recipe{RECIPE_VERSION}"
 
 
-class OnnxModelError(RuntimeError):
-    """The ONNX model cannot be built or loaded; the message says what to do."""
-
-
-# ------------------------------------------------------------------- building
-
-
-def _export_fp32(source: Path, target: Path) -> None:
-    """Export the encoder with mean pooling and normalisation to `target` (one .onnx file).
-
-    The graph takes input_ids and attention_mask (batch × tokens, both dynamic) and returns
-    `sentence_embedding`, L2-normalised: exactly what sentence-transformers' Transformer →
-    Pooling(mean) → Normalize modules compute.
-    """
-    import torch
-    from transformers import AutoModel
-
-    class SentenceEncoder(torch.nn.Module):
-        def __init__(self, encoder: torch.nn.Module) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    encoder = AutoModel.from_pretrained(str(source)).eval()
-    model = SentenceEncoder(encoder).eval()
-    example = (torch.ones(2, 16, dtype=torch.long), torch.ones(2, 16, dtype=torch.long))
-    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", max=MAX_TOKENS)
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            example,
-            str(target),
-            input_names=["input_ids", "attention_mask"],
-            # Not "embedding": the exporter names a node after the embeddings module, and two
-            # definitions of one name make an invalid graph.
-            output_names=["sentence_embedding"],
-            dynamic_shapes={
-                "input_ids": {0: batch, 1: tokens},
-                "attention_mask": {0: batch, 1: tokens},
-            },
-            opset_version=18,
-            dynamo=True,
-            external_data=True,
-        )
-
-
-def _quantize(fp32: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # quantize_dynamic logs a suggestion to pre-process on the root logger on every call;
-    # the export is already clean, so that warning is silenced for the call only.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(
-            fp32,
-            target,
-            op_types_to_quantize=QUANTIZED_OPS,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-        )
-    finally:
-        root.setLevel(level)
-
-
-def _source_info(source: Path) -> dict:
-    try:
-        return json.loads((source / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _is_current(folder: Path, source: Path, precision: str) -> bool:
-    try:
-        info = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        info.get("recipe_version") == RECIPE_VERSION
-        and info.get("precision") == precision
-        and info.get("source") == _source_info(source)
-        and (folder / MODEL_FILE).is_file()
-        and (folder / "tokenizer.json").is_file()
-    )
-
-
-def _ensure_onnx_model(cache_dir: Path, precision: str) -> Path:
-    from retriever.default_model import ensure_default_model
-
-    source = ensure_default_model(cache_dir)
-    name = INT8_MODEL_NAME if precision == "int8" else FP32_MODEL_NAME
-    folder = cache_dir / "models" / name
-    if _is_current(folder, source, precision):
-        return folder
-    logger.warning("building the %s ONNX model in %s (once, about a minute)", precision, folder)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=folder.parent))
-    try:
-        started = time.perf_counter()
-        if precision == "int8":
-            with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-                fp32 = Path(scratch) / MODEL_FILE
-                _export_fp32(source, fp32)
-                _quantize(fp32, staging / MODEL_FILE)
-        else:
-            _export_fp32(source, staging / MODEL_FILE)
-        shutil.copy2(source / "tokenizer.json", staging / "tokenizer.json")
-        info = {
-            "recipe_version": RECIPE_VERSION,
-            "precision": precision,
-            "quantized_ops": QUANTIZED_OPS if precision == "int8" else [],
-            "source": _source_info(source),
-            "seconds": round(time.perf_counter() - started, 1),
-            "versions": {p: metadata.version(p) for p in ("torch", "onnx", "onnxruntime")},
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        (staging / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
+def fp32_onnx_embedder(cache: Path) -> OnnxEmbedder:
+    """The fused fp32 graph, built once under cache/bench (a benchmark's, not the engine's)."""
+    folder = cache / "bench" / FP32_ONNX_NAME
+    if not (folder / MODEL_FILE).is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        started = time.monotonic()
+        build_onnx_model(ensure_default_model(cache), staging, quantize=False)
+        seconds = {"seconds": round(time.monotonic() - started, 1)}
+        (staging / MARKER_NAME).write_text(json.dumps(seconds), encoding="utf-8")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)
-    except Exception as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise OnnxModelError(
-            f"could not build the {precision} ONNX model from {source} ({error}): check that "
-            "onnx, onnxscript and onnxruntime are installed (requirements-bench.txt)"
-        ) from error
-    return folder
-
-
-def ensure_onnx_int8_model(cache_dir: Path) -> Path:
-    """The int8 ONNX model folder under cache_dir/models, built offline once from the default.
-
-    The folder holds model.onnx (int8 weights, ~120 MB against 470 MB in fp32),
-    tokenizer.json and build_info.json; it is rebuilt when the default model or this
-    recipe changes, and swapped in whole so a crash never leaves a half-built folder.
-    """
-    return _ensure_onnx_model(cache_dir, "int8")
-
-
-def ensure_onnx_fp32_model(cache_dir: Path) -> Path:
-    """The same export without quantisation, to separate ONNX Runtime's gain from int8's."""
-    return _ensure_onnx_model(cache_dir, "fp32")
-
-
-# -------------------------------------------------------------------- running
-
-
-class OnnxEmbedder:
-    """An exported model run by ONNX Runtime, behind the engine's Embedder protocol.
-
-    Texts are sorted by length before batching so that a batch pads to similar lengths (as
-    sentence-transformers does), then put back in order.
-    """
-
-    def __init__(self, folder: Path, name: str, *, query_prefix: str, passage_prefix: str) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        if not (folder / MODEL_FILE).is_file():
-            raise OnnxModelError(
-                f"{folder} has no {MODEL_FILE}: build it with ensure_onnx_int8_model(cache_dir)"
-            )
-        self.name = name
-        self.query_prefix = query_prefix
-        self.passage_prefix = passage_prefix
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
-        self.dim = int(self.session.get_outputs()[0].shape[-1])
-
-    @classmethod
-    def load(cls, cache_dir: Path, *, precision: str = "int8") -> OnnxEmbedder:
-        from retriever.default_model import PASSAGE_PREFIX, QUERY_PREFIX
-
-        folder = (
-            ensure_onnx_int8_model(cache_dir)
-            if precision == "int8"
-            else (ensure_onnx_fp32_model(cache_dir))
-        )
-        name = INT8_MODEL_NAME if precision == "int8" else FP32_MODEL_NAME
-        return cls(folder, name, query_prefix=QUERY_PREFIX, passage_prefix=PASSAGE_PREFIX)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self.query_prefix + text for text in texts])
-
-    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode([self.passage_prefix + text for text in texts], progress=progress)
-
-    def _encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        from tqdm import tqdm
-
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        starts = range(0, len(order), BATCH_SIZE)
-        for start in tqdm(starts, desc="embedding", disable=not progress):
-            batch = order[start : start + BATCH_SIZE]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in batch])
-            width = max(len(encoding.ids) for encoding in encodings)
-            ids = np.zeros((len(batch), width), dtype=np.int64)  # 1 is XLM-R's <pad>
-            ids[:] = 1
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, encoding in enumerate(encodings):
-                ids[row, : len(encoding.ids)] = encoding.ids
-                mask[row, : len(encoding.ids)] = 1
-            (output,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-            vectors[batch] = output
-        return vectors
+    return OnnxEmbedder(folder, FP32_ONNX_NAME)
 
 
 # ------------------------------------------------------------------ measuring
@@ -297,7 +86,7 @@ def measure_throughput(embedders: dict[str, Any], texts: list[str], runs: int) -
     """Passages per second for each embedder; runs interleaved so drift hits all alike."""
     rates: dict[str, list[float]] = {name: [] for name in embedders}
     for embedder in embedders.values():  # warm-up: first calls allocate and compile
-        embedder.encode_passages(texts[:BATCH_SIZE])
+        embedder.encode_passages(texts[:ONNX_BATCH_SIZE])
     for _ in range(runs):
         for name, embedder in embedders.items():
             started = time.perf_counter()
@@ -340,7 +129,7 @@ def evaluate(
 def main(argv: list[str] | None = None) -> int:
     from bench.peers import CACHE, REPO, SETS
     from retriever.default_model import DEFAULT_MODEL_NAME
-    from retriever.embedding import SentenceTransformerEmbedder
+    from retriever.embedding import load_embedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=CACHE, help="model and index cache")
@@ -355,19 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     passages = 32 if args.quick else args.passages
     runs = 1 if args.quick else args.runs
 
-    # The ONNX models are built from the model folder of the default cache (models are
-    # shared); indexes go to --cache.
-    int8 = OnnxEmbedder.load(CACHE, precision="int8")
-    torch_fp32 = SentenceTransformerEmbedder.load(DEFAULT_MODEL_NAME, cache_dir=CACHE)
+    # Models come from the default cache (they are shared); indexes go to --cache.
+    int8 = load_embedder(INT8_MODEL_NAME, cache_dir=CACHE)
+    torch_fp32 = load_embedder(DEFAULT_MODEL_NAME, cache_dir=CACHE)
     embedders: dict[str, Any] = {"torch fp32": torch_fp32}
+    folders = {"onnx int8": int8_model_dir(CACHE)}
     if not args.quick:  # the fp32 export only separates ONNX Runtime's gain from int8's
-        embedders["onnx fp32"] = OnnxEmbedder.load(CACHE, precision="fp32")
+        embedders["onnx fp32"] = fp32_onnx_embedder(CACHE)
+        folders["onnx fp32"] = CACHE / "bench" / FP32_ONNX_NAME
     embedders["onnx int8"] = int8
-    build_seconds = {  # as recorded when each model was built (once)
-        name: json.loads((CACHE / "models" / name / MARKER).read_text(encoding="utf-8"))["seconds"]
-        for name in (FP32_MODEL_NAME, INT8_MODEL_NAME)
-        if (CACHE / "models" / name / MARKER).is_file()
-    }
 
     texts = sample_passages(passages)
     throughput = measure_throughput(embedders, texts, runs)
@@ -389,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         quality[set_name] = (fp32_metrics, int8_metrics)
 
     command = "python -m bench.onnx_int8 " + " ".join(sys.argv[1:] if argv is None else argv)
-    table = markdown(command.strip(), throughput, cosines, quality, passages, runs, build_seconds)
+    table = markdown(command.strip(), throughput, cosines, quality, passages, runs, folders)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(table, encoding="utf-8")
@@ -403,11 +188,11 @@ def _questions(limit: int) -> list[str]:
     return list(load_dataset(DATASETS / "dureader_demo").questions.values())[:limit]
 
 
-def _size_mb(name: str) -> float:
-    from bench.peers import CACHE
-
-    folder = CACHE / "models" / name
-    return sum(p.stat().st_size for p in folder.glob("model.onnx*")) / 2**20
+def _model_summary(name: str, folder: Path) -> str:
+    """`name`: build seconds (as recorded when it was built, once) and size on disk."""
+    seconds = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))["seconds"]
+    size = sum(p.stat().st_size for p in folder.glob(f"{MODEL_FILE}*")) / 2**20
+    return f"{name} built in {seconds:.0f} s, {size:.0f} MB"
 
 
 Cosines = dict[str, tuple[tuple[float, float], tuple[float, float]]]
@@ -421,7 +206,7 @@ def markdown(
     quality: Quality,
     passages: int,
     runs: int,
-    build_seconds: dict[str, float],
+    folders: dict[str, Path],
 ) -> str:
     """The report: throughput, agreement with torch, and the quality rule's verdict."""
     base = next(t for t in throughput if t.backend == "torch fp32").passages_per_second
@@ -436,13 +221,11 @@ def markdown(
         f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU  ",
         f"Versions: {versions}  ",
-        "Model build, once (export; export + quantise): "
-        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in build_seconds.items())
-        + "; model.onnx size: "
-        + ", ".join(f"{name} {_size_mb(name):.0f} MB" for name in build_seconds),
+        "Models (export, fusion, quantisation; once): "
+        + "; ".join(_model_summary(name, folder) for name, folder in folders.items()),
         "",
         f"## Embedding throughput ({passages} passages of 300 Chinese characters, batch "
-        f"{BATCH_SIZE}, median of {runs} runs)",
+        f"{ONNX_BATCH_SIZE} for ONNX, 32 for torch, median of {runs} runs)",
         "",
         "| backend | passages/s | × torch fp32 |",
         "|---|---|---|",

@@ -191,14 +191,11 @@ class ProjectSystem:
     name = "project"
 
     def __init__(self, model_path: Path, *, index_dir: Path, embedder: Any = None) -> None:
-        from retriever.default_model import DEFAULT_MODEL_NAME
-        from retriever.embedding import SentenceTransformerEmbedder
+        from retriever.embedding import load_embedder
 
         del model_path  # the project resolves its default model itself
         self.index_dir = index_dir
-        self.embedder = embedder or SentenceTransformerEmbedder.load(
-            DEFAULT_MODEL_NAME, cache_dir=CACHE
-        )
+        self.embedder = embedder or load_embedder(cache_dir=CACHE)
         self.retriever: Any = None
         self.chunks = 0
 
@@ -208,6 +205,8 @@ class ProjectSystem:
         corpus = self.index_dir.parent / f".{self.index_dir.name}.corpus" / "corpus.jsonl"
         write_records(records, corpus)
         report = Retriever.build(corpus, self.index_dir, embedder=self.embedder)
+        if report.reused:  # vectors taken from an earlier index would make the timing a lie
+            raise RuntimeError(f"{self.index_dir} reused {report.reused} vectors")
         self.chunks = report.index.chunks
         self.retriever = Retriever.load(self.index_dir, embedder=self.embedder)
 

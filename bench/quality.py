@@ -56,6 +56,7 @@ logger = logging.getLogger("bench.quality")
 METRICS = ("R@1", "R@5", "R@10", "Hit@10", "MRR@10")
 PROJECT_MODES = ("bm25", "dense", "hybrid")
 VERSIONED = (
+    "onnxruntime",
     "sentence-transformers",
     "torch",
     "faiss-cpu",
@@ -130,10 +131,9 @@ class SetResult:
 @lru_cache(maxsize=1)
 def _embedder():
     """The project's default embedder, loaded once for both sets."""
-    from retriever.default_model import DEFAULT_MODEL_NAME
-    from retriever.embedding import SentenceTransformerEmbedder
+    from retriever.embedding import load_embedder
 
-    return SentenceTransformerEmbedder.load(DEFAULT_MODEL_NAME, cache_dir=CACHE)
+    return load_embedder(cache_dir=CACHE)
 
 
 def project_results(

@@ -224,10 +224,9 @@ def query_vectors() -> np.ndarray:
     if path.is_file():
         return np.load(path)
     from retriever.corpus import normalize
-    from retriever.default_model import DEFAULT_MODEL_NAME
-    from retriever.embedding import SentenceTransformerEmbedder
+    from retriever.embedding import load_embedder
 
-    embedder = SentenceTransformerEmbedder.load(DEFAULT_MODEL_NAME, cache_dir=CACHE)
+    embedder = load_embedder(cache_dir=CACHE)
     vectors = embedder.encode_queries([normalize(q) for q in _questions()])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)

@@ -18,21 +18,21 @@ import numpy as np
 
 from retriever.answer import KEYWORD_COVERAGE
 from retriever.config import SearchSettings
-from retriever.default_model import DEFAULT_MODEL_NAME
-from retriever.embedding import SentenceTransformerEmbedder
+from retriever.embedding import load_embedder
 from retriever.evaluation import compute_rankings, load_dataset, open_evaluation_index, score
 from retriever.lexical import content_words
 from retriever.search import DEFAULT_CACHE, fuse
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
-LEXICAL_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.08, 0.12)
+LEXICAL_WEIGHTS = (0.0, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)
+LEAD_WEIGHTS = (0.0, 0.02, 0.04, 0.06)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=["cmrc2018_dev", "dureader_demo"])
     args = parser.parse_args()
-    embedder = SentenceTransformerEmbedder.load(DEFAULT_MODEL_NAME, cache_dir=DEFAULT_CACHE)
+    embedder = load_embedder(cache_dir=DEFAULT_CACHE)
     datasets = {name: load_dataset(DATASETS / name) for name in args.sets}
     opened = {
         name: (open_evaluation_index(d, embedder, DEFAULT_CACHE), d) for name, d in datasets.items()
@@ -43,8 +43,13 @@ def main() -> None:
     print("| ranking | " + " | ".join(args.sets) + " |")
     print("|---|" + "---|" * len(args.sets))
     rows = [("bm25 alone", "bm25", None), ("dense alone", "dense", None)] + [
-        (f"hybrid, lexical_weight {w}", "hybrid", replace(SearchSettings(), lexical_weight=w))
+        (
+            f"hybrid, lexical_weight {w}, lead_weight {lead}",
+            "hybrid",
+            replace(SearchSettings(), lexical_weight=w, lead_weight=lead),
+        )
         for w in LEXICAL_WEIGHTS
+        for lead in LEAD_WEIGHTS
     ]
     for label, mode, settings in rows:
         cells = []

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from retriever.config import ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError
-from retriever.default_model import DEFAULT_MODEL_NAME, ensure_default_model
+from retriever.default_model import DEFAULT_MODEL_NAME
+from retriever.embedding import DEFAULT_EMBEDDER
+from retriever.onnx_model import ensure_int8_model
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
 from retriever.store import IndexLoadError
 
@@ -24,9 +26,9 @@ def _cache_dir() -> Path:
 
 
 def _embedder(args: argparse.Namespace):
-    from retriever.embedding import SentenceTransformerEmbedder
+    from retriever.embedding import load_embedder
 
-    return SentenceTransformerEmbedder.load(
+    return load_embedder(
         args.model,
         cache_dir=_cache_dir(),
         query_prefix=args.query_prefix,
@@ -131,7 +133,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
-    print(ensure_default_model(_cache_dir()))
+    print(ensure_int8_model(_cache_dir()))
     return 0
 
 
@@ -145,9 +147,10 @@ def parser() -> argparse.ArgumentParser:
     def with_model(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--model",
-            default=DEFAULT_MODEL_NAME,
-            help="sentence-transformers model name or local folder "
-            f"(default: {DEFAULT_MODEL_NAME}, built offline)",
+            default=DEFAULT_EMBEDDER,
+            help=f"embedding model (default: {DEFAULT_EMBEDDER}, built offline, run by ONNX "
+            f"Runtime; {DEFAULT_MODEL_NAME} is its fp32 form on torch); any other "
+            "sentence-transformers model name or local folder",
         )
         command.add_argument("--query-prefix", help="text put before questions (model default)")
         command.add_argument("--passage-prefix", help="text put before passages (model default)")

@@ -35,10 +35,12 @@ class SearchSettings:
     """How the dense and BM25 rankings are fused, and when an answer counts as found."""
 
     candidates: int = 50
-    # The BM25 bonus of the best keyword match, in units of cosine similarity: a hit's score
-    # is its cosine plus lexical_weight * its BM25 score / the best BM25 score. Tuned on the
-    # evaluation sets (python -m bench.tune) for the default model.
-    lexical_weight: float = 0.02
+    # The BM25 bonus, in units of cosine similarity: a hit's score is its cosine plus
+    # lexical_weight * its BM25 score / the best BM25 score, and the best BM25 match also
+    # gets lead_weight * (its BM25 score - the runner-up's) / its BM25 score. Tuned on the
+    # evaluation sets for the default model (python -m bench.tune, docs/BENCHMARKS.md).
+    lexical_weight: float = 0.015
+    lead_weight: float = 0.04
     # Whether the corpus answers at all, from the cosine of the question and its nearest
     # passage: at least min_answer_score, or at least min_keyword_answer_score when the top
     # passage also holds most of the question's words. None: the values calibrated for the

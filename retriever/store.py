@@ -63,7 +63,15 @@ class StoredChunk:
 
 def library_versions() -> dict[str, str]:
     versions = {}
-    for package in ("sentence-transformers", "torch", "faiss-cpu", "bm25s", "jieba", "opencc"):
+    for package in (
+        "onnxruntime",
+        "sentence-transformers",
+        "torch",
+        "faiss-cpu",
+        "bm25s",
+        "jieba",
+        "opencc",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

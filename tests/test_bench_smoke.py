@@ -87,25 +87,6 @@ def test_onnx_int8_builds_and_scores(cache: Path, tmp_path: Path) -> None:
     assert re.search(r"Rule .*: \*\*(passes|fails)\*\*", report)
 
 
-def test_onnx_int8_agrees_with_torch(cache: Path) -> None:
-    """The int8 model's vectors point where the fp32 model's do (a broken export would not)."""
-    import numpy as np
-
-    from bench.onnx_int8 import OnnxEmbedder, sample_passages
-    from bench.peers import CACHE
-    from retriever.default_model import DEFAULT_MODEL_NAME
-    from retriever.embedding import SentenceTransformerEmbedder
-
-    texts = sample_passages(8)
-    int8 = OnnxEmbedder.load(CACHE).encode_passages(texts)
-    fp32 = SentenceTransformerEmbedder.load(DEFAULT_MODEL_NAME, cache_dir=CACHE).encode_passages(
-        texts
-    )
-    assert int8.shape == fp32.shape
-    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-3)
-    assert float(np.sum(int8 * fp32, axis=1).min()) > 0.98
-
-
 def test_scale_writes_tables_and_plots(cache: Path, tmp_path: Path) -> None:
     from bench.scale import main
 

@@ -94,7 +94,7 @@ def upload(page, files: list[tuple[str, bytes]]) -> str:
 
 def test_example_question_shows_the_cited_passage(page, tmp_path: Path) -> None:
     info = page.locator("#index-info").inner_text()
-    assert re.search(r"1 篇文档 · \d+ 个段落 · 模型 multilingual-e5-small · 建于", info)
+    assert re.search(r"1 篇文档 · \d+ 个段落 · 模型 multilingual-e5-small-int8 · 建于", info)
     page.get_by_text(EXAMPLE).first.click()
     answer = page.locator("#chat .qa").first
     answer.wait_for(timeout=ANSWER_SECONDS * 1000)

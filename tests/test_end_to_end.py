@@ -100,3 +100,19 @@ def test_cli_errors_are_one_clear_line(tmp_path) -> None:
     assert result.stderr.startswith("error: no index at") and "Traceback" not in result.stderr
     result = run_cli("ask", "   ", "--index", str(tmp_path / "none"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_cli_builds_and_searches_with_another_model(tmp_path) -> None:
+    """--model takes any sentence-transformers model: here the default model's fp32 form,
+    run by torch. The index remembers its model, so searching needs no --model."""
+    index = tmp_path / "index"
+    result = run_cli("build", "--model", "multilingual-e5-small", "--index", str(index), "-q")
+    assert result.returncode == 0, result.stderr
+    assert "with multilingual-e5-small in" in result.stderr
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["name"] == "multilingual-e5-small"
+
+    result = run_cli("ask", KEY_QUESTION, "--json", "--index", str(index))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["found"] is True and KEY_PASSAGE in answer["answer"]

@@ -98,3 +98,26 @@ def test_unanswerable_question_is_flagged(retriever: Retriever) -> None:
     assert "[" not in answer.answer
     data = answer.to_dict()
     assert data["found"] is False and data["citations"][0]["text"]
+
+
+def test_large_indexes_switch_to_hnsw_with_the_same_results(
+    small_corpus: Path, tmp_path: Path, hashing_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    from retriever import search
+    from retriever.store import VECTORS
+
+    Retriever.build(small_corpus, tmp_path / "flat", embedder=hashing_embedder)
+    monkeypatch.setattr(search, "HNSW_THRESHOLD", 2)  # every test corpus counts as large
+    Retriever.build(small_corpus, tmp_path / "hnsw", embedder=hashing_embedder)
+
+    flat = faiss.read_index(str(tmp_path / "flat" / VECTORS))
+    hnsw = faiss.read_index(str(tmp_path / "hnsw" / VECTORS))
+    assert isinstance(flat, faiss.IndexFlatIP)
+    assert isinstance(hnsw, faiss.IndexHNSWFlat)
+    assert hnsw.hnsw.efSearch == search.HNSW_EF_SEARCH  # stored with the index
+    for question in ("苹果有什么好处", "行政助理负责考勤吗"):
+        expected = Retriever.load(tmp_path / "flat", embedder=hashing_embedder).search(question)
+        found = Retriever.load(tmp_path / "hnsw", embedder=hashing_embedder).search(question)
+        assert [h.chunk_id for h in found] == [h.chunk_id for h in expected]
