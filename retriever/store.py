@@ -61,17 +61,21 @@ class StoredChunk:
     text: str
 
 
+# The libraries whose versions decide what an index holds; recorded in its manifest.
+ENGINE_LIBRARIES = (
+    "onnxruntime",
+    "sentence-transformers",
+    "torch",
+    "faiss-cpu",
+    "bm25s",
+    "jieba",
+    "opencc",
+)
+
+
 def library_versions() -> dict[str, str]:
     versions = {}
-    for package in (
-        "onnxruntime",
-        "sentence-transformers",
-        "torch",
-        "faiss-cpu",
-        "bm25s",
-        "jieba",
-        "opencc",
-    ):
+    for package in ENGINE_LIBRARIES:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
