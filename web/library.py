@@ -27,7 +27,7 @@ from web.uploads import UploadError, check_content, check_name
 logger = logging.getLogger(__name__)
 
 # Passages per progress step while embedding: small enough for a lively progress bar,
-# large enough to keep the model's batches full (it runs 32 at a time).
+# large enough to keep the model's batches full (16 or 32 texts at a time).
 PROGRESS_BATCH = 64
 
 
