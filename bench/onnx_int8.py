@@ -20,10 +20,8 @@ import json
 import logging
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from retriever.default_model import MARKER_NAME, ensure_default_model
+from retriever.default_model import MARKER_NAME, ensure_default_model, staged_folder
 from retriever.embedding import ONNX_BATCH_SIZE, OnnxEmbedder
 from retriever.onnx_model import (
     INT8_MODEL_NAME,
@@ -53,13 +51,11 @@ def fp32_onnx_embedder(cache: Path) -> OnnxEmbedder:
     folder = cache / "bench" / FP32_ONNX_NAME
     if not (folder / MODEL_FILE).is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        started = time.monotonic()
-        build_onnx_model(ensure_default_model(cache), staging, quantize=False)
-        seconds = {"seconds": round(time.monotonic() - started, 1)}
-        (staging / MARKER_NAME).write_text(json.dumps(seconds), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
+        with staged_folder(folder) as staging:
+            started = time.monotonic()
+            build_onnx_model(ensure_default_model(cache), staging, quantize=False)
+            seconds = {"seconds": round(time.monotonic() - started, 1)}
+            (staging / MARKER_NAME).write_text(json.dumps(seconds), encoding="utf-8")
     return OnnxEmbedder(folder, FP32_ONNX_NAME)
 
 

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 from tqdm import tqdm
@@ -50,7 +49,7 @@ from retriever.evaluation import (
     open_evaluation_index,
     score,
 )
-from retriever.store import ENGINE_LIBRARIES
+from retriever.store import ENGINE_LIBRARIES, library_versions
 
 logger = logging.getLogger("bench.quality")
 
@@ -208,16 +207,6 @@ def _one_thread_for_questions() -> None:
     torch.set_num_threads(1)
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for package in VERSIONED:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 def markdown(results: list[SetResult], command: str) -> str:
     """The quality tables as Markdown, with how and where they were made."""
     lines = [
@@ -226,7 +215,8 @@ def markdown(results: list[SetResult], command: str) -> str:
         f"Command: `{command}`  ",
         f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
         f"Machine: {platform.machine()}, {_cores()} cores, {_memory_gb()} GB, no GPU  ",
-        "Versions: " + ", ".join(f"{name} {version}" for name, version in versions().items()),
+        "Versions: "
+        + ", ".join(f"{name} {version}" for name, version in library_versions(VERSIONED).items()),
         "",
     ]
     for result in results:

