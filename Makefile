@@ -6,13 +6,16 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 MODEL := .cache/models/multilingual-e5-small-int8/build_info.json
 
-.PHONY: run test install model index lint format eval clean
+.PHONY: run test install model index lint format eval clean browser
 
 run: index  ## start the chat page on http://127.0.0.1:7860
 	$(PY) app.py
 
-test: lint $(MODEL)  ## lint, then every test, with the real model
+test: lint $(MODEL) browser  ## lint, then every test, with the real model and browser
 	$(PY) -m pytest
+
+browser:  ## Debian's Chromium and CJK fonts for the browser tests (apt-get when missing)
+	scripts/install-browser.sh
 
 install: $(RUNTIME)
 
