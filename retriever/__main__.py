@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from retriever.config import ChunkSettings, SearchSettings
@@ -16,9 +17,39 @@ from retriever.default_model import DEFAULT_MODEL_NAME
 from retriever.embedding import DEFAULT_EMBEDDER
 from retriever.onnx_model import ensure_int8_model
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
-from retriever.store import IndexLoadError
+from retriever.store import IndexLoadError, check_index_target, read_manifest
 
 logger = logging.getLogger("retriever")
+
+MAX_K = 50  # passages a search or an answer may return; the HTTP API's limit too
+MIN_CHUNK_CHARS = 20  # ChunkSettings refuses shorter chunks
+
+
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (no upper limit if None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            limits = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {limits}")
+        return value
+
+    return parse
+
+
+def _cosine(text: str) -> float:
+    """An argparse type: a cosine, a finite number from -1 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not -1.0 <= value <= 1.0:  # NaN fails every comparison, so it is refused too
+        raise argparse.ArgumentTypeError(f"{text} is not a cosine: give a number from -1 to 1")
+    return value
 
 
 def _cache_dir() -> Path:
@@ -37,6 +68,7 @@ def _embedder(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    check_index_target(Path(args.index), Path(args.corpus))  # before the model takes seconds
     chunking = ChunkSettings(max_chars=args.max_chars)
     if args.if_stale and index_is_current(args.index, args.corpus, args.model, chunking=chunking):
         print(f"{args.index} is up to date with {args.corpus}", file=sys.stderr)
@@ -124,11 +156,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from retriever.store import read_manifest
-
     manifest = read_manifest(Path(args.index))
     current = index_is_current(args.index, args.corpus)
-    print(json.dumps({**manifest, "up_to_date": current}, ensure_ascii=False, indent=2))
+    print(json.dumps({**manifest.raw, "up_to_date": current}, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -161,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--index", default="index", help="index folder to write (index)")
     build.add_argument(
         "--max-chars",
-        type=int,
+        type=_whole_number(MIN_CHUNK_CHARS),
         default=ChunkSettings().max_chars,
         help="longest chunk in characters (%(default)s)",
     )
@@ -179,7 +209,9 @@ def parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("question")
-        command.add_argument("-k", type=int, default=5, help="passages to return (5)")
+        command.add_argument(
+            "-k", type=_whole_number(1, MAX_K), default=5, help=f"passages to return, 1-{MAX_K} (5)"
+        )
         command.add_argument("--index", default="index", help="index folder (index)")
         command.add_argument("--json", action="store_true", help="one JSON document on stdout")
         if name == "search":
@@ -187,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
         else:
             command.add_argument(
                 "--min-score",
-                type=float,
+                type=_cosine,
                 help="nearest-passage cosine below which the corpus counts as not answering "
                 "(default: calibrated for the index's model)",
             )
@@ -198,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--qrels", default="qrels.tsv", help="judgement file (qrels.tsv)")
     evaluate.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     evaluate.add_argument("--compare", action="store_true", help="all three modes side by side")
-    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--limit", type=_whole_number(1), help="only the first N questions")
     evaluate.add_argument("--json", action="store_true", help="one JSON document on stdout")
     with_model(evaluate)
     evaluate.set_defaults(run=cmd_eval)
@@ -220,10 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # so that a closed pipe shows here, not as Python exits
+        return code
     except (IndexLoadError, QuestionError, CorpusError, FileNotFoundError, ValueError) as error:
+        # ValueError covers IndexFolderError and ModelLoadError too.
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader has gone (`info | head`): stop quietly, as other command-line tools do.
+        # Python flushes stdout again at exit, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT
 
 
 if __name__ == "__main__":

@@ -87,6 +87,11 @@ def thread_limit(
         set_count(previous)
 
 
+class ModelLoadError(ValueError):
+    """An embedding model that cannot be loaded: no such folder, not a model, or a hub name
+    the hub cannot be asked about. The message names the model and the reason."""
+
+
 class Embedder(Protocol):
     """What the retriever needs of an embedding model. Vectors are L2-normalised float32."""
 
@@ -133,6 +138,9 @@ def load_embedder(
             query_prefix=QUERY_PREFIX if query_prefix is None else query_prefix,
             passage_prefix=PASSAGE_PREFIX if passage_prefix is None else passage_prefix,
         )
+    if name.startswith(("/", ".")) and not Path(name).is_dir():
+        # No hub name starts so: say it now, not after importing torch (seconds).
+        raise ModelLoadError(f"no model named {name!r}: there is no such folder")
     return SentenceTransformerEmbedder.load(
         name, cache_dir=cache_dir, query_prefix=query_prefix, passage_prefix=passage_prefix
     )
@@ -242,11 +250,12 @@ class SentenceTransformerEmbedder:
         location = str(ensure_default_model(cache_dir)) if name == DEFAULT_MODEL_NAME else name
         try:
             model = SentenceTransformer(location, device="cpu")
-        except OSError as error:
-            raise OSError(
-                f"cannot load embedding model {name!r}: {error}. This machine may have no "
-                "access to the Hugging Face hub: pass a local folder with --model, or use "
-                f"the default {DEFAULT_MODEL_NAME!r}, which is built offline."
+        except (OSError, ValueError) as error:  # no such folder or hub name, or not a model
+            reason = " ".join(str(error).split()).rstrip(".")  # the hub's messages span lines
+            raise ModelLoadError(
+                f"no model named {name!r}: {reason}. This machine may have no access to the "
+                "Hugging Face hub: pass a local folder with --model, or use the default "
+                f"{DEFAULT_MODEL_NAME!r}, which is built offline."
             ) from error
         prefixes = resolve_prefixes(name, dict(getattr(model, "prompts", {}) or {}))
         prefixes = Prefixes(

@@ -34,9 +34,12 @@ from retriever.embedding import Embedder, thread_limit
 from retriever.lexical import LexicalIndex
 from retriever.store import (
     BM25_FOLDER,
+    REBUILD_HINT,
     VECTORS,
     IndexLoadError,
+    Manifest,
     StoredChunk,
+    check_index_target,
     read_chunks,
     read_manifest,
     write_index,
@@ -58,7 +61,7 @@ HNSW_LARGE = 500_000
 
 
 class QuestionError(ValueError):
-    """A question that cannot be searched (empty or too long); the message says why."""
+    """A question that cannot be searched (empty, too long, not text); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ class Retriever:
     def __init__(
         self,
         folder: Path,
-        manifest: dict[str, Any],
+        manifest: Manifest,
         chunks: list[StoredChunk],
         vectors,
         lexical: LexicalIndex,
@@ -163,7 +166,7 @@ class Retriever:
         settings: SearchSettings = SearchSettings(),
     ) -> None:
         self.folder = folder
-        self.manifest = manifest
+        self.manifest = manifest  # typed fields, and a mapping over the JSON for old callers
         self.chunks = chunks
         self.vectors = vectors
         self.lexical = lexical
@@ -188,11 +191,14 @@ class Retriever:
         """Read, chunk, embed and index the corpus, and swap the new index into `index_dir`.
 
         Vectors of passages unchanged since the previous index (same text, same model) are
-        reused, so adding one file to a large corpus embeds only that file.
+        reused, so adding one file to a large corpus embeds only that file. Raises
+        IndexFolderError, before reading anything, when `index_dir` is not a folder a build
+        may replace (see retriever.store).
         """
         import faiss
 
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+        check_index_target(index_dir, corpus_dir)
         corpus_hashes = file_hashes(corpus_dir)
         corpus = read_corpus(corpus_dir)
         if not corpus.documents:
@@ -258,7 +264,7 @@ class Retriever:
 
         folder = Path(index_dir)
         manifest = read_manifest(folder)
-        built_with = manifest["model"]["name"]
+        built_with = manifest.model_name
         asked_for = embedder.name if embedder is not None else model
         if asked_for is not None and asked_for != built_with:
             raise IndexLoadError(
@@ -266,28 +272,32 @@ class Retriever:
                 f"{asked_for!r}: rebuild it with `python -m retriever build --model {asked_for}` "
                 "or search with the model it was built with"
             )
+        chunks = read_chunks(folder)
         try:
-            chunks = read_chunks(folder)
             vectors = faiss.read_index(str(folder / VECTORS))
-            lexical = LexicalIndex.load(
-                folder / BM25_FOLDER, LexicalSettings(**manifest["settings"]["lexical"])
-            )
+            lexical = LexicalIndex.load(folder / BM25_FOLDER, manifest.lexical)
         except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:
+            reason = " ".join(str(error).split())  # FAISS's messages can span lines
+            raise IndexLoadError(f"{folder} cannot be read ({reason}): {REBUILD_HINT}") from error
+        if not (len(chunks) == vectors.ntotal == lexical.size == manifest.chunk_count):
             raise IndexLoadError(
-                f"{folder} cannot be read ({error}): rebuild it with `python -m retriever build`"
-            ) from error
-        if not (len(chunks) == vectors.ntotal == lexical.size == manifest["chunk_count"]):
+                f"{folder} is inconsistent: its manifest counts {manifest.chunk_count} chunks, "
+                f"it holds {len(chunks)} chunks, {vectors.ntotal} vectors and {lexical.size} "
+                f"BM25 rows: {REBUILD_HINT}"
+            )
+        if vectors.d != manifest.model_dim:
             raise IndexLoadError(
-                f"{folder} is inconsistent: {len(chunks)} chunks, {vectors.ntotal} vectors, "
-                f"{lexical.size} BM25 rows: rebuild it with `python -m retriever build`"
+                f"{folder} is inconsistent: its manifest says the model gives "
+                f"{manifest.model_dim}-dim vectors, {VECTORS} holds {vectors.d}-dim ones: "
+                f"{REBUILD_HINT}"
             )
         embedder = embedder or _load_embedder(built_with, cache_dir)
-        settings = _with_thresholds(settings, embedder.name)
-        if embedder.dim != manifest["model"]["dim"] or vectors.d != embedder.dim:
+        if embedder.dim != manifest.model_dim:
             raise IndexLoadError(
-                f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index holds "
-                f"{vectors.d}-dim ones: rebuild it with `python -m retriever build`"
+                f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index {folder} "
+                f"holds {manifest.model_dim}-dim ones: {REBUILD_HINT}"
             )
+        settings = _with_thresholds(settings, embedder.name)
         return cls(folder, manifest, chunks, vectors, lexical, embedder, settings)
 
     @property
@@ -452,6 +462,15 @@ def check_question(question: str) -> str:
             f"the question is {len(question)} characters long; the limit is "
             f"{MAX_QUESTION_CHARS}: ask about one thing at a time"
         )
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate: JSON's "\ud800" escape, or bytes that are not UTF-8 on a command
+        # line (Python keeps them as surrogates). The text libraries downstream fail on it.
+        raise QuestionError(
+            f"the question is not valid Unicode text (character {error.start + 1} is a lone "
+            "surrogate, such as bytes that are not UTF-8 become): send it as UTF-8 text"
+        ) from None
     return question.strip()
 
 
@@ -475,7 +494,7 @@ def _previous_vectors(index_dir: Path, model_name: str) -> dict[str, np.ndarray]
 
     try:
         manifest = read_manifest(index_dir)
-        if manifest["model"]["name"] != model_name:
+        if manifest.model_name != model_name:
             return {}
         chunks = read_chunks(index_dir)
         index = faiss.read_index(str(index_dir / VECTORS))
@@ -516,21 +535,21 @@ def _load_embedder(model: str | None, cache_dir: Path) -> Embedder:
     return load_embedder(model or DEFAULT_EMBEDDER, cache_dir=cache_dir)
 
 
-def _info(folder: Path, manifest: dict[str, Any]) -> IndexInfo:
+def _info(folder: Path, manifest: Manifest) -> IndexInfo:
     return IndexInfo(
         folder=str(folder),
-        documents=manifest["document_count"],
-        files=len(manifest["sources"]),
-        chunks=manifest["chunk_count"],
-        model=manifest["model"]["name"],
-        created_at=manifest["created_at"],
-        skipped=[Skipped(**skipped) for skipped in manifest.get("skipped", [])],
+        documents=manifest.document_count,
+        files=len(manifest.sources),
+        chunks=manifest.chunk_count,
+        model=manifest.model_name,
+        created_at=manifest.created_at,
+        skipped=[Skipped(skipped.path, skipped.reason) for skipped in manifest.skipped],
     )
 
 
-def _sources_changed(manifest: dict[str, Any], corpus_dir: Path) -> bool:
+def _sources_changed(manifest: Manifest, corpus_dir: Path) -> bool:
     # Every supported file counts, skipped ones too: fixing a broken file should rebuild.
-    return file_hashes(corpus_dir) != manifest["corpus_hashes"]
+    return file_hashes(corpus_dir) != manifest.corpus_hashes
 
 
 def index_is_current(
@@ -547,8 +566,8 @@ def index_is_current(
         manifest = read_manifest(Path(index_dir))
     except IndexLoadError:
         return False
-    if model is not None and manifest["model"]["name"] != model:
+    if model is not None and manifest.model_name != model:
         return False
-    if manifest["settings"] != {"chunking": asdict(chunking), "lexical": asdict(lexical)}:
+    if (manifest.chunking, manifest.lexical) != (chunking, lexical):
         return False
     return not _sources_changed(manifest, Path(corpus_dir))
