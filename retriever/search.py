@@ -326,8 +326,7 @@ class Retriever:
         self, questions: list[str], k: int = 5, *, mode: Mode = "hybrid"
     ) -> list[list[Hit]]:
         """search() for many questions, with one embedding call for all of them."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        _check_k(k)
         normalized = [normalize(check_question(question)) for question in questions]
         vectors = self.embedder.encode_queries(normalized) if mode != "bm25" else None
         return [
@@ -408,6 +407,7 @@ class Retriever:
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """An extractive answer with [n] citations; see retriever.answer."""
+        _check_k(k)
         normalized = normalize(check_question(question))
         vector = self.embedder.encode_queries([normalized])[0]
         hits = self._search(normalized, vector, k, "hybrid")
@@ -451,6 +451,11 @@ def fuse(
             fused[i] += settings.lexical_weight * bm25 / best
             fused[i] += settings.lead_weight * max(bm25 - runner_up, 0.0) / best
     return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
 
 
 def check_question(question: str) -> str:

@@ -61,6 +61,12 @@ def test_bad_questions_get_clear_errors(retriever: Retriever, question: str, mes
         retriever.search(question)
 
 
+@pytest.mark.parametrize("method", ["search", "ask"])
+def test_k_below_one_is_refused_by_search_and_ask(retriever: Retriever, method: str) -> None:
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
+        getattr(retriever, method)("考勤", k=0)
+
+
 def test_question_with_no_known_word_still_answers(retriever: Retriever) -> None:
     assert retriever.search("qwxyz", k=2)
 
