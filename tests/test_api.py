@@ -170,12 +170,30 @@ def test_an_uploaded_gbk_file_is_answerable_without_restart(client: httpx.Client
     assert answer["citations"][0]["source"] == "travel.txt"
 
 
-def test_removing_a_document_rebuilds_without_it(client: httpx.Client) -> None:
+def test_removing_a_document_rebuilds_without_it_and_keeps_it_in_the_trash(
+    client: httpx.Client,
+) -> None:
     assert client.delete("/api/documents/no-such-file.txt").status_code == 404
     response = client.delete("/api/documents/travel.txt")
     assert response.status_code == 200, response.text
     assert response.json()["index"]["documents"] == 1
+    # Kept in the trash, where the API lists it for a restore.
+    trash_id = response.json()["files"][0]["trash_id"]
+    trash = {entry["id"]: entry["name"] for entry in client.get("/api/trash").json()}
+    assert trash[trash_id] == "travel.txt"
     hits = client.post("/api/search", json={"question": "差旅费报销", "k": 5}).json()
     assert all(hit["source"] != "travel.txt" for hit in hits)
     last = client.delete(f"/api/documents/{SOURCE}")
     assert last.status_code == 409 and "最后一篇" in last.json()["files"][0]["message"]
+
+
+def test_a_gradio_client_adds_its_own_upload_and_removes_it(server: str, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    path = tmp_path / "meeting.txt"
+    path.write_text("会议室规定\n蓝鲸会议室在三楼，需提前一天预订。\n", encoding="utf-8")
+    gradio = Client(server, verbose=False)
+    added = gradio.predict([handle_file(str(path))], api_name="/add_documents")
+    assert "meeting.txt 已加入文档库" in added[0] and "索引已重建" in added[0]
+    removed = gradio.predict("meeting.txt", api_name="/remove_document")
+    assert "meeting.txt 已从文档库删除，移到了回收站" in removed[0]

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from retriever import Answer, Citation, Hit, IndexInfo, Quote, Retriever
+from retriever.config import MAX_QUESTION_CHARS
 from web import uploads
 from web.followup import complete_followup, subject_of
 from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
-from web.render import answer_html, documents_html, info_html
+from web.page import earlier_questions
+from web.questions import question_problem
+from web.render import answer_html, documents_html, info_html, trash_html
+from web.settings import Quota
 from web.uploads import UploadError, check_content, check_name
 
 # ------------------------------------------------------------------- follow-ups
@@ -404,3 +409,105 @@ def test_rebuilds_asked_for_during_a_build_are_served_by_one_more(
     assert library.wait(first).error is None
     assert {"a.txt", "b.txt"} <= {row.name for row in library.documents()}
     assert all(row.status == "已索引" for row in library.documents())
+
+
+def test_an_upload_of_the_same_name_moves_the_old_file_to_the_trash(
+    library: Library, tmp_path: Path
+) -> None:
+    old = (library.corpus_dir / "jobs.txt").read_bytes()
+    [outcome] = library.add([_upload(tmp_path, "jobs.txt", "新的岗位职责说明。".encode())])
+    assert outcome.ok and "原来的文件已移到回收站" in outcome.message
+    [entry] = library.trash()
+    assert entry.id == outcome.trash_id and entry.reason == "replaced"
+    restored = library.restore(entry.id)
+    assert restored.ok and "原来的同名文件已移到回收站" in restored.message
+    assert (library.corpus_dir / "jobs.txt").read_bytes() == old
+    assert [e.reason for e in library.trash()] == ["restored-over"]
+
+
+def test_the_quota_refuses_before_writing(small_corpus: Path, hashing_embedder, tmp_path) -> None:
+    index = tmp_path / "index"
+    Retriever.build(small_corpus, index, embedder=hashing_embedder)
+    retriever = Retriever.load(index, embedder=hashing_embedder)
+    size = sum(path.stat().st_size for path in small_corpus.iterdir())
+    library = Library(small_corpus, index, retriever, Quota(max_documents=3, max_bytes=size + 30))
+    before = sorted(p.name for p in small_corpus.iterdir())
+    outcomes = library.add(
+        [
+            _upload(
+                tmp_path, "big.txt", ("差旅费报销规定。" * 10).encode()
+            ),  # 240 bytes: too large
+            _upload(tmp_path, "a.txt", "甲。".encode()),  # fits: the third document
+            _upload(tmp_path, "b.txt", "乙。".encode()),  # a fourth is one too many
+        ]
+    )
+    assert [o.ok for o in outcomes] == [False, True, False]
+    assert "总大小上限" in outcomes[0].message and "最多 3 篇文档" in outcomes[2].message
+    assert sorted(p.name for p in small_corpus.iterdir()) == sorted([*before, "a.txt"])
+
+
+def test_removing_to_the_trash_and_restoring(library: Library) -> None:
+    outcome = library.remove("fruit.md")
+    assert outcome.ok and outcome.trash_id and "移到了回收站" in outcome.message
+    assert [entry.name for entry in library.trash()] == ["fruit.md"]
+    assert not library.restore("no-such-entry").ok
+    assert library.restore(outcome.trash_id).ok
+    assert (library.corpus_dir / "fruit.md").exists() and library.trash() == []
+
+
+# ------------------------------------------------------------------- the page's helpers
+
+
+def test_earlier_questions_take_only_what_could_have_been_asked() -> None:
+    history = [
+        {"role": "user", "content": "办公室主任的直接上级是谁?"},
+        {"role": "assistant", "content": "<div>答案</div>"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "那"}, {"type": "text", "text": "呢"}],
+        },
+        {"role": "user", "content": "问" * (MAX_QUESTION_CHARS + 1)},  # refused when asked
+        {"role": "user", "content": [{"type": "file", "file": {"path": "/etc/passwd"}}]},
+        "not a message",
+        {"role": "user"},
+    ]
+    assert earlier_questions(history) == ["办公室主任的直接上级是谁?", "那呢", "", ""]
+    assert earlier_questions("junk") == []
+    many = [{"role": "user", "content": f"问题{n}"} for n in range(80)]
+    assert earlier_questions(many) == [f"问题{n}" for n in range(30, 80)]
+
+
+def test_a_full_history_costs_little() -> None:
+    history = [f"{'办公室主任的直接上级是谁' * 83}{n}" for n in range(50)]
+    assert all(len(item) <= MAX_QUESTION_CHARS for item in history)
+    started = time.monotonic()
+    complete_followup("那行政助理呢?", history)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("question", "says"),
+    [
+        ("", "请先输入问题"),
+        (" \n ", "请先输入问题"),
+        ("\udc80办公室", "无效的字符"),
+        ("问" * (MAX_QUESTION_CHARS + 1), "超过了"),
+    ],
+)
+def test_unsearchable_questions_are_explained_in_chinese(question: str, says: str) -> None:
+    assert says in question_problem(question)
+
+
+def test_trash_names_are_escaped() -> None:
+    from retriever.trash import TrashEntry
+
+    entry = TrashEntry(
+        "20260101T000000Z-1", "<img src=x>.txt", "2026-01-01T00:00:00+00:00", "removed", 3
+    )
+    table = trash_html([entry])
+    assert "&lt;img src=x&gt;.txt" in table and "2026-01-01 00:00 UTC 被删除" in table
+
+
+def test_a_name_that_is_not_valid_unicode_is_refused() -> None:
+    with pytest.raises(UploadError, match="不是有效的 Unicode"):
+        check_name("\udcff.txt")

@@ -129,6 +129,16 @@ def test_a_question_the_corpus_cannot_answer_says_so(page) -> None:
     assert answer.locator(".qa-source").count() >= 1
 
 
+def test_an_empty_question_is_refused_in_chinese_without_a_bubble(page) -> None:
+    box = page.locator("#question textarea")
+    box.fill("   ")
+    box.press("Enter")
+    page.locator("#question").get_by_text("请先输入问题").wait_for()
+    assert page.locator("#chat .message").count() == 0
+    answer = ask(page, EXAMPLE)  # the next question goes through
+    assert "在没有特定公司的前提下" in answer.inner_text()
+
+
 def test_an_uploaded_gbk_file_is_answerable(page) -> None:
     text = "差旅费报销\n差旅费报销须在出差结束后十五个工作日内提交，由财务部审核后发放。\n"
     outcome = upload(page, [("travel_gbk.txt", text.encode("gbk"))])
@@ -160,14 +170,26 @@ def test_bad_files_get_a_message_and_change_nothing(page) -> None:
     assert page.locator("#documents").inner_text() == documents
 
 
-def test_a_document_can_be_removed_through_the_page(page) -> None:
+def test_a_removed_document_goes_to_the_trash_and_comes_back(page) -> None:
     upload(page, [("to_remove.txt", "临时文件\n这份临时文件里写着蓝鲸会议室在三楼。\n".encode())])
     page.locator("#chosen input").click()
     page.get_by_role("option", name="to_remove.txt").click()
     page.get_by_role("button", name="删除并重建索引").click()
-    outcome = page.locator("#outcome").get_by_text("to_remove.txt 已从文档库删除")
+    outcome = page.locator("#outcome").get_by_text("to_remove.txt 已从文档库删除，移到了回收站")
     outcome.wait_for(timeout=REBUILD_SECONDS * 1000)
     page.locator("#outcome").get_by_text("索引已重建").wait_for()
     assert "to_remove.txt" not in page.locator("#documents").inner_text()
+    assert "被删除" in page.locator("#trash").get_by_role("row", name="to_remove.txt").inner_text()
     answer = ask(page, "蓝鲸会议室在几楼?")
     assert "to_remove.txt" not in answer.inner_text()
+
+    page.locator("#trashed input").click()
+    page.get_by_role("option", name=re.compile(r"^to_remove\.txt（")).click()
+    page.get_by_role("button", name="恢复并重建索引").click()
+    restored = page.locator("#outcome").get_by_text("to_remove.txt 已从回收站恢复")
+    restored.wait_for(timeout=REBUILD_SECONDS * 1000)
+    page.locator("#outcome").get_by_text("索引已重建").wait_for()
+    assert "to_remove.txt" in page.locator("#documents").inner_text()
+    assert "回收站是空的" in page.locator("#trash").inner_text()
+    answer = ask(page, "蓝鲸会议室在几楼?")
+    assert "to_remove.txt" in answer.inner_text()

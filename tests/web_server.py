@@ -1,11 +1,13 @@
-"""Start app.py as a real server on a free loopback port, on copies of a corpus and an index.
+"""Start app.py as a real server on a free port, on copies of a corpus and an index.
 
-Shared by the HTTP API and browser tests: each gets its own server, so uploads in one never
-reach the other, and the repository's corpus/ and index/ are never touched.
+Shared by the HTTP API, security and browser tests: each gets its own server, with its own
+Gradio upload folder, so uploads in one never reach another, and the repository's corpus/
+and index/ are never touched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -23,27 +25,55 @@ from conftest import CACHE, CORPUS, ROOT
 STARTUP_SECONDS = 180
 
 
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder`, hidden ones included: relative path → SHA-256."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-@contextmanager
-def running_app(folder: Path, index: Path) -> Iterator[str]:
-    """Serve copies of corpus/ and `index` (built from corpus/) from `folder`; yields the URL."""
-    corpus_copy = shutil.copytree(CORPUS, folder / "corpus")
-    index_copy = shutil.copytree(index, folder / "index")
-    port = free_port()
+def app_environment(folder: Path, **settings: str) -> dict[str, str]:
+    """The environment app.py runs in: `settings` (RETRIEVER_… variables) over the defaults,
+    and Gradio's upload folder in `folder`, where no other server puts files."""
     environment = {
-        **os.environ,
-        "RETRIEVER_CORPUS": str(corpus_copy),
-        "RETRIEVER_INDEX": str(index_copy),
-        "RETRIEVER_PORT": str(port),
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("RETRIEVER_") and key != "GRADIO_TEMP_DIR"
+    }
+    return {
+        **environment,
         "RETRIEVER_HOST": "127.0.0.1",
         "RETRIEVER_CACHE": str(CACHE),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(folder / "gradio"),
+        **settings,
     }
+
+
+@contextmanager
+def running_app(folder: Path, index: Path, **settings: str) -> Iterator[str]:
+    """Serve copies of corpus/ and `index` (built from corpus/) from `folder`; yields the URL.
+
+    `settings` are RETRIEVER_… variables, such as RETRIEVER_ACCESS_FILE or RETRIEVER_HOST.
+    """
+    corpus_copy = shutil.copytree(CORPUS, folder / "corpus")
+    index_copy = shutil.copytree(index, folder / "index")
+    port = free_port()
+    environment = app_environment(
+        folder,
+        RETRIEVER_CORPUS=str(corpus_copy),
+        RETRIEVER_INDEX=str(index_copy),
+        RETRIEVER_PORT=str(port),
+        **settings,
+    )
     # A file, not a pipe: nobody reads a pipe while tests run, and a full one would stall
     # the server.
     log_path = folder / "app.log"
@@ -69,7 +99,8 @@ def _wait_until_serving(process: subprocess.Popen, url: str, log_path: Path) -> 
         if process.poll() is not None:
             pytest.fail(f"app.py exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/api/info", timeout=2).status_code == 200:
+            # A route without login, so that servers with an access file are seen too.
+            if httpx.get(f"{url}/api/openapi.json", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -65,6 +65,8 @@ _FUNCTION_WORDS = frozenset(_PARTICLES + _CONJUNCTIONS + _VERBS + _ADVERBS + _QU
 _PREDICATE_START = frozenset(("的", *_VERBS, *_ADVERBS))
 _PUNCTUATION = re.compile(r"^[\W_]+$")
 MAX_FOLLOWUP_CHARS = 40
+# Earlier messages a follow-up may draw on: the last 50 (each costs a jieba pass).
+MAX_HISTORY = 50
 
 
 def complete_followup(message: str, earlier: Sequence[str]) -> str:

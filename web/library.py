@@ -10,8 +10,6 @@ in place.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +20,17 @@ import numpy as np
 from retriever import Retriever
 from retriever.corpus import corpus_files
 from retriever.embedding import Embedder
+from retriever.trash import (
+    DocumentError,
+    NoSuchDocument,
+    NothingReadableLeft,
+    TrashEntry,
+    list_trash,
+    put_file,
+    remove_file,
+    restore,
+)
+from web.settings import DEFAULT_QUOTA, Quota
 from web.uploads import UploadError, check_content, check_name
 
 logger = logging.getLogger(__name__)
@@ -57,6 +66,9 @@ class Outcome:
     name: str
     ok: bool
     message: str
+    # The trash entry of the file this change moved there (removed, or replaced), if any:
+    # what to restore to undo it.
+    trash_id: str | None = None
 
 
 class _ProgressEmbedder:
@@ -87,14 +99,17 @@ class _ProgressEmbedder:
 class Library:
     """The corpus folder, the index built from it, and the Retriever serving that index."""
 
-    def __init__(self, corpus_dir: Path, index_dir: Path, retriever: Retriever) -> None:
+    def __init__(
+        self, corpus_dir: Path, index_dir: Path, retriever: Retriever, quota: Quota = DEFAULT_QUOTA
+    ) -> None:
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
+        self.quota = quota
         self._retriever = retriever
         self._embedder = retriever.embedder  # loaded once; every later index reuses it
         self._lock = threading.Condition()  # guards the served Retriever and build state
         # Serialises changes to the corpus folder, so that two removals cannot both pass
-        # the last-document check.
+        # the last-document check, nor two uploads the quota.
         self._corpus_lock = threading.Lock()
         self._requested = 0  # rebuilds asked for
         self._finished = 0  # the request number the last finished build covered
@@ -102,9 +117,12 @@ class Library:
         self._state = BuildState(running=False, stage="", fraction=1.0, error=None)
 
     @classmethod
-    def open(cls, corpus_dir: Path, index_dir: Path, *, cache_dir: Path) -> Library:
+    def open(
+        cls, corpus_dir: Path, index_dir: Path, *, cache_dir: Path, quota: Quota = DEFAULT_QUOTA
+    ) -> Library:
         """Load the index (and its model, once); rebuild in the background if it is stale."""
-        library = cls(corpus_dir, index_dir, Retriever.load(index_dir, cache_dir=cache_dir))
+        retriever = Retriever.load(index_dir, cache_dir=cache_dir)
+        library = cls(corpus_dir, index_dir, retriever, quota)
         if library.retriever.is_stale(corpus_dir):
             logger.info("%s differs from the files in %s: rebuilding", index_dir, corpus_dir)
             library.rebuild()
@@ -148,55 +166,94 @@ class Library:
     def add(self, uploads: list[tuple[Path, str]]) -> list[Outcome]:
         """Check each (file, name) and copy the good ones into the corpus folder.
 
-        A refused file is reported and nothing is written for it. Accepted files are
-        written to a hidden temporary file (builds skip hidden files) and renamed into place,
-        so a build never reads half a file. Does not rebuild: call rebuild() after.
+        A refused file is reported and nothing is written for it. A file of the same name
+        already in the corpus goes to the trash (retriever/trash.py), never overwritten.
+        Does not rebuild: call rebuild() after.
         """
         outcomes = []
         for path, name in uploads:
             try:
-                data = check_content(path, check_name(name))
+                check_name(name)
+                with self._corpus_lock:
+                    self._check_quota(name, path.stat().st_size)
+                data = check_content(path, name)
             except UploadError as error:
                 outcomes.append(Outcome(name, False, str(error)))
                 continue
             except OSError as error:
                 outcomes.append(Outcome(name, False, f"{name} 无法读取：{error.strerror}"))
                 continue
-            target = self.corpus_dir / name
             with self._corpus_lock:
-                replaced = target.exists()
-                self._write(target, data)
-            verb = "已替换同名文件" if replaced else "已加入文档库"
-            outcomes.append(Outcome(name, True, f"{name} {verb}"))
+                try:  # checked again: another upload may have filled the corpus meanwhile
+                    self._check_quota(name, len(data))
+                except UploadError as error:
+                    outcomes.append(Outcome(name, False, str(error)))
+                    continue
+                replaced = put_file(self.corpus_dir, name, data)
+            if replaced:
+                message = f"{name} 已替换同名文件，原来的文件已移到回收站"
+                outcomes.append(Outcome(name, True, message, replaced.id))
+            else:
+                outcomes.append(Outcome(name, True, f"{name} 已加入文档库"))
         return outcomes
 
-    def _write(self, target: Path, data: bytes) -> None:
-        self.corpus_dir.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=self.corpus_dir)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temporary, 0o644)  # mkstemp makes it private; a document is not secret
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    def _check_quota(self, name: str, size: int) -> None:
+        """UploadError if a file of `size` bytes named `name` would overfill the corpus."""
+        sizes = {row.name: row.size for row in self.documents()}
+        count = len(sizes) + (name not in sizes)
+        if count > self.quota.max_documents:
+            raise UploadError(
+                f"{name} 未加入：文档库最多 {self.quota.max_documents} 篇文档，已经满了"
+            )
+        total = sum(sizes.values()) - sizes.get(name, 0) + size
+        if total > self.quota.max_bytes:
+            raise UploadError(
+                f"{name} 未加入：文档库总大小上限是 {self.quota.max_bytes / 1024 / 1024:.0f} MB，"
+                "加入后会超过"
+            )
 
     def remove(self, name: str) -> Outcome:
-        """Delete one file of the corpus folder by its listed name. Does not rebuild."""
+        """Move one file of the corpus folder to the trash. Does not rebuild.
+
+        Refused, with nothing touched, when no other file of the corpus is in the served
+        index: the rebuild would have nothing to index.
+        """
+        readable = [source["path"] for source in self.retriever.manifest["sources"]]
         with self._corpus_lock:
-            names = [row.name for row in self.documents()]
-            # Only a listed name is accepted, so no name can point outside the corpus folder.
-            if name not in names:
+            try:  # only a listed name is accepted, so none can point outside the folder
+                entry = remove_file(self.corpus_dir, name, readable)
+            except NoSuchDocument:
                 return Outcome(name, False, f"文档库里没有 {name}")
-            if len(names) == 1:
+            except NothingReadableLeft:
                 return Outcome(
-                    name, False, f"{name} 是最后一篇文档：索引不能是空的，请先上传别的文档"
+                    name,
+                    False,
+                    f"{name} 是最后一篇可读的文档：索引不能是空的，请先上传别的文档",
                 )
-            (self.corpus_dir / name).unlink()
-        return Outcome(name, True, f"{name} 已从文档库删除")
+        return Outcome(name, True, f"{name} 已从文档库删除，移到了回收站", entry.id)
+
+    def trash(self) -> list[TrashEntry]:
+        """The files in the trash, the most recently removed first."""
+        return list_trash(self.corpus_dir)
+
+    def restore(self, entry_id: str) -> Outcome:
+        """Put a file of the trash back in the corpus; a current file of the same name goes
+        to the trash in its place. Does not rebuild."""
+        with self._corpus_lock:
+            entry = next((item for item in self.trash() if item.id == entry_id), None)
+            if entry is None:
+                return Outcome(entry_id, False, "回收站里没有这一项")
+            try:
+                self._check_quota(entry.name, entry.size)
+                _, displaced = restore(self.corpus_dir, entry.id)
+            except UploadError as error:
+                return Outcome(entry.name, False, str(error))
+            except DocumentError as error:  # a trash entry edited by hand
+                return Outcome(entry.name, False, f"{entry.name} 无法恢复：{error}")
+        if displaced:
+            message = f"{entry.name} 已从回收站恢复，原来的同名文件已移到回收站"
+            return Outcome(entry.name, True, message, displaced.id)
+        return Outcome(entry.name, True, f"{entry.name} 已从回收站恢复")
 
     # ------------------------------------------------------------------ rebuilding
 

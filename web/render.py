@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from retriever import Answer, Citation, IndexInfo
+from retriever.trash import TrashEntry
 from web.library import BuildState, DocumentRow, Outcome
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -89,8 +90,8 @@ def _highlighted(citation: Citation) -> str:
 
 
 def error_html(message: str) -> str:
-    """A question that could not be searched, and why."""
-    return f'<div class="qa"><p class="qa-error">无法搜索这个问题：{_text(message)}</p></div>'
+    """Why a question was not answered, in place of the answer."""
+    return f'<div class="qa"><p class="qa-error">{_text(message)}</p></div>'
 
 
 def info_html(info: IndexInfo, state: BuildState) -> str:
@@ -119,6 +120,35 @@ def documents_html(rows: Sequence[DocumentRow]) -> str:
         '<table class="qa-docs"><thead><tr><th>文件</th><th>大小</th><th>状态</th></tr>'
         f"</thead><tbody>{body}</tbody></table>"
     )
+
+
+# Why a file is in the trash, as the page says it.
+TRASH_REASONS = {
+    "removed": "被删除",
+    "replaced": "被同名上传替换",
+    "restored-over": "被恢复的旧版本替换",
+}
+
+
+def trash_html(entries: Sequence[TrashEntry]) -> str:
+    """The trash as a table: name, size, when and why each file went there."""
+    if not entries:
+        return '<p class="qa-docs-empty">回收站是空的。</p>'
+    body = "".join(
+        f"<tr><td>{_text(entry.name)}</td><td>{_size(entry.size)}</td>"
+        f"<td>{_text(trash_label(entry))}</td></tr>"
+        for entry in entries
+    )
+    return (
+        '<table class="qa-docs"><thead><tr><th>文件</th><th>大小</th><th>何时、为何移入</th></tr>'
+        f"</thead><tbody>{body}</tbody></table>"
+    )
+
+
+def trash_label(entry: TrashEntry) -> str:
+    """When and why a file went to the trash, e.g. "2026-11-29 01:15 UTC 被删除"."""
+    when = datetime.fromisoformat(entry.removed_at).strftime("%Y-%m-%d %H:%M %Z").strip()
+    return f"{when} {TRASH_REASONS.get(entry.reason, entry.reason)}"
 
 
 def outcomes_html(outcomes: Sequence[Outcome], note: str = "") -> str:

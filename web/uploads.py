@@ -17,6 +17,7 @@ from retriever.corpus import (
     CorpusError,
     extract_text,
 )
+from web.questions import is_text
 
 # Every document format the build reads; .jsonl record files are for evaluation sets.
 UPLOAD_SUFFIXES = TEXT_SUFFIXES + DOCUMENT_SUFFIXES
@@ -40,6 +41,8 @@ def check_name(name: str) -> str:
         raise UploadError(f"文件名 {name!r} 以点开头，是隐藏文件，建索引时会被跳过")
     if any(ord(ch) < 32 for ch in name):
         raise UploadError(f"文件名 {name!r} 含有控制字符")
+    if not is_text(name):
+        raise UploadError(f"文件名 {name!r} 不是有效的 Unicode 文本")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise UploadError(f"文件名太长（超过 {MAX_NAME_BYTES} 字节）")
     suffix = PurePosixPath(name).suffix.lower()

@@ -1,0 +1,287 @@
+"""Who may do what: users who log in on the page, tokens for the HTTP API, and their roles.
+
+A *reader* may ask, search, list the documents and see the index; an *editor* may also add,
+remove and restore documents and see the trash. RETRIEVER_ACCESS_FILE names a TOML file:
+
+    [users.alice]
+    role = "editor"
+    password = "pbkdf2_sha256$600000$…$…"    # made by: python -m web.access user alice
+
+    [tokens.wiki-bot]
+    role = "reader"
+    sha256 = "9f86d08…"                       # made by: python -m web.access token wiki-bot
+
+Only hashes are stored: PBKDF2-SHA256 for passwords (slow on purpose, so a stolen file does
+not give them away), SHA-256 for tokens (random 256-bit strings, which need no slowing).
+Every comparison is constant-time. Without users or tokens there is no login and everyone is
+an editor, which app.py allows only on a loopback address (`check_host`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import enum
+import functools
+import getpass
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from web.settings import is_loopback
+
+PASSWORD_SCHEME = "pbkdf2_sha256"
+# OWASP's 2023 figure for PBKDF2-HMAC-SHA256; about 0.3 s per login on this project's CPU.
+PASSWORD_ITERATIONS = 600_000
+TOKEN_PREFIX = "qa_"  # makes a leaked token easy to recognise in logs and secret scanners
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class Role(enum.IntEnum):
+    """Ordered: a higher role may do everything a lower one may."""
+
+    READER = 1
+    EDITOR = 2
+
+    @property
+    def label(self) -> str:
+        return {Role.READER: "reader", Role.EDITOR: "editor"}[self]
+
+
+class AccessError(ValueError):
+    """The access file cannot be used, or the app may not listen where asked; says why."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who made a request: a user or token name ("" without access control), and its role."""
+
+    name: str
+    role: Role
+
+
+# Without an access file, the one person at this machine may do everything.
+ANONYMOUS = Identity("", Role.EDITOR)
+
+
+@dataclass(frozen=True)
+class _Credential:
+    role: Role
+    digest: str  # a PBKDF2 string for a user, the SHA-256 hex of a token
+
+
+@dataclass(frozen=True)
+class Access:
+    """The users and tokens of the access file; empty when there is none."""
+
+    users: Mapping[str, _Credential] = field(default_factory=dict)
+    tokens: Mapping[str, _Credential] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        """Whether there is anyone to log in as: if not, there is no access control."""
+        return bool(self.users or self.tokens)
+
+    def login(self, name: str, password: str) -> bool:
+        """Whether `password` is the password of user `name`. Takes as long for a name that
+        does not exist, so the time taken does not tell which names do."""
+        credential = self.users.get(name)
+        if credential is None:
+            verify_password(password, _unknown_user_hash())
+            return False
+        return verify_password(password, credential.digest)
+
+    def user(self, name: str | None) -> Identity | None:
+        """The identity of a logged-in page user; ANONYMOUS without access control."""
+        if not self.configured:
+            return ANONYMOUS
+        credential = self.users.get(name or "")
+        return Identity(name, credential.role) if name and credential else None
+
+    def bearer(self, token: str | None) -> Identity | None:
+        """The identity an API token stands for; ANONYMOUS without access control."""
+        if not self.configured:
+            return ANONYMOUS
+        if not token:
+            return None
+        digest = hash_token(token)
+        found = None
+        for name, credential in self.tokens.items():  # no early exit: constant time
+            if hmac.compare_digest(digest, credential.digest):
+                found = Identity(name, credential.role)
+        return found
+
+
+def load_access(path: Path | None) -> Access:
+    """The users and tokens of the access file at `path` (None: no access control)."""
+    if path is None:
+        return Access()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise AccessError(f"cannot read the access file {path}: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise AccessError(f"the access file {path} is not valid TOML: {error}") from None
+    unknown = set(document) - {"users", "tokens"}
+    if unknown:
+        raise AccessError(f"{path}: unknown section {sorted(unknown)[0]!r}; expected users, tokens")
+    users = _credentials(path, document.get("users", {}), "users", "password", _is_password_hash)
+    tokens = _credentials(path, document.get("tokens", {}), "tokens", "sha256", _SHA256.fullmatch)
+    return Access(users, tokens)
+
+
+def _credentials(path: Path, table: object, section: str, key: str, valid) -> dict:
+    if not isinstance(table, dict):
+        raise AccessError(f"{path}: [{section}] must be a table of names")
+    helper = "user NAME" if section == "users" else "token NAME"
+    credentials = {}
+    for name, entry in table.items():
+        where = f"{path}: [{section}.{name}]"
+        if not isinstance(entry, dict) or set(entry) != {"role", key}:
+            raise AccessError(f"{where} must have exactly two keys: role and {key}")
+        try:
+            role = Role[str(entry["role"]).upper()]
+        except KeyError:
+            raise AccessError(f"{where}: role must be reader or editor") from None
+        if not isinstance(entry[key], str) or not valid(entry[key]):
+            raise AccessError(
+                f"{where}: {key} is not a hash made by `python -m web.access {helper}` "
+                "(plain passwords and tokens are never stored)"
+            )
+        credentials[name] = _Credential(role, entry[key])
+    return credentials
+
+
+def check_host(host: str, access: Access, *, behind_proxy: bool = False) -> None:
+    """Refuse to serve beyond this machine when nobody has to log in.
+
+    Behind a reverse proxy (`behind_proxy`: RETRIEVER_TRUSTED_PROXIES is set) the app is
+    reachable from wherever the proxy is, even on a loopback address.
+    """
+    if access.configured or (is_loopback(host) and not behind_proxy):
+        return
+    where = (
+        "RETRIEVER_TRUSTED_PROXIES is set, so a proxy brings requests from other machines"
+        if is_loopback(host)
+        else f"RETRIEVER_HOST={host} is not a loopback address"
+    )
+    raise AccessError(
+        f"{where}, and no users or API tokens are configured: anyone who reaches the port "
+        "could replace every document. Either serve on 127.0.0.1 without a proxy, or "
+        "configure access first:\n"
+        "  python -m web.access user alice --role editor >> access.toml\n"
+        "  python -m web.access token wiki-bot --role reader >> access.toml\n"
+        "  RETRIEVER_ACCESS_FILE=access.toml python app.py\n"
+        "(docs/SECURITY.md explains roles, tokens and serving behind a proxy with TLS)"
+    )
+
+
+# ------------------------------------------------------------------ hashes
+
+
+def hash_password(password: str, *, iterations: int = PASSWORD_ITERATIONS) -> str:
+    """A PBKDF2-SHA256 string holding the salt and iteration count, to store in the file."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", _utf8(password), salt, iterations)
+    return f"{PASSWORD_SCHEME}${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    scheme, iterations, salt, digest = encoded.split("$")
+    candidate = hashlib.pbkdf2_hmac(
+        "sha256", _utf8(password), base64.b64decode(salt), int(iterations)
+    )
+    return scheme == PASSWORD_SCHEME and hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+def _is_password_hash(value: str) -> bool:
+    parts = value.split("$")
+    if len(parts) != 4 or parts[0] != PASSWORD_SCHEME or not parts[1].isdigit():
+        return False
+    try:
+        return len(base64.b64decode(parts[2], validate=True)) >= 8 and bool(
+            base64.b64decode(parts[3], validate=True)
+        )
+    except ValueError:
+        return False
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(_utf8(token)).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    # A lone surrogate (possible in JSON and form input) must not crash a check: it is
+    # encoded as is, and so simply matches nothing that was stored.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+# ------------------------------------------------------------------ the helper command
+
+
+def _entry(section: str, name: str, role: str, key: str, value: str) -> str:
+    # json.dumps quotes like a TOML basic string, so any name is a valid key.
+    return f"[{section}.{json.dumps(name, ensure_ascii=False)}]\nrole = {json.dumps(role)}\n" + (
+        f"{key} = {json.dumps(value)}\n"
+    )
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():  # piped in, for scripts: the first line
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("password: ")
+    if password != getpass.getpass("again: "):
+        raise SystemExit("the two passwords differ")
+    return password
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m web.access",
+        description="Print an access-file entry (TOML) to append to RETRIEVER_ACCESS_FILE.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    user = commands.add_parser("user", help="a user who logs in on the page (asks a password)")
+    token = commands.add_parser("token", help="a new API token (printed once, on stderr)")
+    for command, default in ((user, "reader"), (token, "reader")):
+        command.add_argument("name")
+        command.add_argument("--role", choices=["reader", "editor"], default=default)
+    args = parser.parse_args(argv)
+    if args.command == "user":
+        password = _read_password()
+        if len(password) < 8:
+            raise SystemExit("use a password of at least 8 characters")
+        print(_entry("users", args.name, args.role, "password", hash_password(password)))
+    else:
+        secret = new_token()
+        print(
+            f"API token for {args.name}, shown once (send it as Authorization: Bearer …):\n"
+            f"{secret}",
+            file=sys.stderr,
+        )
+        print(_entry("tokens", args.name, args.role, "sha256", hash_token(secret)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

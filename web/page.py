@@ -1,0 +1,189 @@
+"""What the chat page does: its Gradio event handlers, each checking who asks before acting.
+
+app.py lays the page out and wires these to its components. Every handler is also reachable
+as a Gradio API call, so none trusts the page: each looks up the caller's role (the logged-in
+user, or everyone an editor without access control), the chat counts questions per client,
+and an upload is read only if this browser uploaded it (web/browser_uploads.py). What they
+say is said in Chinese.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from retriever import QuestionError
+from retriever.config import MAX_QUESTION_CHARS
+from web.access import Access, Role
+from web.browser_uploads import BrowserUploads, browser_of
+from web.followup import MAX_HISTORY, complete_followup
+from web.library import BuildState, Library, Outcome
+from web.limits import QuestionLimit
+from web.questions import question_problem
+from web.render import (
+    answer_html,
+    documents_html,
+    error_html,
+    info_html,
+    outcomes_html,
+    trash_html,
+    trash_label,
+)
+
+# Gradio sees a Progress default and passes each event its own tracker in its place.
+PROGRESS = gr.Progress()
+EDITORS_ONLY = "只有编辑者可以修改文档库。"
+
+
+def earlier_questions(history: Any) -> list[str]:
+    """The user's earlier messages in a chat history, oldest first, for complete_followup.
+
+    The history comes from the client, so anything malformed is passed over, and so are
+    messages too long to have been searched; only the last MAX_HISTORY count.
+    """
+    if not isinstance(history, list):
+        return []
+    texts = [
+        _text_of(turn.get("content"))
+        for turn in history
+        if isinstance(turn, dict) and turn.get("role") == "user"
+    ]
+    return [text for text in texts if len(text) <= MAX_QUESTION_CHARS][-MAX_HISTORY:]
+
+
+def _text_of(content: object) -> str:
+    """A chat message's text: Gradio passes it as a string or a list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+class Page:
+    """The page's handlers, around the library, the access rules and the limits."""
+
+    def __init__(
+        self, library: Library, access: Access, limit: QuestionLimit, uploads: BrowserUploads
+    ) -> None:
+        self.library = library
+        self.access = access
+        self.limit = limit
+        self.uploads = uploads
+
+    def _role(self, request: gr.Request) -> Role | None:
+        identity = self.access.user(request.username)
+        return identity.role if identity else None
+
+    def check_question(self, message: str) -> dict[str, Any]:
+        """The chat box's validator: an unsearchable question is refused before it is shown."""
+        problem = question_problem(message)
+        return gr.validate(problem is None, problem or "")
+
+    def respond(self, message: str, history: list[dict], request: gr.Request) -> str:
+        """Answer `message`, completed from the user's earlier messages if it is a follow-up."""
+        if self._role(request) is None:
+            return error_html("请先登录。")
+        problem = question_problem(message)
+        if problem:
+            return error_html(problem)
+        wait = self.limit.wait(request.client.host if request.client else "unknown")
+        if wait:
+            return error_html(self.limit.message(wait))
+        question = complete_followup(message, earlier_questions(history))
+        try:
+            answer = self.library.retriever.ask(question)
+        except QuestionError as error:
+            return error_html(f"无法搜索这个问题：{error}")
+        return answer_html(answer, asked=message if question != message else None)
+
+    def state(self, request: gr.Request) -> tuple[Any, ...]:
+        """The index line, the documents, the removal choices, the trash and its choices,
+        and whether the editing controls show (to editors only)."""
+        editor = self._role(request) == Role.EDITOR
+        rows = self.library.documents()
+        trash = self.library.trash() if editor else []
+        return (
+            info_html(self.library.retriever.info, self.library.state),
+            documents_html(rows),
+            gr.Dropdown(choices=[row.name for row in rows], value=None),
+            trash_html(trash),
+            gr.Dropdown(
+                choices=[(f"{entry.name}（{trash_label(entry)}）", entry.id) for entry in trash],
+                value=None,
+            ),
+            gr.Column(visible=editor),
+            gr.Column(visible=editor),
+        )
+
+    def add_documents(
+        self, paths: list[str] | None, request: gr.Request, progress: gr.Progress = PROGRESS
+    ) -> tuple[Any, ...]:
+        """Add the uploaded files to the corpus and rebuild the index; the upload area empties.
+
+        Only files this browser uploaded are read; each of Gradio's copies is deleted after,
+        whatever became of it.
+        """
+        browser = browser_of(request.cookies)
+        claimed = [(path, self.uploads.claim(browser, path)) for path in paths or []]
+        try:
+            if self._role(request) != Role.EDITOR:
+                return (outcomes_html([], EDITORS_ONLY), *self.state(request), None)
+            if not claimed:
+                return (outcomes_html([], "请先选择要上传的文件。"), *self.state(request), None)
+            outcomes = [
+                self.library.add([(file, file.name)])[0] if file else _not_uploaded(path)
+                for path, file in claimed
+            ]
+        finally:
+            for _, file in claimed:
+                if file:
+                    self.uploads.discard(file)
+        note = self._rebuild(progress) if any(o.ok for o in outcomes) else "没有文件被加入。"
+        return (outcomes_html(outcomes, note), *self.state(request), None)
+
+    def remove_document(
+        self, name: str | None, request: gr.Request, progress: gr.Progress = PROGRESS
+    ) -> tuple[Any, ...]:
+        """Move one document to the trash and rebuild the index."""
+        if self._role(request) != Role.EDITOR:
+            return (outcomes_html([], EDITORS_ONLY), *self.state(request))
+        if not name:
+            return (outcomes_html([], "请先选择要删除的文档。"), *self.state(request))
+        outcome = self.library.remove(name)
+        note = self._rebuild(progress) if outcome.ok else ""
+        return (outcomes_html([outcome], note), *self.state(request))
+
+    def restore_document(
+        self, entry_id: str | None, request: gr.Request, progress: gr.Progress = PROGRESS
+    ) -> tuple[Any, ...]:
+        """Put a file of the trash back and rebuild the index."""
+        if self._role(request) != Role.EDITOR:
+            return (outcomes_html([], EDITORS_ONLY), *self.state(request))
+        if not entry_id:
+            return (outcomes_html([], "请先选择要恢复的文件。"), *self.state(request))
+        outcome = self.library.restore(entry_id)
+        note = self._rebuild(progress) if outcome.ok else ""
+        return (outcomes_html([outcome], note), *self.state(request))
+
+    def _rebuild(self, progress: gr.Progress) -> str:
+        """Rebuild the index, moving the progress bar until the new index is served."""
+
+        def show(state: BuildState) -> None:
+            progress(state.fraction, desc=f"正在重建索引：{state.stage}")
+
+        state = self.library.wait(self.library.rebuild(), show)
+        if state.error:
+            return f"重建索引失败，仍在使用原来的索引：{state.error}"
+        return "索引已重建，新内容现在可以提问了。"
+
+
+def _not_uploaded(path: str) -> Outcome:
+    name = Path(path).name
+    return Outcome(name, False, f"{name} 不是这个浏览器刚上传的文件，没有读取（请重新上传）")

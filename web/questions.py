@@ -1,0 +1,32 @@
+"""Why a question cannot be searched, said in Chinese for the page.
+
+The engine refuses the same questions (`retriever.search.check_question`), in English for the
+command line and the JSON API; the page checks first so that its users read Chinese.
+"""
+
+from __future__ import annotations
+
+from retriever.config import MAX_QUESTION_CHARS
+
+
+def is_text(text: str) -> bool:
+    """Whether `text` is valid Unicode: JSON and browsers can deliver lone surrogates, which
+    no UTF-8 encoder (of a response, a log line, a file name) accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def question_problem(question: object) -> str | None:
+    """What is wrong with `question`, in Chinese, or None if it can be searched."""
+    if not isinstance(question, str) or not question.strip():
+        return "请先输入问题"
+    if not is_text(question):
+        return "问题里有无效的字符（不是有效的 Unicode 文本），请重新输入"
+    if len(question) > MAX_QUESTION_CHARS:
+        return (
+            f"问题有 {len(question)} 个字，超过了 {MAX_QUESTION_CHARS} 字的上限：请一次只问一件事"
+        )
+    return None

@@ -1,0 +1,130 @@
+"""Every setting of the web app, read from the environment in one place.
+
+| variable | default | what |
+| --- | --- | --- |
+| RETRIEVER_HOST | 127.0.0.1 | address to listen on; others need users or tokens |
+| RETRIEVER_PORT | 7860 | port |
+| RETRIEVER_CORPUS | corpus | the documents |
+| RETRIEVER_INDEX | index | the index built from them |
+| RETRIEVER_CACHE | .cache | the model cache |
+| RETRIEVER_ACCESS_FILE | (none) | TOML file of users and API tokens (web/access.py) |
+| RETRIEVER_MAX_REQUEST_KB | 2048 | body of any request but an upload |
+| RETRIEVER_MAX_UPLOAD_MB | 200 | body of an upload request (all its files together) |
+| RETRIEVER_MAX_DOCUMENTS | 1000 | documents in the corpus |
+| RETRIEVER_MAX_CORPUS_MB | 1024 | total size of the corpus's documents |
+| RETRIEVER_QUESTIONS_PER_MINUTE | 30; 0 on loopback without a proxy | per client; 0: no limit |
+| RETRIEVER_TRUSTED_PROXIES | (none) | proxies whose X-Forwarded-For names the client |
+
+docs/SECURITY.md explains each limit and how to serve behind a reverse proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from retriever.search import DEFAULT_CACHE
+
+KB = 1024
+MB = 1024 * 1024
+# On a loopback address without a proxy, one person at this machine asks: no limit. Served
+# to a network, 30 questions a minute is far above what a person types.
+NETWORK_QUESTIONS_PER_MINUTE = 30
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How much the corpus may hold: documents, and their total size (the trash apart)."""
+
+    max_documents: int = 1000
+    max_bytes: int = 1024 * MB
+
+
+DEFAULT_QUOTA = Quota()
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable and what it takes."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    corpus: Path = Path("corpus")
+    index: Path = Path("index")
+    cache: Path = Path(DEFAULT_CACHE)
+    access_file: Path | None = None
+    # A request body is refused past these sizes before it is read (web/limits.py). Chat
+    # requests carry the conversation's earlier answers, some kilobytes each, hence 2 MB.
+    max_request_bytes: int = 2048 * KB
+    max_upload_bytes: int = 200 * MB
+    quota: Quota = DEFAULT_QUOTA
+    questions_per_minute: int = 0
+    # Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto headers are believed; empty: none, the peer address is the client.
+    trusted_proxies: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        host = environ.get("RETRIEVER_HOST", cls.host)
+        access = environ.get("RETRIEVER_ACCESS_FILE", "").strip()
+        trusted = environ.get("RETRIEVER_TRUSTED_PROXIES", "").strip()
+        alone = is_loopback(host) and not trusted  # one person, at this machine
+        default_rate = 0 if alone else NETWORK_QUESTIONS_PER_MINUTE
+        for address in filter(None, (part.strip() for part in trusted.split(","))):
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"RETRIEVER_TRUSTED_PROXIES: {address!r} is not an IP address or network"
+                ) from None
+        return cls(
+            host=host,
+            port=_number(environ, "RETRIEVER_PORT", cls.port, minimum=1),
+            corpus=Path(environ.get("RETRIEVER_CORPUS", str(cls.corpus))),
+            index=Path(environ.get("RETRIEVER_INDEX", str(cls.index))),
+            cache=Path(environ.get("RETRIEVER_CACHE", str(cls.cache))),
+            access_file=Path(access) if access else None,
+            max_request_bytes=_size(environ, "RETRIEVER_MAX_REQUEST_KB", cls.max_request_bytes, KB),
+            max_upload_bytes=_size(environ, "RETRIEVER_MAX_UPLOAD_MB", cls.max_upload_bytes, MB),
+            quota=Quota(
+                max_documents=_number(environ, "RETRIEVER_MAX_DOCUMENTS", Quota.max_documents),
+                max_bytes=_size(environ, "RETRIEVER_MAX_CORPUS_MB", Quota.max_bytes, MB),
+            ),
+            questions_per_minute=_number(
+                environ, "RETRIEVER_QUESTIONS_PER_MINUTE", default_rate, minimum=0
+            ),
+            trusted_proxies=trusted,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the app to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
+
+
+def _size(environ: Mapping[str, str], name: str, default: int, unit: int) -> int:
+    """A size in bytes, set in `unit`s (KB or MB)."""
+    return _number(environ, name, default // unit) * unit
+
+
+def _number(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}: expected a whole number") from None
+    if number < minimum:
+        raise SettingsError(f"{name}={value!r}: expected a number of at least {minimum}")
+    return number
