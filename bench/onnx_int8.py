@@ -3,9 +3,9 @@
     python -m bench.onnx_int8                 # measures, writes docs/onnx_int8.md
     python -m bench.onnx_int8 --quick --cache /tmp/c --output /tmp/o.md   # tiny slice
 
-The int8 model is the engine's default (retriever/onnx_model.py builds it, offline, once);
-the fp32 ONNX graph, exported and fused the same way without quantisation, is built here
-only to separate ONNX Runtime's gain from int8's.
+The int8 model is the engine's default (retriever/modelbuild/onnx_export.py builds it,
+offline, once); the fp32 ONNX graph, exported and fused the same way without quantisation,
+is built here only to separate ONNX Runtime's gain from int8's.
 
 Measured: embedding throughput on 300-character Chinese passages for torch fp32, ONNX fp32
 and ONNX int8; cosine agreement of the ONNX vectors with torch's; and R@10 / Hit@10 of dense
@@ -31,19 +31,21 @@ from typing import Any
 
 import numpy as np
 
-from retriever.default_model import MARKER_NAME, ensure_default_model, staged_folder
-from retriever.embedding import ONNX_BATCH_SIZE, OnnxEmbedder
-from retriever.onnx_model import (
+from retriever.modelbuild.default_model import ensure_default_model
+from retriever.modelbuild.onnx_export import build_onnx_model
+from retriever.modelbuild.staging import staged_folder
+from retriever.models import (
     INT8_MODEL_NAME,
+    INT8_RECIPE_VERSION,
+    MARKER_NAME,
     MODEL_FILE,
-    RECIPE_VERSION,
-    build_onnx_model,
     int8_model_dir,
 )
+from retriever.onnx_embedder import ONNX_BATCH_SIZE, OnnxEmbedder
 
 logger = logging.getLogger(__name__)
 
-FP32_ONNX_NAME = f"onnx-fp32-recipe{RECIPE_VERSION}"
+FP32_ONNX_NAME = f"onnx-fp32-recipe{INT8_RECIPE_VERSION}"
 
 
 def fp32_onnx_embedder(cache: Path) -> OnnxEmbedder:
@@ -102,12 +104,7 @@ def evaluate(
 ) -> tuple[str, dict[str, dict[str, float]]]:
     """Dense and hybrid metrics of a project index built with `embedder` on one set."""
     from bench.peers import DATASETS, take_slice
-    from retriever.evaluation import (
-        compute_rankings,
-        load_dataset,
-        open_evaluation_index,
-        score,
-    )
+    from retriever.evaluation import find_candidates, load_dataset, open_evaluation_index, score
 
     dataset, _ = take_slice(
         load_dataset(DATASETS / name),
@@ -116,16 +113,16 @@ def evaluate(
         workdir=cache / "bench" / "slices",
     )
     retriever = open_evaluation_index(dataset, embedder, cache, progress=False)
-    rankings = compute_rankings(retriever, dataset, progress=False)
+    pool = find_candidates(retriever, dataset, progress=False)
     return dataset.name, {
-        mode: score(retriever, dataset, rankings, mode) for mode in ("dense", "hybrid")
+        mode: score(retriever, dataset, pool, mode) for mode in ("dense", "hybrid")
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.peers import CACHE, REPO, SETS
-    from retriever.default_model import DEFAULT_MODEL_NAME
     from retriever.embedding import load_embedder
+    from retriever.models import DEFAULT_MODEL_NAME
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=CACHE, help="model and index cache")

@@ -151,7 +151,7 @@ def take_slice(
 
 def default_model_path() -> Path:
     """The local folder of the project's default model, built offline once."""
-    from retriever.default_model import ensure_default_model
+    from retriever.modelbuild.default_model import ensure_default_model
 
     return ensure_default_model(CACHE)
 

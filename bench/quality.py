@@ -4,11 +4,12 @@
     python -m bench.quality --limit 20 --corpus-limit 60 --output /tmp/q.md --cache /tmp/c
 
 Prints and saves R@1, R@5, R@10, Hit@10 and MRR@10 for the project's BM25, dense and hybrid
-modes (its own evaluation: retriever.evaluation) and for each peer (bench.peers). The peers'
-rankings are scored by the same `retriever.evaluation.score`, so every figure follows one
-definition. Indexes are cached: the project's under <cache>/eval, the peers' under
-<cache>/bench, so a second run embeds nothing. Per-question ranks of the first gold passage
-are saved in <cache>/bench/quality_details.json to explain where systems differ.
+modes (its own evaluation: retriever.evaluation, which ranks what `Retriever.search` returns)
+and for each peer (bench.peers). The peers' rankings are scored by the same
+`retriever.evaluation.metrics`, so every figure follows one definition. Indexes are cached:
+the project's under <cache>/eval, the peers' under <cache>/bench, so a second run embeds
+nothing. Per-question ranks of the first gold passage are saved in
+<cache>/bench/quality_details.json to explain where systems differ.
 """
 
 from __future__ import annotations
@@ -39,15 +40,16 @@ from bench.peers import (
     open_system,
     take_slice,
 )
-from retriever.config import SearchSettings
 from retriever.evaluation import (
     CUTOFFS,
     Dataset,
-    Rankings,
-    compute_rankings,
+    evaluation_searcher,
+    find_candidates,
     load_dataset,
+    metrics,
     open_evaluation_index,
-    score,
+    passage_ranking,
+    rank_all,
 )
 from retriever.store import ENGINE_LIBRARIES, library_versions
 
@@ -63,43 +65,6 @@ VERSIONED = (
     "rank-bm25",
     "txtai",
 )
-
-
-# ------------------------------------------------------------------ scoring peers
-
-
-@dataclass(frozen=True)
-class _Entry:
-    doc_id: str
-
-
-class _ResultLists:
-    """Stands in for a Retriever in `retriever.evaluation.score`.
-
-    score() turns a {chunk id: score} ranking into passages through `retriever.chunks[id]`;
-    here each "chunk" is one entry of a peer's result list, scored by minus its rank, so the
-    project's own metric code ranks the peer's passages in the peer's order.
-    """
-
-    def __init__(self) -> None:
-        self.chunks: list[_Entry] = []
-        self.settings = SearchSettings()
-
-    def ranking(self, passages: list[str]) -> dict[int, float]:
-        ranking = {}
-        for rank, pid in enumerate(passages):
-            self.chunks.append(_Entry(pid))
-            ranking[len(self.chunks) - 1] = -float(rank)
-        return ranking
-
-
-def score_result_lists(dataset: Dataset, results: dict[str, list[str]]) -> dict[str, float]:
-    """R@1/5/10, Hit@10 and MRR@10 of a peer's passage lists, by retriever.evaluation.score."""
-    shim = _ResultLists()
-    ids = list(dataset.questions)
-    dense = [shim.ranking(results[qid]) for qid in ids]
-    rankings = Rankings(ids, dense, [{} for _ in ids])
-    return score(shim, dataset, rankings, "dense")  # type: ignore[arg-type]
 
 
 def first_gold_rank(passages: list[str], gold: set[str]) -> int | None:
@@ -135,27 +100,20 @@ def project_results(
     dataset: Dataset, cache: Path, progress: bool
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int | None]], float]:
     """The project's three modes, exactly as `python -m retriever eval --compare` scores them."""
-    from retriever.evaluation import _passage_ranking
-    from retriever.search import fuse
-
     embedder = _embedder()
     retriever = open_evaluation_index(dataset, embedder, cache, progress=progress)
     started = time.perf_counter()
-    rankings = compute_rankings(retriever, dataset, progress=progress)
+    pool = find_candidates(retriever, dataset, progress=progress)
     seconds = time.perf_counter() - started
-    metrics, ranks = {}, {}
+    scores, ranks = {}, {}
     for mode in PROJECT_MODES:
-        metrics[f"project {mode}"] = score(retriever, dataset, rankings, mode)
+        hits = rank_all(evaluation_searcher(retriever), pool, mode)
+        passages = {qid: passage_ranking(found) for qid, found in hits.items()}
+        scores[f"project {mode}"] = metrics(dataset, passages)
         ranks[f"project {mode}"] = {
-            qid: first_gold_rank(
-                _passage_ranking(retriever, fuse(dense, lexical, retriever.settings, mode)),
-                dataset.gold[qid],
-            )
-            for qid, dense, lexical in zip(
-                rankings.question_ids, rankings.dense, rankings.lexical, strict=True
-            )
+            qid: first_gold_rank(ranking, dataset.gold[qid]) for qid, ranking in passages.items()
         }
-    return metrics, ranks, seconds
+    return scores, ranks, seconds
 
 
 def evaluate_set(
@@ -171,12 +129,12 @@ def evaluate_set(
     dataset, records = take_slice(
         load_dataset(DATASETS / name), limit=limit, corpus_limit=corpus_limit, workdir=workdir
     )
-    metrics: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, float]] = {}
     ranks: dict[str, dict[str, int | None]] = {}
     seconds: dict[str, float] = {}
     if "project" in systems:
         project_metrics, project_ranks, spent = project_results(dataset, cache, progress)
-        metrics |= project_metrics
+        scores |= project_metrics
         ranks |= project_ranks
         seconds["project"] = spent
     model_path = default_model_path()
@@ -192,10 +150,10 @@ def evaluate_set(
             )
         }
         seconds[peer] = time.perf_counter() - started
-        metrics[peer] = score_result_lists(dataset, results)
+        scores[peer] = metrics(dataset, results)
         ranks[peer] = {qid: first_gold_rank(results[qid], dataset.gold[qid]) for qid in results}
         del system  # one model in memory at a time
-    return SetResult(dataset.name, len(dataset.questions), len(records), metrics, ranks, seconds)
+    return SetResult(dataset.name, len(dataset.questions), len(records), scores, ranks, seconds)
 
 
 def _one_thread_for_questions() -> None:

@@ -6,7 +6,7 @@
 
 1. whole: complete project indexes (Retriever.build) of ~1k, 3k and 10k dureader chunks:
    build time, index size on disk, peak memory of building and of serving, query latency.
-2. bm25: the lexical part alone (retriever.lexical.LexicalIndex, bm25s) over 10k, 100k and 1M
+2. bm25: the lexical backend alone (retriever.backends.bm25s_lexical) over 10k, 100k and 1M
    synthetic Chinese passages, made by drawing dureader sentences at random (a passage is 1–3
    sentences, ~dureader's 87 characters): build time, memory, size, query latency.
 3. faiss: exact search (IndexFlatIP) against HNSW (the engine's IndexHNSWFlat, M=32,
@@ -42,6 +42,7 @@ import numpy as np
 
 from bench.peers import CACHE, DATASETS, REPO, Record, index_folder, read_records, write_records
 from bench.speed import run_child
+from retriever.backends.faiss_dense import HNSW_M
 
 logger = logging.getLogger("bench.scale")
 
@@ -50,7 +51,6 @@ SYNTHETIC_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_WHOLE_SIZES = (20,)  # one build and one serve: each child loads the model (~8 s)
 QUICK_SYNTHETIC_SIZES = (2_000, 5_000)
 DEPTH = 50  # what the engine asks of each side: SearchSettings.candidates
-HNSW_M = 32  # retriever.search._faiss_index
 HNSW_EF_SEARCH = (64, 128, 256)  # the engine uses 128
 SEED = 20_261_128
 
@@ -167,24 +167,24 @@ def synthetic_passages(count: int, seed: int = SEED) -> list[str]:
 
 
 def child_bm25(size: int, folder: Path) -> dict[str, Any]:
+    from retriever.backends.bm25s_lexical import Bm25sLexical
     from retriever.config import LexicalSettings
-    from retriever.lexical import LexicalIndex, tokenize
+    from retriever.words import tokenize
 
     tokenize("预热")  # jieba loads its dictionary once; not part of any size's cost
     passages = synthetic_passages(size)
     before = _rss_mb()
     started = time.perf_counter()
-    index = LexicalIndex.build(passages, LexicalSettings())
+    index = Bm25sLexical.create(LexicalSettings())
+    index.add(range(len(passages)), passages)
+    folder.mkdir(parents=True, exist_ok=True)
+    index.save(folder)  # bm25s builds its score matrix here: the build includes writing it
     build_s = time.perf_counter() - started
     after = _rss_mb()
     del passages
-    folder.mkdir(parents=True, exist_ok=True)
-    index.save(folder)
 
     def run(question: str) -> None:
-        # What Retriever.rankings does with the lexical side: score all, keep the top DEPTH.
-        scores = index.scores(question)
-        np.argpartition(-scores, DEPTH - 1)[:DEPTH]
+        index.search(question, DEPTH)  # what the searcher asks of the lexical side
 
     p50, p95 = _latencies(run, _questions())
     return {
@@ -206,13 +206,13 @@ def real_vectors() -> np.ndarray:
     or `python -m retriever eval`)."""
     import faiss
 
-    folder = CACHE / "eval" / "dureader_demo-multilingual-e5-small"
-    if not (folder / "vectors.faiss").is_file():
+    path = CACHE / "eval" / "dureader_demo-multilingual-e5-small" / "dense" / "vectors.faiss"
+    if not path.is_file():
         raise FileNotFoundError(
-            f"{folder} has no vectors.faiss: run `python -m retriever eval "
-            "bench/datasets/dureader_demo` once to build it"
+            f"there is no {path}: run `python -m retriever eval bench/datasets/dureader_demo "
+            "--model multilingual-e5-small` once to build it"
         )
-    index = faiss.read_index(str(folder / "vectors.faiss"))
+    index = faiss.downcast_index(faiss.read_index(str(path)).index)  # inside the IndexIDMap2
     return index.reconstruct_n(0, index.ntotal)
 
 
@@ -283,8 +283,8 @@ def child_faiss(size: int, kind: str, *, quick: bool = False) -> list[dict[str, 
     # The serialised size is what the index holds (vectors, graph, lists); RSS differences
     # are blurred by the allocator at small sizes.
     index_mb = faiss.serialize_index(index).nbytes / 2**20
-    # The engine searches a single question on one OpenMP thread (retriever.search:
-    # _faiss_threads): latency is measured the same way; builds above used every core.
+    # The engine searches a single question on one OpenMP thread (retriever.threads):
+    # latency is measured the same way; builds above used every core.
     faiss.omp_set_num_threads(1)
     settings = {"flat": [None], "hnsw": list(HNSW_EF_SEARCH), "ivf": [8, 32, 64]}[kind]
     rows = []
@@ -475,7 +475,7 @@ def markdown(tables: Tables, command: str, plots: dict[str, Path]) -> str:
         )
         lines += ["", f"![whole indexes]({plots['whole'].name})", ""]
     if tables.bm25:
-        lines += ["## BM25 alone (LexicalIndex over synthetic passages)", ""]
+        lines += ["## BM25 alone (the bm25s backend over synthetic passages)", ""]
         lines += _table(
             tables.bm25,
             [

@@ -6,6 +6,10 @@ Prints (1) R@1, R@10, Hit@10 and MRR@10 for a grid of fusion weights, and (2) ho
 answer thresholds separate questions a corpus answers (its own questions) from questions it
 does not (the other set's questions).
 The chosen values go into retriever/config.py by hand, with the figures in the README.
+
+Every ranking is what `Retriever.search` returns (retriever.evaluation): each question's
+candidates are found once, then fused, reranked and stripped of repeats by the searcher's
+own stages for every setting of the grid.
 """
 
 from __future__ import annotations
@@ -17,15 +21,24 @@ from pathlib import Path
 import numpy as np
 
 from retriever.answer import KEYWORD_COVERAGE
-from retriever.config import SearchSettings
 from retriever.embedding import load_embedder
-from retriever.evaluation import compute_rankings, load_dataset, open_evaluation_index, score
-from retriever.lexical import content_words
-from retriever.search import DEFAULT_CACHE, fuse
+from retriever.evaluation import (
+    evaluation_searcher,
+    find_candidates,
+    load_dataset,
+    open_evaluation_index,
+    passage_ranking,
+    rank_all,
+    score,
+)
+from retriever.search import DEFAULT_CACHE
+from retriever.searcher import Hit
+from retriever.words import content_words
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
 LEXICAL_WEIGHTS = (0.0, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)
 LEAD_WEIGHTS = (0.0, 0.02, 0.04, 0.06)
+ASK_K = 5  # the passages an answer is drawn from and judged by (Retriever.ask's default k)
 
 
 def main() -> None:
@@ -37,16 +50,16 @@ def main() -> None:
     opened = {
         name: (open_evaluation_index(d, embedder, DEFAULT_CACHE), d) for name, d in datasets.items()
     }
-    rankings = {name: compute_rankings(r, d) for name, (r, d) in opened.items()}
+    pools = {name: find_candidates(r, d) for name, (r, d) in opened.items()}
 
     print("## Fusion: R@1 / R@10 / Hit@10 / MRR@10 per set\n")
     print("| ranking | " + " | ".join(args.sets) + " |")
     print("|---|" + "---|" * len(args.sets))
-    rows = [("bm25 alone", "bm25", None), ("dense alone", "dense", None)] + [
+    rows = [("bm25 alone", "bm25", {}), ("dense alone", "dense", {})] + [
         (
             f"hybrid, lexical_weight {w}, lead_weight {lead}",
             "hybrid",
-            replace(SearchSettings(), lexical_weight=w, lead_weight=lead),
+            {"lexical_weight": w, "lead_weight": lead},
         )
         for w in LEXICAL_WEIGHTS
         for lead in LEAD_WEIGHTS
@@ -55,45 +68,35 @@ def main() -> None:
         cells = []
         for name in args.sets:
             retriever, dataset = opened[name]
-            m = score(retriever, dataset, rankings[name], mode, settings)
+            m = score(retriever, dataset, pools[name], mode, **settings)
             cells.append(
                 f"{m['R@1']:.3f} / {m['R@10']:.3f} / {m['Hit@10']:.3f} / {m['MRR@10']:.3f}"
             )
         print(f"| {label} | " + " | ".join(cells) + " |")
 
     if len(args.sets) == 2:
-        calibrate(opened, rankings, args.sets)
+        calibrate(opened, pools, args.sets)
 
 
-def calibrate(opened, rankings, names: list[str]) -> None:
+def calibrate(opened, pools, names: list[str]) -> None:
     """How well the answer thresholds separate answerable from unanswerable questions.
 
-    Answerable: a set's own questions whose gold passage is in their top 5. Unanswerable:
+    Answerable: a set's own questions whose gold passage is in their top ASK_K. Unanswerable:
     the other set's questions (500 of them) asked of this set's corpus.
     """
     answerable, unanswerable = [], []
     for own, other in (names, names[::-1]):
         retriever, dataset = opened[own]
-        own_rankings = rankings[own]
-        for qid, dense, lexical in zip(
-            own_rankings.question_ids, own_rankings.dense, own_rankings.lexical, strict=True
-        ):
-            ranked = fuse(dense, lexical, retriever.settings, "hybrid")
-            passages = {retriever.chunks[i].doc_id.split("#", 1)[-1] for i, _ in ranked[:5]}
-            if passages & dataset.gold[qid]:
-                answerable.append(_features(retriever, dataset.questions[qid], dense, ranked))
+        searcher = evaluation_searcher(retriever)
+        for qid, hits in rank_all(searcher, pools[own], "hybrid").items():
+            if set(passage_ranking(hits[:ASK_K])) & dataset.gold[qid]:
+                answerable.append(_features(dataset.questions[qid], hits))
         foreign = load_dataset(DATASETS / other)
         questions = dict(list(foreign.questions.items())[:500])
         asked = replace(foreign, questions=questions, gold={})
-        foreign_rankings = compute_rankings(retriever, asked, progress=False)
-        for qid, dense, lexical in zip(
-            foreign_rankings.question_ids,
-            foreign_rankings.dense,
-            foreign_rankings.lexical,
-            strict=True,
-        ):
-            ranked = fuse(dense, lexical, retriever.settings, "hybrid")
-            unanswerable.append(_features(retriever, questions[qid], dense, ranked))
+        foreign_pool = find_candidates(retriever, asked, progress=False)
+        for qid, hits in rank_all(searcher, foreign_pool, "hybrid").items():
+            unanswerable.append(_features(questions[qid], hits))
     yes, no = np.array(answerable), np.array(unanswerable)
     print("\n## Answer thresholds (nearest passage cosine, share of question words held)\n")
     print(f"{len(yes)} answerable, {len(no)} unanswerable questions\n")
@@ -112,11 +115,14 @@ def calibrate(opened, rankings, names: list[str]) -> None:
             print(f"| {rule} | {found(yes).mean():.1%} | {1 - found(no).mean():.1%} |")
 
 
-def _features(retriever, question: str, dense, ranked) -> tuple[float, float]:
-    top = retriever.chunks[ranked[0][0]]
+def _features(question: str, hits: list[Hit]) -> tuple[float, float]:
+    """What the answer thresholds look at: the nearest passage's cosine, and the share of the
+    question's words the top passage holds (retriever.answer)."""
+    top = hits[0]
     words = content_words(question)
     held = content_words(f"{top.heading}\n{top.text}")
-    return max(dense.values()), len(words & held) / len(words) if words else 0.0
+    nearest = max(hit.dense_score for hit in hits[:ASK_K] if hit.dense_score is not None)
+    return nearest, len(words & held) / len(words) if words else 0.0
 
 
 if __name__ == "__main__":

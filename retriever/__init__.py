@@ -7,21 +7,30 @@ answer = retriever.ask("办公室主任和行政主管哪个大?")
 """
 
 from retriever.answer import Answer, Citation, Quote
-from retriever.config import ChunkSettings, LexicalSettings, SearchSettings
-from retriever.search import BuildReport, Hit, IndexInfo, QuestionError, Retriever
-from retriever.store import IndexLoadError
+from retriever.building import BuildReport
+from retriever.config import BackendSettings, ChunkSettings, LexicalSettings, SearchSettings
+from retriever.index import IndexInfo
+from retriever.rerank import Candidate, Reranker
+from retriever.schema import IndexLoadError
+from retriever.search import Retriever
+from retriever.searcher import Hit, QuestionError
+from retriever.staging import IndexFolderError
 
 __all__ = [
     "Answer",
+    "BackendSettings",
     "BuildReport",
+    "Candidate",
     "ChunkSettings",
     "Citation",
     "Hit",
+    "IndexFolderError",
     "IndexInfo",
     "IndexLoadError",
     "LexicalSettings",
     "QuestionError",
     "Quote",
+    "Reranker",
     "Retriever",
     "SearchSettings",
 ]

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from retriever.config import ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError
-from retriever.default_model import DEFAULT_MODEL_NAME
 from retriever.embedding import DEFAULT_EMBEDDER
-from retriever.onnx_model import ensure_int8_model
+from retriever.index import open_manifest
+from retriever.models import DEFAULT_MODEL_NAME
+from retriever.schema import IndexLoadError
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
-from retriever.store import IndexLoadError, check_index_target, read_manifest
+from retriever.staging import check_index_target
 
 logger = logging.getLogger("retriever")
 
@@ -84,10 +85,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     info = report.index
     for skipped in info.skipped:
         print(f"skipped {skipped.reason}", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    if not report.changed:
+        print(f"{info.folder} is up to date with {args.corpus} ({seconds:.1f} s)", file=sys.stderr)
+        return 0
     print(
         f"built {info.folder}: {info.files} files, {info.documents} documents, {info.chunks} "
-        f"chunks ({report.embedded} embedded, {report.reused} reused) with {info.model} "
-        f"in {time.perf_counter() - started:.1f} s",
+        f"chunks ({len(report.read)} files read, {len(report.removed)} removed; "
+        f"{report.embedded} chunks embedded, {report.reused} kept) with {info.model} "
+        f"in {seconds:.1f} s",
         file=sys.stderr,
     )
     return 0
@@ -126,7 +132,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from retriever.evaluation import compute_rankings, load_dataset, open_evaluation_index, score
+    from retriever.evaluation import find_candidates, load_dataset, open_evaluation_index, score
 
     dataset = load_dataset(args.dataset, qrels=args.qrels)
     if args.limit:
@@ -139,9 +145,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     embedder = _embedder(args)
     retriever = open_evaluation_index(dataset, embedder, _cache_dir(), progress=not args.quiet)
-    rankings = compute_rankings(retriever, dataset, progress=not args.quiet)
+    pool = find_candidates(retriever, dataset, progress=not args.quiet)
     modes = ["bm25", "dense", "hybrid"] if args.compare else [args.mode]
-    results = {mode: score(retriever, dataset, rankings, mode) for mode in modes}
+    results = {mode: score(retriever, dataset, pool, mode) for mode in modes}
     if args.json:
         output = results if args.compare else results[args.mode]
         print(json.dumps(output, ensure_ascii=False, indent=2))
@@ -156,13 +162,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    manifest = read_manifest(Path(args.index))
+    manifest = open_manifest(Path(args.index))
     current = index_is_current(args.index, args.corpus)
     print(json.dumps({**manifest.raw, "up_to_date": current}, ensure_ascii=False, indent=2))
     return 0
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from retriever.modelbuild.onnx_export import ensure_int8_model  # build-time code only
+
     print(ensure_int8_model(_cache_dir()))
     return 0
 

@@ -1,23 +1,25 @@
 """Extractive answers: the one to three sentences of the top passages that best answer the question.
 
 Nothing is generated: every sentence of an answer is quoted from a passage, and its [n] marker
-is the number of that passage in the citation list, so a reader can check each claim.
+is the number of that passage in the citation list, so a reader can check each claim. The
+`Answerer` needs only the hits of a search, the question's vector, the embedding model (to
+compare sentences with the question) and its own settings; another kind of answer (a
+generator, say) would be another class with the same `answer` method.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from retriever.chunking import split_sentences
-from retriever.config import SearchSettings
+from retriever.config import AnswerSettings
 from retriever.corpus import normalize
-from retriever.lexical import content_words, tokenize
-
-if TYPE_CHECKING:
-    from retriever.search import Hit, Retriever
+from retriever.embedding import Embedder
+from retriever.searcher import Hit
+from retriever.words import content_words, tokenize
 
 # Sentences are taken from this many of the top passages: deeper hits rarely hold the answer
 # and their sentences only add chances to quote something off-topic.
@@ -82,55 +84,88 @@ class _Candidate:
     score: float
 
 
-def compose_answer(
-    question: str, query: np.ndarray, hits: list[Hit], retriever: Retriever
-) -> Answer:
-    """Pick the answering sentences from `hits` and number the passages they come from.
+class Answerer:
+    """Picks the answering sentences from a search's hits and numbers their passages."""
 
-    `query` is the question's vector, as the search computed it.
-    """
-    confidence = round(
-        max((h.dense_score for h in hits if h.dense_score is not None), default=0.0), 4
-    )
-    candidates = _candidates(hits[:PASSAGES_CONSIDERED])
-    if not candidates or not _answers(question, hits[0], confidence, retriever.settings):
-        return _not_found(question, hits, confidence)
-    scores = _score(question, query, candidates, hits, retriever)
-    order = np.argsort(-scores)
-    best = float(scores[order[0]])
-    chosen = [
-        _Candidate(candidates[i][0], candidates[i][1], float(scores[i]))
-        for i in order[:MAX_SENTENCES]
-        if scores[i] >= best - SENTENCE_MARGIN
-    ]
-    # Cited passages are numbered in the order the answer first uses them, the rest follow.
-    chosen.sort(key=lambda candidate: (candidate.hit_index, candidate.quote.start))
-    numbering: dict[int, int] = {}
-    for candidate in chosen:
-        numbering.setdefault(candidate.hit_index, len(numbering) + 1)
-    for index in range(len(hits)):
-        numbering.setdefault(index, len(numbering) + 1)
-    answer = "".join(f"{_as_sentence(c.quote.text)}[{numbering[c.hit_index]}]" for c in chosen)
-    citations = sorted(
-        (
-            Citation(
-                number=numbering[index],
-                hit=hit,
-                quotes=[c.quote for c in chosen if c.hit_index == index],
-            )
-            for index, hit in enumerate(hits)
-        ),
-        key=lambda citation: citation.number,
-    )
-    return Answer(question, answer, True, confidence, citations)
+    def __init__(self, embedder: Embedder, settings: AnswerSettings) -> None:
+        self.embedder = embedder
+        self.settings = settings
+
+    def answer(self, question: str, query: np.ndarray, hits: list[Hit]) -> Answer:
+        """The answer to `question` from `hits`; `query` is its vector, as the search made it."""
+        confidence = round(
+            max((h.dense_score for h in hits if h.dense_score is not None), default=0.0), 4
+        )
+        candidates = _candidates(hits[:PASSAGES_CONSIDERED])
+        if not candidates or not _answers(question, hits[0], confidence, self.settings):
+            return _not_found(question, hits, confidence)
+        scores = self._score(question, query, candidates, hits)
+        order = np.argsort(-scores)
+        best = float(scores[order[0]])
+        chosen = [
+            _Candidate(candidates[i][0], candidates[i][1], float(scores[i]))
+            for i in order[:MAX_SENTENCES]
+            if scores[i] >= best - SENTENCE_MARGIN
+        ]
+        # Cited passages are numbered in the order the answer first uses them, the rest
+        # follow.
+        chosen.sort(key=lambda candidate: (candidate.hit_index, candidate.quote.start))
+        numbering: dict[int, int] = {}
+        for candidate in chosen:
+            numbering.setdefault(candidate.hit_index, len(numbering) + 1)
+        for index in range(len(hits)):
+            numbering.setdefault(index, len(numbering) + 1)
+        answer = "".join(f"{_as_sentence(c.quote.text)}[{numbering[c.hit_index]}]" for c in chosen)
+        citations = sorted(
+            (
+                Citation(
+                    number=numbering[index],
+                    hit=hit,
+                    quotes=[c.quote for c in chosen if c.hit_index == index],
+                )
+                for index, hit in enumerate(hits)
+            ),
+            key=lambda citation: citation.number,
+        )
+        return Answer(question, answer, True, confidence, citations)
+
+    def _score(
+        self,
+        question: str,
+        query: np.ndarray,
+        candidates: list[tuple[int, Quote]],
+        hits: list[Hit],
+    ) -> np.ndarray:
+        """Cosine similarity of question and sentence, plus the share of question words it
+        holds, less how far its passage ranked below the best one.
+
+        The passage's heading counts as part of each of its sentences: under "行政助理的职责",
+        the item "负责员工的考勤" answers a question about an assistant's duties without
+        repeating the words.
+        """
+        texts = [
+            normalize(f"{hits[index].heading}\n{quote.text}" if hits[index].heading else quote.text)
+            for index, quote in candidates
+        ]
+        similarity = self.embedder.encode_passages(texts) @ query
+        # Retrieval already weighed each passage as a whole; a sentence of a lower-ranked
+        # passage must be clearly better to be preferred.
+        behind = np.array([hits[0].score - hits[index].score for index, _ in candidates])
+        question_words = set(tokenize(question))
+        overlap = np.zeros(len(candidates), dtype=np.float32)
+        if question_words:
+            for i, (index, quote) in enumerate(candidates):
+                words = set(tokenize(hits[index].heading + " " + quote.text))
+                overlap[i] = len(question_words & words) / len(question_words)
+        return similarity + 0.1 * overlap - behind
 
 
-def _answers(question: str, top: Hit, confidence: float, settings: SearchSettings) -> bool:
+def _answers(question: str, top: Hit, confidence: float, settings: AnswerSettings) -> bool:
     """Whether the corpus answers: the nearest passage is close in meaning, or nearly as close
     and holding most of the question's words (thresholds calibrated on the evaluation sets)."""
-    if confidence >= settings.min_answer_score:
+    if confidence >= settings.min_score:
         return True
-    if confidence < settings.min_keyword_answer_score:
+    if confidence < settings.min_keyword_score:
         return False
     words = content_words(question)
     held = content_words(f"{top.heading}\n{top.text}")
@@ -154,37 +189,6 @@ def _candidates(hits: list[Hit]) -> list[tuple[int, Quote]]:
                     (index, Quote(hit.start + span.start, hit.start + span.end, text))
                 )
     return candidates
-
-
-def _score(
-    question: str,
-    query: np.ndarray,
-    candidates: list[tuple[int, Quote]],
-    hits: list[Hit],
-    retriever: Retriever,
-) -> np.ndarray:
-    """Cosine similarity of question and sentence, plus the share of question words it holds,
-    less how far its passage ranked below the best one.
-
-    The passage's heading counts as part of each of its sentences: under "行政助理的职责",
-    the item "负责员工的考勤" answers a question about an assistant's duties without
-    repeating the words.
-    """
-    texts = [
-        normalize(f"{hits[index].heading}\n{quote.text}" if hits[index].heading else quote.text)
-        for index, quote in candidates
-    ]
-    similarity = retriever.embedder.encode_passages(texts) @ query
-    # Retrieval already weighed each passage as a whole; a sentence of a lower-ranked
-    # passage must be clearly better to be preferred.
-    behind = np.array([hits[0].score - hits[index].score for index, _ in candidates])
-    question_words = set(tokenize(question))
-    overlap = np.zeros(len(candidates), dtype=np.float32)
-    if question_words:
-        for i, (index, quote) in enumerate(candidates):
-            words = set(tokenize(hits[index].heading + " " + quote.text))
-            overlap[i] = len(question_words & words) / len(question_words)
-    return similarity + 0.1 * overlap - behind
 
 
 def _as_sentence(text: str) -> str:

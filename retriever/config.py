@@ -31,6 +31,17 @@ class LexicalSettings:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """Which engine holds each side of an index, by the names retriever.backends registers.
+
+    Saved in the manifest, so an index is always searched by the engines that built it.
+    """
+
+    dense: str = "faiss"
+    lexical: str = "bm25s"
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """How the dense and BM25 rankings are fused, and when an answer counts as found."""
 
@@ -48,6 +59,17 @@ class SearchSettings:
     # applies to both.
     min_answer_score: float | None = None
     min_keyword_answer_score: float | None = None
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """When the corpus counts as answering a question (SearchSettings' thresholds, resolved
+    for the index's model): the cosine of the question and its nearest passage is at least
+    `min_score`, or at least `min_keyword_score` and the top passage holds most of the
+    question's words."""
+
+    min_score: float
+    min_keyword_score: float
 
 
 MAX_QUESTION_CHARS = 1000

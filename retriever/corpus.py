@@ -275,34 +275,42 @@ def read_corpus(root: Path) -> Corpus:
     files: list[SourceFile] = []
     skipped: list[Skipped] = []
     for path in corpus_files(root):
-        relative = _relative(path, root)
-        try:
-            file_documents, source = read_file(path, relative)
-        except CorpusError as error:
-            logger.warning("skipping %s", error)
-            skipped.append(Skipped(relative, str(error)))
+        outcome = read_one(path, root)
+        if isinstance(outcome, Skipped):
+            skipped.append(outcome)
             continue
-        except OSError as error:
-            logger.warning("skipping %s: %s", relative, error)
-            skipped.append(Skipped(relative, f"{relative}: cannot be read ({error.strerror})"))
-            continue
-        except Exception as error:  # a last resort: one file never stops a build
-            logger.exception("skipping %s", relative)
-            reason = f"{relative}: could not be read ({type(error).__name__})"
-            skipped.append(Skipped(relative, reason))
-            continue
+        file_documents, source = outcome
         documents.extend(file_documents)
         files.append(source)
     return Corpus(documents, files, skipped)
 
 
+def read_one(path: Path, root: Path) -> tuple[list[Document], SourceFile] | Skipped:
+    """Read one corpus file under `root`: its Documents, or why it is skipped (whatever the
+    reason: one file never stops a build)."""
+    relative = relative_name(path, root)
+    try:
+        return read_file(path, relative)
+    except CorpusError as error:
+        logger.warning("skipping %s", error)
+        return Skipped(relative, str(error))
+    except OSError as error:
+        logger.warning("skipping %s: %s", relative, error)
+        return Skipped(relative, f"{relative}: cannot be read ({error.strerror})")
+    except Exception as error:  # a last resort
+        logger.exception("skipping %s", relative)
+        return Skipped(relative, f"{relative}: could not be read ({type(error).__name__})")
+
+
 def file_hashes(root: Path) -> dict[str, str]:
     """sha256 of each supported file under `root`, to compare with an index's manifest."""
     return {
-        _relative(path, root): hashlib.sha256(path.read_bytes()).hexdigest()
+        relative_name(path, root): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in corpus_files(root)
     }
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
+    """How a corpus file is named in an index: its path under `root` (or its name, when the
+    corpus is a single file)."""
     return path.name if root.is_file() else path.relative_to(root).as_posix()

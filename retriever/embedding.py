@@ -1,9 +1,12 @@
 """Dense embeddings, with each model's query/passage prefixes.
 
-Two backends behind one protocol: the default model runs as an int8 ONNX Runtime graph
-(onnx_model.py: about three times torch's speed on a CPU, for a retrieval quality within 0.01
-of R@10), and any other sentence-transformers model, the default's fp32 form included, runs
-through sentence-transformers. `load_embedder` picks by name.
+Two kinds of model behind one protocol: the default model runs as an int8 ONNX Runtime graph
+(retriever.onnx_embedder: about three times torch's speed on a CPU, for a retrieval quality
+within 0.01 of R@10), and any other sentence-transformers model, the default's fp32 form
+included, runs through sentence-transformers. `load_embedder` picks by name.
+
+The default model's folders are built once, offline, by retriever.modelbuild. Loading imports
+that code only when a folder is missing or stale (a fresh clone's first run), never to serve.
 
 Questions and passages are encoded by separate calls because E5 and BGE prefix them
 differently; a model that is asked with the wrong prefix loses several points of recall.
@@ -11,30 +14,25 @@ differently; a model that is asked with the wrong prefix loses several points of
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from retriever.default_model import (
+from retriever.models import (
     DEFAULT_MODEL_NAME,
+    INT8_MODEL_NAME,
     PASSAGE_PREFIX,
     QUERY_PREFIX,
-    ensure_default_model,
+    default_model_dir,
+    default_model_is_built,
+    int8_model_dir,
+    int8_model_is_ready,
 )
-from retriever.onnx_model import (
-    INT8_MODEL_NAME,
-    MAX_TOKENS,
-    MODEL_FILE,
-    TOKENIZER_FILE,
-    OnnxModelError,
-    ensure_int8_model,
-)
+from retriever.onnx_embedder import OnnxEmbedder
+from retriever.threads import FEW_QUERIES, thread_limit
 
 logger = logging.getLogger(__name__)
 
@@ -58,33 +56,12 @@ CALIBRATED_THRESHOLDS: dict[str, tuple[float, float]] = {
     DEFAULT_MODEL_NAME: (0.88, 0.86),
 }
 
-# Up to this many questions in one call are embedded on a single thread (see encode_queries).
-FEW_QUERIES = 8
-
 # The model an index is built with when none is named: the default model, int8, ONNX Runtime.
 DEFAULT_EMBEDDER = INT8_MODEL_NAME
 
 # Texts per forward pass: larger batches pad more on uneven Chinese passages, smaller ones
-# lose matrix efficiency. On a 2-core CPU torch was fastest at 32, ONNX Runtime at 16.
+# lose matrix efficiency. On a 2-core CPU torch was fastest at 32.
 BATCH_SIZE = 32
-ONNX_BATCH_SIZE = 16
-
-
-@contextlib.contextmanager
-def thread_limit(
-    get_count: Callable[[], int], set_count: Callable[[int], None], count: int
-) -> Iterator[None]:
-    """Run a library (torch, FAISS) on `count` threads, then restore its previous setting.
-
-    The setting is process-wide: a build running at the same time in another thread is
-    slowed while it holds, never made wrong.
-    """
-    previous = get_count()
-    set_count(count)
-    try:
-        yield
-    finally:
-        set_count(previous)
 
 
 class ModelLoadError(ValueError):
@@ -133,7 +110,7 @@ def load_embedder(
     by name or local folder (the default model's fp32 form is `DEFAULT_MODEL_NAME`)."""
     if name == DEFAULT_EMBEDDER:
         return OnnxEmbedder(
-            ensure_int8_model(cache_dir),
+            _built_int8_model(cache_dir),
             name,
             query_prefix=QUERY_PREFIX if query_prefix is None else query_prefix,
             passage_prefix=PASSAGE_PREFIX if passage_prefix is None else passage_prefix,
@@ -146,81 +123,22 @@ def load_embedder(
     )
 
 
-class OnnxEmbedder:
-    """A sentence-embedding ONNX graph (input_ids, attention_mask → unit vectors) run by ONNX
-    Runtime, with the model's tokenizer.json. Imports neither torch nor sentence-transformers.
+def _built_int8_model(cache_dir: Path) -> Path:
+    """The default model's int8 folder; built first (about a minute) if it is not ready."""
+    if int8_model_is_ready(cache_dir):
+        return int8_model_dir(cache_dir)
+    from retriever.modelbuild.onnx_export import ensure_int8_model
 
-    Texts are sorted by length before batching so that a batch pads to similar lengths (as
-    sentence-transformers does), then put back in order.
-    """
+    return ensure_int8_model(cache_dir)
 
-    def __init__(
-        self,
-        folder: Path,
-        name: str,
-        *,
-        query_prefix: str = QUERY_PREFIX,
-        passage_prefix: str = PASSAGE_PREFIX,
-    ) -> None:
-        from tokenizers import Tokenizer
 
-        if not (folder / MODEL_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
-            raise OnnxModelError(f"{folder} lacks {MODEL_FILE} or {TOKENIZER_FILE}")
-        self.name = name
-        self.folder = folder
-        self.prefixes = Prefixes(query_prefix, passage_prefix)
-        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self._sessions: dict[int, object] = {}
-        self.dim = int(self._session(1).get_outputs()[0].shape[-1])
+def _built_default_model(cache_dir: Path) -> Path:
+    """The default model's fp32 folder; built first (about 10 s) if it is not ready."""
+    if default_model_is_built(default_model_dir(cache_dir)):
+        return default_model_dir(cache_dir)
+    from retriever.modelbuild.default_model import ensure_default_model
 
-    def _session(self, threads: int):
-        """One session per thread count: ONNX Runtime fixes a session's threads at creation.
-
-        A server only ever opens the one-thread session (questions); a build opens the other.
-        """
-        if threads not in self._sessions:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # The graph is fused at build time; the remaining optimisations are cheap.
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[threads] = ort.InferenceSession(
-                str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-            )
-        return self._sessions[threads]
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        # Few short questions run on one thread, for the reason given in
-        # SentenceTransformerEmbedder.encode_queries.
-        threads = 1 if len(texts) <= FEW_QUERIES else os.cpu_count() or 1
-        return self._encode([self.prefixes.query + text for text in texts], threads)
-
-    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        prefixed = [self.prefixes.passage + text for text in texts]
-        return self._encode(prefixed, os.cpu_count() or 1, progress=progress)
-
-    def _encode(self, texts: list[str], threads: int, *, progress: bool = False) -> np.ndarray:
-        from tqdm import tqdm
-
-        session = self._session(threads)
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        starts = range(0, len(order), ONNX_BATCH_SIZE)
-        for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
-            batch = order[start : start + ONNX_BATCH_SIZE]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in batch])
-            width = max(len(encoding.ids) for encoding in encodings)
-            ids = np.ones((len(batch), width), dtype=np.int64)  # 1 is XLM-R's <pad>
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, encoding in enumerate(encodings):
-                ids[row, : len(encoding.ids)] = encoding.ids
-                mask[row, : len(encoding.ids)] = 1
-            (output,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
-            vectors[batch] = output
-        return vectors
+    return ensure_default_model(cache_dir)
 
 
 class SentenceTransformerEmbedder:
@@ -247,7 +165,7 @@ class SentenceTransformerEmbedder:
         # A "Loading weights" bar on every start is noise to someone waiting for an answer.
         transformers_logging.disable_progress_bar()
 
-        location = str(ensure_default_model(cache_dir)) if name == DEFAULT_MODEL_NAME else name
+        location = str(_built_default_model(cache_dir)) if name == DEFAULT_MODEL_NAME else name
         try:
             model = SentenceTransformer(location, device="cpu")
         except (OSError, ValueError) as error:  # no such folder or hub name, or not a model
@@ -269,9 +187,7 @@ class SentenceTransformerEmbedder:
         prefixed = [self.prefixes.query + text for text in texts]
         if len(texts) > FEW_QUERIES:
             return self._encode(prefixed, progress=False)
-        # One short question is too little work to split across cores: the threads mostly
-        # wait for each other, and when other requests or processes hold the cores they
-        # stall. Measured here under load: 17 ms a question on one thread, 268 ms on two.
+        # A few short questions run on one thread (retriever.threads says why).
         import torch
 
         with thread_limit(torch.get_num_threads, torch.set_num_threads, 1):

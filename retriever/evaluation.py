@@ -3,6 +3,11 @@
 R@k is the share of a question's gold passages in its top k, Hit@k whether any is there,
 MRR@10 the mean of 1/rank of the first gold passage within the top 10 — as the evaluation
 sets' README defines them. Passages are ranked by their best chunk.
+
+The rankings are what `Retriever.search` returns: the searcher's own stages (candidates,
+fusion, reranker, repeats dropped; retriever.searcher), with more candidates per question
+(DEPTH) so that ten distinct passages survive. Each question's candidates are found once and
+ranked again for each mode or fusion setting (`score`), as bench.tune does over a grid.
 """
 
 from __future__ import annotations
@@ -12,18 +17,18 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
-from retriever.config import SearchSettings
-from retriever.corpus import normalize
-from retriever.search import Mode, Retriever, fuse
+from retriever.fusion import Mode
+from retriever.search import Retriever, index_is_current
+from retriever.searcher import Candidates, Hit, Searcher
 
 logger = logging.getLogger(__name__)
 
 CUTOFFS = (1, 5, 10)
-# Chunks looked at per question: long passages split into several chunks, and ten distinct
-# passages must survive the merge.
+# Candidates per question, from each backend: long passages split into several chunks, and
+# ten distinct passages must survive the merge. Hits ranked: at most half of them, as a
+# search for k hits takes 2k candidates.
 DEPTH = 100
+HITS = DEPTH // 2
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,6 @@ def open_evaluation_index(
     dataset: Dataset, embedder, cache_dir: Path, *, progress: bool = True
 ) -> Retriever:
     """The dataset's corpus indexed with `embedder`, built once into the cache and reused."""
-    from retriever.search import index_is_current
-
     folder = cache_dir / "eval" / f"{dataset.name}-{embedder.name.replace('/', '_')}"
     if not index_is_current(folder, dataset.corpus, embedder.name):
         logger.warning("building the %s index in %s (once)", dataset.name, folder)
@@ -72,61 +75,74 @@ def open_evaluation_index(
     return Retriever.load(folder, embedder=embedder)
 
 
+def evaluation_searcher(retriever: Retriever) -> Searcher:
+    """The retriever's searcher, with the candidates the evaluation asks for."""
+    return retriever.searcher.with_settings(candidates=DEPTH)
+
+
 @dataclass(frozen=True)
-class Rankings:
-    """Both rankings of every question, computed once so that modes and fusion settings can be
-    compared without searching again."""
+class Pool:
+    """Every question's candidates, found once so that modes and fusion settings can be
+    compared without searching again: one set for BM25 alone, which does not embed the
+    question (as `search(mode="bm25")` does not), one for the modes that do."""
 
     question_ids: list[str]
-    dense: list[dict[int, float]]
-    lexical: list[dict[int, float]]
+    lexical_only: list[Candidates]
+    embedded: list[Candidates]
+
+    def of(self, mode: Mode) -> list[Candidates]:
+        return self.lexical_only if mode == "bm25" else self.embedded
 
 
-def compute_rankings(retriever: Retriever, dataset: Dataset, *, progress: bool = True) -> Rankings:
+def find_candidates(retriever: Retriever, dataset: Dataset, *, progress: bool = True) -> Pool:
+    """Stage 1 of the search for every question of the dataset."""
+    searcher = evaluation_searcher(retriever)
     ids = list(dataset.questions)
-    normalized = [normalize(dataset.questions[qid]) for qid in ids]
-    vectors = retriever.embedder.encode_queries(normalized)
-    dense, lexical = [], []
-    for question, vector in tqdm(
-        list(zip(normalized, vectors, strict=True)), desc="searching", disable=not progress
-    ):
-        d, b = retriever.rankings(question, vector, depth=DEPTH)
-        dense.append(d)
-        lexical.append(b)
-    return Rankings(ids, dense, lexical)
+    questions = [dataset.questions[qid] for qid in ids]
+    return Pool(
+        ids,
+        searcher.candidates(questions, HITS, "bm25"),
+        searcher.candidates(questions, HITS, "hybrid", progress=progress),
+    )
 
 
-def score(
-    retriever: Retriever,
-    dataset: Dataset,
-    rankings: Rankings,
-    mode: Mode,
-    settings: SearchSettings | None = None,
-) -> dict[str, float]:
-    """R@1, R@5, R@10, Hit@10 and MRR@10 for one mode (and fusion settings)."""
-    settings = settings or retriever.settings
+def rank_all(searcher: Searcher, pool: Pool, mode: Mode) -> dict[str, list[Hit]]:
+    """Stage 2, the hits `search(question, k=HITS, mode=mode)` returns, for every question."""
+    return {
+        qid: searcher.rank(candidates, HITS, mode)
+        for qid, candidates in zip(pool.question_ids, pool.of(mode), strict=True)
+    }
+
+
+def passage_ranking(hits: list[Hit]) -> list[str]:
+    """Passage ids in order of their best chunk, at most max(CUTOFFS) of them."""
+    passages: list[str] = []
+    for hit in hits:
+        passage = hit.doc_id.split("#", 1)[-1]
+        if passage not in passages:
+            passages.append(passage)
+            if len(passages) == max(CUTOFFS):
+                break
+    return passages
+
+
+def metrics(dataset: Dataset, rankings: dict[str, list[str]]) -> dict[str, float]:
+    """R@1, R@5, R@10, Hit@10 and MRR@10 of a ranking of passage ids per question."""
     totals = {f"R@{k}": 0.0 for k in CUTOFFS} | {"Hit@10": 0.0, "MRR@10": 0.0}
-    for qid, dense, lexical in zip(
-        rankings.question_ids, rankings.dense, rankings.lexical, strict=True
-    ):
-        passages = _passage_ranking(retriever, fuse(dense, lexical, settings, mode))
+    for qid, passages in rankings.items():
         gold = dataset.gold[qid]
         for k in CUTOFFS:
             totals[f"R@{k}"] += len(gold & set(passages[:k])) / len(gold)
         found = [rank for rank, pid in enumerate(passages[:10], start=1) if pid in gold]
         totals["Hit@10"] += bool(found)
         totals["MRR@10"] += 1 / found[0] if found else 0.0
-    count = len(rankings.question_ids)
-    return {name: round(total / count, 4) for name, total in totals.items()}
+    return {name: round(total / len(rankings), 4) for name, total in totals.items()}
 
 
-def _passage_ranking(retriever: Retriever, ranked: list[tuple[int, float]]) -> list[str]:
-    """Passage ids in order of their best chunk."""
-    passages: list[str] = []
-    for chunk_id, _ in ranked:
-        passage = retriever.chunks[chunk_id].doc_id.split("#", 1)[-1]
-        if passage not in passages:
-            passages.append(passage)
-            if len(passages) == max(CUTOFFS):
-                break
-    return passages
+def score(
+    retriever: Retriever, dataset: Dataset, pool: Pool, mode: Mode, **settings: float
+) -> dict[str, float]:
+    """The metrics of one mode, with the retriever's search settings or these changes."""
+    searcher = evaluation_searcher(retriever).with_settings(**settings)
+    hits = rank_all(searcher, pool, mode)
+    return metrics(dataset, {qid: passage_ranking(found) for qid, found in hits.items()})

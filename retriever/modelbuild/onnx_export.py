@@ -1,8 +1,9 @@
 """Build the default model's fast form: one ONNX Runtime graph with int8 weights, offline.
 
 Embedding is most of the cost of a build on a CPU. This module turns the default model folder
-(see default_model.py) into ``model.onnx`` that ONNX Runtime runs about three times as fast
-as torch does the fp32 model, for a retrieval quality within 0.01 of R@10 (docs/onnx_int8.md):
+(see retriever.modelbuild.default_model) into ``model.onnx`` that ONNX Runtime runs about
+three times as fast as torch does the fp32 model, for a retrieval quality within 0.01 of R@10
+(docs/onnx_int8.md):
 
 1. torch's TorchScript exporter writes the encoder with mean pooling and L2 normalisation
    inside the graph, so the file gives sentence embeddings directly. Not the newer dynamo
@@ -15,8 +16,9 @@ as torch does the fp32 model, for a retrieval quality within 0.01 of R@10 (docs/
    transformers 5.
 
 The folder is checked against the fp32 model before it is put in place and is rebuilt when
-the default model or this recipe changes. Serving needs only onnxruntime and tokenizers:
-neither torch nor sentence-transformers is imported, which is most of a cold start.
+the default model or this recipe changes (retriever.models.INT8_RECIPE_VERSION). Serving runs
+it with retriever.onnx_embedder, which needs only onnxruntime and tokenizers: neither torch,
+sentence-transformers nor this module is imported, which is most of a cold start.
 """
 
 from __future__ import annotations
@@ -32,25 +34,25 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.default_model import (
+from retriever.modelbuild.default_model import ensure_default_model
+from retriever.modelbuild.staging import build_lock, remove_leftovers, staged_folder
+from retriever.models import (
     DEFAULT_MODEL_NAME,
+    INT8_MODEL_NAME,
+    INT8_RECIPE_VERSION,
     MARKER_NAME,
+    MODEL_FILE,
     PASSAGE_PREFIX,
     QUERY_PREFIX,
-    build_lock,
-    ensure_default_model,
-    remove_leftovers,
-    staged_folder,
+    TOKENIZER_FILE,
+    int8_model_dir,
+    int8_model_is_built,
+    read_marker,
 )
+from retriever.onnx_embedder import OnnxEmbedder, OnnxModelError
 
 logger = logging.getLogger(__name__)
 
-INT8_MODEL_NAME = f"{DEFAULT_MODEL_NAME}-int8"
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-# Bump when the recipe changes what is written: a folder built by another recipe is rebuilt.
-RECIPE_VERSION = 1
-MAX_TOKENS = 512  # the model's position limit; longer texts are truncated, as torch does
 QUANTIZED_OPS = ["MatMul", "Attention", "Gather"]
 # int8 moves each vector by a cosine of about 0.003 (docs/onnx_int8.md); a broken export or
 # fusion moves it by far more.
@@ -62,14 +64,6 @@ _PROBES = (
 )
 
 
-class OnnxModelError(RuntimeError):
-    """The ONNX model cannot be built; the message says what to do."""
-
-
-def int8_model_dir(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "models" / INT8_MODEL_NAME
-
-
 def ensure_int8_model(cache_dir: Path) -> Path:
     """The int8 folder under cache_dir/models, built once (about a minute) from the default.
 
@@ -77,11 +71,11 @@ def ensure_int8_model(cache_dir: Path) -> Path:
     """
     source = ensure_default_model(cache_dir)
     target = int8_model_dir(cache_dir)
-    if _is_current(target, source):
+    if int8_model_is_built(target, source):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with build_lock(target):
-        if _is_current(target, source):
+        if int8_model_is_built(target, source):
             return target
         remove_leftovers(target)
         logger.warning("building the int8 ONNX model in %s (once, about a minute)", target)
@@ -217,8 +211,6 @@ def _self_check(source: Path, folder: Path) -> None:
     """Embed a few lines with the new graph and the torch model; refuse a graph that differs."""
     from sentence_transformers import SentenceTransformer
 
-    from retriever.embedding import OnnxEmbedder
-
     reference = SentenceTransformer(str(source), device="cpu")
     candidate = OnnxEmbedder(folder, folder.name)
     probes = list(_PROBES)
@@ -236,34 +228,13 @@ def _self_check(source: Path, folder: Path) -> None:
             )
 
 
-def _source_info(source: Path) -> dict:
-    try:
-        return json.loads((source / MARKER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _is_current(folder: Path, source: Path) -> bool:
-    try:
-        info = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(info, dict)
-        and info.get("recipe_version") == RECIPE_VERSION
-        and info.get("source") == _source_info(source)
-        and (folder / MODEL_FILE).is_file()
-        and (folder / TOKENIZER_FILE).is_file()
-    )
-
-
 def _write_marker(folder: Path, source: Path, *, seconds: float) -> None:
     # Written last: a folder without it is never taken for a finished build.
     info = {
-        "recipe_version": RECIPE_VERSION,
+        "recipe_version": INT8_RECIPE_VERSION,
         "model": INT8_MODEL_NAME,
         "quantized_ops": QUANTIZED_OPS,
-        "source": _source_info(source),
+        "source": read_marker(source),
         "seconds": round(seconds, 1),
         "versions": {p: metadata.version(p) for p in ("torch", "onnx", "onnxruntime")},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

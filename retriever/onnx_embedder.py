@@ -1,0 +1,103 @@
+"""The default model's fast form at run time: an int8 ONNX graph run by ONNX Runtime.
+
+What running needs and nothing more: the folder's file names, its tokenizer, and one
+inference session per thread count. Neither torch nor sentence-transformers is imported,
+which is most of a cold start. The graph itself is made offline by
+retriever.modelbuild.onnx_export.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from retriever.models import MODEL_FILE, PASSAGE_PREFIX, QUERY_PREFIX, TOKENIZER_FILE
+from retriever.threads import FEW_QUERIES
+
+MAX_TOKENS = 512  # the model's position limit; longer texts are truncated, as torch does
+# Texts per forward pass: larger batches pad more on uneven Chinese passages, smaller ones
+# lose matrix efficiency. On a 2-core CPU ONNX Runtime was fastest at 16 (torch at 32).
+ONNX_BATCH_SIZE = 16
+PAD_ID = 1  # XLM-R's <pad>
+
+
+class OnnxModelError(RuntimeError):
+    """The ONNX model cannot be built or opened; the message says what to do."""
+
+
+class OnnxEmbedder:
+    """A sentence-embedding ONNX graph (input_ids, attention_mask → unit vectors) run by ONNX
+    Runtime, with the model's tokenizer.json.
+
+    Texts are sorted by length before batching so that a batch pads to similar lengths (as
+    sentence-transformers does), then put back in order.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        *,
+        query_prefix: str = QUERY_PREFIX,
+        passage_prefix: str = PASSAGE_PREFIX,
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        if not (folder / MODEL_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
+            raise OnnxModelError(f"{folder} lacks {MODEL_FILE} or {TOKENIZER_FILE}")
+        self.name = name
+        self.folder = folder
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self._sessions: dict[int, object] = {}
+        self.dim = int(self._session(1).get_outputs()[0].shape[-1])
+
+    def _session(self, threads: int):
+        """One session per thread count: ONNX Runtime fixes a session's threads at creation.
+
+        A server only ever opens the one-thread session (questions); a build opens the other.
+        """
+        if threads not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # The graph is fused at build time; the remaining optimisations are cheap.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._sessions[threads] = ort.InferenceSession(
+                str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[threads]
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        threads = 1 if len(texts) <= FEW_QUERIES else os.cpu_count() or 1
+        return self._encode([self.query_prefix + text for text in texts], threads)
+
+    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        prefixed = [self.passage_prefix + text for text in texts]
+        return self._encode(prefixed, os.cpu_count() or 1, progress=progress)
+
+    def _encode(self, texts: list[str], threads: int, *, progress: bool = False) -> np.ndarray:
+        from tqdm import tqdm
+
+        session = self._session(threads)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        starts = range(0, len(order), ONNX_BATCH_SIZE)
+        for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
+            batch = order[start : start + ONNX_BATCH_SIZE]
+            encodings = self.tokenizer.encode_batch([texts[i] for i in batch])
+            width = max(len(encoding.ids) for encoding in encodings)
+            ids = np.full((len(batch), width), PAD_ID, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, encoding in enumerate(encodings):
+                ids[row, : len(encoding.ids)] = encoding.ids
+                mask[row, : len(encoding.ids)] = 1
+            (output,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+            vectors[batch] = output
+        return vectors
