@@ -1,4 +1,5 @@
-"""Command line: build, search, ask, eval, info. `python -m retriever --help` lists them."""
+"""Command line: build, search, ask, eval, info, and the corpus folder's documents and trash
+(retriever.documents_cli). `python -m retriever --help` lists them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from retriever.config import ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError
+from retriever.documents_cli import add_document_commands
 from retriever.embedding import DEFAULT_EMBEDDER
 from retriever.index import open_manifest
 from retriever.models import DEFAULT_MODEL_NAME
@@ -250,6 +252,7 @@ def parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare-model", help="build the default model (offline)")
     prepare.set_defaults(run=cmd_prepare_model)
+    add_document_commands(commands)
     return main
 
 
