@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from retriever.config import ChunkSettings, SearchSettings
+from retriever.backends import DENSE_BACKENDS
+from retriever.config import BackendSettings, ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError
 from retriever.documents_cli import add_document_commands
 from retriever.embedding import DEFAULT_EMBEDDER
@@ -73,7 +74,15 @@ def _embedder(args: argparse.Namespace):
 def cmd_build(args: argparse.Namespace) -> int:
     check_index_target(Path(args.index), Path(args.corpus))  # before the model takes seconds
     chunking = ChunkSettings(max_chars=args.max_chars)
-    if args.if_stale and index_is_current(args.index, args.corpus, args.model, chunking=chunking):
+    # No --backend: the engines the index already uses (retriever.search._backends_of).
+    backends = BackendSettings(dense=args.backend) if args.backend else None
+    if args.milvus_uri and args.backend != "milvus":
+        raise ValueError("--milvus-uri goes with --backend milvus")
+    if args.milvus_uri:  # read by the Milvus backend when it creates a collection
+        os.environ["RETRIEVER_MILVUS_URI"] = args.milvus_uri
+    if args.if_stale and index_is_current(
+        args.index, args.corpus, args.model, chunking=chunking, backends=backends
+    ):
         print(f"{args.index} is up to date with {args.corpus}", file=sys.stderr)
         return 0
     started = time.perf_counter()
@@ -82,6 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args.index,
         embedder=_embedder(args),
         chunking=chunking,
+        backends=backends,
         progress=not args.quiet,
     )
     info = report.index
@@ -210,6 +220,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do nothing when the index already matches the corpus",
     )
+    build.add_argument(
+        "--backend",
+        choices=sorted(DENSE_BACKENDS),
+        help="dense engine: faiss, or milvus (Milvus Lite in the index folder); default: what "
+        f"the index uses, {BackendSettings().dense} for a new one",
+    )
+    build.add_argument("--milvus-uri", help="with --backend milvus: a Milvus server's URI")
     with_model(build)
     build.set_defaults(run=cmd_build)
 

@@ -84,7 +84,7 @@ class Retriever:
         model: str | None = None,
         chunking: ChunkSettings = ChunkSettings(),
         lexical: LexicalSettings = LexicalSettings(),
-        backends: BackendSettings = BackendSettings(),
+        backends: BackendSettings | None = None,
         progress: bool = False,
         cache_dir: Path = DEFAULT_CACHE,
     ) -> BuildReport:
@@ -92,7 +92,9 @@ class Retriever:
 
         Only new and changed files are read and embedded; over an unchanged corpus nothing is
         (see retriever.building). Raises IndexFolderError, before reading anything, when
-        `index_dir` is not a folder a build may replace (see retriever.staging).
+        `index_dir` is not a folder a build may replace (see retriever.staging). `backends`
+        None keeps the engines the existing index uses (the defaults for a new one), so a
+        rebuild from the page or `make index` never moves a Milvus index to FAISS.
         """
         return build_index(
             Path(corpus_dir),
@@ -100,7 +102,7 @@ class Retriever:
             embedder=embedder or load_embedder(model or DEFAULT_EMBEDDER, cache_dir=cache_dir),
             chunking=chunking,
             lexical=lexical,
-            backends=backends,
+            backends=backends or _backends_of(Path(index_dir)),
             progress=progress,
         )
 
@@ -206,16 +208,26 @@ def index_is_current(
     *,
     chunking: ChunkSettings = ChunkSettings(),
     lexical: LexicalSettings = LexicalSettings(),
-    backends: BackendSettings = BackendSettings(),
+    backends: BackendSettings | None = None,
 ) -> bool:
     """True when `index_dir` holds a sound index of exactly the files now in `corpus_dir`,
-    built with `model` (if given) and these settings."""
+    built with `model` (if given), these settings and these backends (if given)."""
     try:
         manifest = open_manifest(Path(index_dir))
     except IndexLoadError:
         return False
     if model is not None and manifest.model_name != model:
         return False
-    if (manifest.chunking, manifest.lexical, manifest.backends) != (chunking, lexical, backends):
+    if (manifest.chunking, manifest.lexical) != (chunking, lexical):
+        return False
+    if backends is not None and manifest.backends != backends:
         return False
     return file_hashes(Path(corpus_dir)) == manifest.corpus_hashes
+
+
+def _backends_of(index_dir: Path) -> BackendSettings:
+    """The engines of the index in `index_dir`, or the defaults when there is none to read."""
+    try:
+        return open_manifest(index_dir).backends
+    except IndexLoadError:
+        return BackendSettings()

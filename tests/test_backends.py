@@ -22,6 +22,7 @@ from retriever.backends import (
     dense_backend,
     faiss_dense,
     lexical_backend,
+    milvus_dense,
 )
 from retriever.backends.base import DenseBackend, LexicalBackend
 from retriever.config import LexicalSettings
@@ -53,6 +54,11 @@ DENSE: dict[str, Callable[[pytest.MonkeyPatch], type[DenseBackend]]] = {
     "faiss-hnsw": lambda monkeypatch: (
         monkeypatch.setattr(faiss_dense, "HNSW_THRESHOLD", 0),
         faiss_dense.FaissDense,
+    )[1],
+    "milvus-flat": lambda monkeypatch: milvus_dense.MilvusDense,  # Milvus Lite
+    "milvus-hnsw": lambda monkeypatch: (
+        monkeypatch.setattr(milvus_dense, "HNSW_THRESHOLD", 0),
+        milvus_dense.MilvusDense,
     )[1],
 }
 LEXICAL: dict[str, Callable[[pytest.MonkeyPatch], type[LexicalBackend]]] = {

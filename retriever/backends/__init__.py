@@ -14,7 +14,10 @@ from importlib import import_module
 from retriever.backends.base import DenseBackend, LexicalBackend
 
 # name → "module:class"
-DENSE_BACKENDS = {"faiss": "retriever.backends.faiss_dense:FaissDense"}
+DENSE_BACKENDS = {
+    "faiss": "retriever.backends.faiss_dense:FaissDense",
+    "milvus": "retriever.backends.milvus_dense:MilvusDense",  # Lite, or a server: its module
+}
 LEXICAL_BACKENDS = {"bm25s": "retriever.backends.bm25s_lexical:Bm25sLexical"}
 
 
