@@ -14,6 +14,7 @@ or fusion setting, which costs only the second stage.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -26,6 +27,9 @@ from retriever.fusion import Mode, fuse
 from retriever.index import Index
 from retriever.passages import duplicate_key
 from retriever.rerank import Candidate, Reranker
+
+# After NFKC, full-width ？！．～ are ? ! . ~; 。 and … stay as they are.
+_TRAILING_MARKS = re.compile(r"[\s?!.。…~]+$")
 
 
 class QuestionError(ValueError):
@@ -100,7 +104,7 @@ class Searcher:
 
         check_k(k)
         asked = [check_question(question) for question in questions]
-        normalized = [normalize(question) for question in asked]
+        normalized = [search_text(question) for question in asked]
         vectors = self.embedder.encode_queries(normalized) if mode != "bm25" else None
         depth = max(self.settings.candidates, 2 * k)
         searched = tqdm(
@@ -166,6 +170,20 @@ def _repeats(key: str, other: str) -> bool:
     """Same passage, or one a truncated copy of the other (scraped pages repeat summaries)."""
     shorter, longer = sorted((key, other), key=len)
     return shorter == longer or (len(shorter) >= 20 and shorter in longer)
+
+
+def search_text(question: str) -> str:
+    """What is searched for a question: its normalised form (retriever.corpus.normalize) less
+    trailing punctuation and spaces, so that 谁？, 谁? and 谁 find the same passages.
+
+    The model reads a question mark as part of the question (辦公室主任的直接上級是誰？ ranked
+    a passage about 上级领导机关交办事情 first, without the mark the right one), so the mark
+    the user typed must not decide. Without it, hybrid figures on the three evaluation sets
+    stayed within 0.005 of those with the marks as typed; always adding one cost dureader_demo
+    0.009 of hybrid R@1, and averaging the two forms' vectors 0.014 of its R@10.
+    """
+    normalized = normalize(question)
+    return _TRAILING_MARKS.sub("", normalized) or normalized
 
 
 def check_k(k: int) -> None:
