@@ -1,9 +1,9 @@
 """One contract for every backend (issue 10), as txtai tests each of its ANN engines.
 
-The same tests run over every dense backend (FAISS flat, FAISS HNSW) and every lexical
-backend (bm25s): a new engine is added to DENSE or LEXICAL below and must pass them all,
-and then nothing else in the engine changes. Ids are deliberately not 0..n-1: an index that
-has been updated has gaps.
+The same tests run over every dense backend (FAISS flat and HNSW, Milvus Lite flat and HNSW)
+and every lexical backend (bm25s): a new engine is added to DENSE or LEXICAL below and must
+pass them all, and then nothing else in the engine changes. Ids are deliberately not
+0..n-1: an index that has been updated has gaps.
 """
 
 from __future__ import annotations
