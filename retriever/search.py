@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from retriever.answer import Answer, Answerer
+from retriever.backends import DENSE_BACKENDS, LEXICAL_BACKENDS
 from retriever.building import BuildReport, build_index
 from retriever.config import (
     AnswerSettings,
@@ -226,8 +227,12 @@ def index_is_current(
 
 
 def _backends_of(index_dir: Path) -> BackendSettings:
-    """The engines of the index in `index_dir`, or the defaults when there is none to read."""
+    """The engines of the index in `index_dir`, or the defaults when there is none to read or
+    it names an engine this installation does not have (a rebuild then replaces it)."""
     try:
-        return open_manifest(index_dir).backends
+        backends = open_manifest(index_dir).backends
     except IndexLoadError:
         return BackendSettings()
+    if backends.dense in DENSE_BACKENDS and backends.lexical in LEXICAL_BACKENDS:
+        return backends
+    return BackendSettings()
