@@ -6,38 +6,13 @@ from pathlib import Path
 
 import docx
 import pytest
+from conftest import text_pdf
 
 from retriever.corpus import CorpusError, extract_text, read_corpus
 
 
-def minimal_pdf(text: str) -> bytes:
-    """A one-page PDF with one line of Helvetica text, written by hand (no PDF writer needed)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
 def test_pdf_text_is_extracted() -> None:
-    text, how = extract_text(minimal_pdf("Office director duties"), ".pdf", "a.pdf")
+    text, how = extract_text(text_pdf("Office director duties"), ".pdf", "a.pdf")
     assert how == "pdf" and "Office director duties" in text
 
 
@@ -79,7 +54,7 @@ def test_html_keeps_text_drops_scripts_and_reads_gbk() -> None:
 
 
 def test_build_reads_every_supported_format(tmp_path: Path) -> None:
-    (tmp_path / "a.pdf").write_bytes(minimal_pdf("Hello PDF"))
+    (tmp_path / "a.pdf").write_bytes(text_pdf("Hello PDF"))
     (tmp_path / "b.html").write_text("<p>网页正文。</p>", encoding="utf-8")
     document = docx.Document()
     document.add_paragraph("Word 正文。")

@@ -25,6 +25,7 @@ from pathlib import Path
 import docx
 import pypdf
 import pytest
+from conftest import page_pdf, pdf_of, text_pdf
 
 from retriever import corpus, extraction
 from retriever.corpus import MAX_FILE_BYTES, Corpus, CorpusError, extract_text, read_corpus
@@ -37,43 +38,6 @@ PARAGRAPH = b"<w:p><w:r><w:t>bomb text</w:t></w:r></w:p>"
 
 
 # --- building the files --------------------------------------------------------------------
-
-
-def pdf_of(objects: list[bytes]) -> bytes:
-    """A PDF of numbered objects (1 0 R is the catalog), with a correct xref table."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
-def page_pdf(content: bytes, stream_keys: bytes = b"") -> bytes:
-    """A one-page PDF whose page content stream is `content`, as stored in the file."""
-    return pdf_of(
-        [
-            b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-            b"/Resources << /Font << /F1 5 0 R >> >> >>",
-            b"<< /Length %d %s>>\nstream\n" % (len(content), stream_keys)
-            + content
-            + b"\nendstream",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        ]
-    )
-
-
-def text_pdf(text: str) -> bytes:
-    return page_pdf(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
 
 
 def deflated(chunks: Iterable[bytes], level: int = 6) -> bytes:
