@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retriever.backends import DENSE_BACKENDS, LEXICAL_BACKENDS
 from retriever.config import BackendSettings, ChunkSettings, LexicalSettings
 from retriever.corpus import (
     SUPPORTED_SUFFIXES,
@@ -66,15 +67,21 @@ def build_index(
     embedder: Embedder,
     chunking: ChunkSettings,
     lexical: LexicalSettings,
-    backends: BackendSettings,
+    backends: BackendSettings | None,
     progress: bool = False,
 ) -> BuildReport:
     """Update (or build) the index in `index_dir` to hold exactly the files of `corpus_dir`.
 
-    Raises IndexFolderError, before reading anything, when `index_dir` is not a folder a
-    build may replace, and ValueError when no file of the corpus can be indexed.
+    `backends` None keeps the engines the existing index uses (the defaults for a new one,
+    or when it names an engine this installation lacks), so a rebuild from the page or
+    `make index` never moves a Milvus index to FAISS. Raises IndexFolderError, before
+    reading anything, when `index_dir` is not a folder a build may replace, and ValueError
+    when no file of the corpus can be indexed.
     """
     check_index_target(index_dir, corpus_dir)
+    recorded = _recorded_manifest(index_dir)
+    if backends is None:
+        backends = _usable_backends(recorded)
     hashes = file_hashes(corpus_dir)
     # How the index is to be made; what it holds is filled in once the corpus is read.
     wanted = Manifest(
@@ -88,7 +95,7 @@ def build_index(
         corpus_hashes={},
         document_count=0,
     )
-    previous = _previous_index(index_dir, wanted)
+    previous = _previous_index(index_dir, recorded, wanted)
     if previous is not None and previous.manifest.corpus_hashes == hashes:
         logger.info("%s is up to date with %s", index_dir, corpus_dir)
         info = IndexInfo.of(index_dir, previous.manifest)
@@ -145,13 +152,32 @@ def build_index(
     )
 
 
-def _previous_index(index_dir: Path, wanted: Manifest) -> Index | None:
-    """The index in `index_dir` if an update can start from it: it loads, and it was built
-    with the wanted model, settings and backends."""
+def _recorded_manifest(index_dir: Path) -> Manifest | None:
+    """The manifest of the index in `index_dir`, every file checked, or None if it has none
+    that is sound (the build then starts from nothing)."""
     try:
-        manifest = open_manifest(index_dir)
+        return open_manifest(index_dir)
     except IndexLoadError as error:
         logger.info("building %s from nothing: %s", index_dir, error)
+        return None
+
+
+def _usable_backends(recorded: Manifest | None) -> BackendSettings:
+    """The engines the existing index uses, when this installation has them; else the
+    defaults."""
+    if (
+        recorded is not None
+        and recorded.backends.dense in DENSE_BACKENDS
+        and recorded.backends.lexical in LEXICAL_BACKENDS
+    ):
+        return recorded.backends
+    return BackendSettings()
+
+
+def _previous_index(index_dir: Path, manifest: Manifest | None, wanted: Manifest) -> Index | None:
+    """The index in `index_dir` (whose checked manifest is `manifest`) if an update can start
+    from it: it loads, and it was built with the wanted model, settings and backends."""
+    if manifest is None:
         return None
     if _made_by(manifest) != _made_by(wanted):
         logger.info("building %s from nothing: another model, settings or backends", index_dir)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from retriever.answer import Answer, Answerer
-from retriever.backends import DENSE_BACKENDS, LEXICAL_BACKENDS
 from retriever.building import BuildReport, build_index
 from retriever.config import (
     AnswerSettings,
@@ -103,7 +102,7 @@ class Retriever:
             embedder=embedder or load_embedder(model or DEFAULT_EMBEDDER, cache_dir=cache_dir),
             chunking=chunking,
             lexical=lexical,
-            backends=backends or _backends_of(Path(index_dir)),
+            backends=backends,
             progress=progress,
         )
 
@@ -224,15 +223,3 @@ def index_is_current(
     if backends is not None and manifest.backends != backends:
         return False
     return file_hashes(Path(corpus_dir)) == manifest.corpus_hashes
-
-
-def _backends_of(index_dir: Path) -> BackendSettings:
-    """The engines of the index in `index_dir`, or the defaults when there is none to read or
-    it names an engine this installation does not have (a rebuild then replaces it)."""
-    try:
-        backends = open_manifest(index_dir).backends
-    except IndexLoadError:
-        return BackendSettings()
-    if backends.dense in DENSE_BACKENDS and backends.lexical in LEXICAL_BACKENDS:
-        return backends
-    return BackendSettings()
