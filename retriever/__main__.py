@@ -9,15 +9,17 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from retriever.backends import DENSE_BACKENDS
 from retriever.config import BackendSettings, ChunkSettings, SearchSettings
-from retriever.corpus import CorpusError
+from retriever.corpus import CorpusError, file_hashes
 from retriever.documents_cli import add_document_commands
 from retriever.embedding import DEFAULT_EMBEDDER
 from retriever.index import open_manifest
+from retriever.manifest import Manifest
 from retriever.models import DEFAULT_MODEL_NAME
 from retriever.schema import IndexLoadError
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
@@ -174,10 +176,101 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    manifest = open_manifest(Path(args.index))
-    current = index_is_current(args.index, args.corpus)
-    print(json.dumps({**manifest.raw, "up_to_date": current}, ensure_ascii=False, indent=2))
+    folder, corpus = Path(args.index), Path(args.corpus)
+    manifest = open_manifest(folder)
+    current = corpus.exists() and index_is_current(folder, corpus)
+    if args.json:
+        print(json.dumps({**manifest.raw, "up_to_date": current}, ensure_ascii=False, indent=2))
+    else:
+        lines = _index_lines(folder, manifest) + _corpus_lines(folder, manifest, corpus, current)
+        print("\n".join(lines))
     return 0
+
+
+def _index_lines(folder: Path, manifest: Manifest) -> list[str]:
+    """What `info` says of the index: where, when and with what it was built, what it holds."""
+    # The library that runs the model, as retriever.embedding.load_embedder picks it by name.
+    runtime = "onnxruntime" if manifest.model_name == DEFAULT_EMBEDDER else "sentence-transformers"
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    skipped = [item.reason for item in manifest.skipped]
+    return [
+        f"index    {folder} ({_size(size)} on disk)",
+        f"built    {_when(manifest.created_at)}",
+        f"model    {manifest.model_name} ({manifest.model_dim} dimensions), run by "
+        f"{runtime} {manifest.versions.get(runtime, '')}".rstrip(),
+        f"engines  {manifest.backends.dense} for vectors, {manifest.backends.lexical} for words",
+        f"holds    {_count(manifest.chunk_count, 'passage')} of at most "
+        f"{manifest.chunking.max_chars} characters, from "
+        f"{_count(manifest.document_count, 'document')} in {_count(len(manifest.sources), 'file')}",
+        f"skipped  {_count(len(skipped), 'file')}{':' if skipped else ''}",
+        *(f"         {reason}" for reason in skipped[:3]),
+        *(
+            [f"         and {len(skipped) - 3} more (--json lists them)"]
+            if len(skipped) > 3
+            else []
+        ),
+    ]
+
+
+def _corpus_lines(folder: Path, manifest: Manifest, corpus: Path, current: bool) -> list[str]:
+    """Whether the index still matches the corpus folder, and if not, what changed."""
+    if current:
+        return [f"corpus   {corpus}: up to date ({_count(len(manifest.corpus_hashes), 'file')})"]
+    if not corpus.exists():
+        return [f"corpus   {corpus}: no such folder, so the index cannot be compared"]
+    now, then = file_hashes(corpus), manifest.corpus_hashes
+    if now == then:  # so index_is_current found other settings than a build now uses
+        why = "built with other chunking or word settings than a build now uses"
+    else:
+        changed = sum(now[name] != then[name] for name in now.keys() & then.keys())
+        why = (
+            f"{len(now.keys() - then.keys())} new, {changed} changed, "
+            f"{len(then.keys() - now.keys())} gone since the build"
+        )
+    where = "".join(
+        f" {option} {path}"
+        for option, path, default in (("--corpus", corpus, "corpus"), ("--index", folder, "index"))
+        if path != Path(default)
+    )
+    return [
+        f"corpus   {corpus}: out of date: {why}",
+        f"         update it with `python -m retriever build{where}`",
+    ]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _size(size: float) -> str:
+    """A number of bytes in decimal units, as the README and the limits count them."""
+    if size < 1000:
+        return f"{size:.0f} bytes"
+    size /= 1000
+    units = ["kB", "MB", "GB"]
+    while round(size, 1) >= 1000 and len(units) > 1:
+        size /= 1000
+        units.pop(0)
+    return f"{size:,.1f} {units[0]}"
+
+
+def _when(created_at: str) -> str:
+    """The build's time in UTC, as the manifest records it, and how long ago that was."""
+    try:
+        built = datetime.fromisoformat(created_at)
+    except ValueError:
+        return created_at or "unknown"
+    if built.tzinfo is None:  # manifests record UTC, with its offset
+        built = built.replace(tzinfo=UTC)
+    hours = round((datetime.now(UTC) - built).total_seconds() / 3600)
+    ago = (
+        "within the hour"
+        if hours < 1
+        else f"{_count(hours, 'hour')} ago"
+        if hours < 48
+        else f"{_count(round(hours / 24), 'day')} ago"
+    )
+    return f"{built.astimezone(UTC):%Y-%m-%d %H:%M} UTC, {ago}"
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
@@ -187,9 +280,31 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An argparse parser that ends its --help with `examples`, laid out as written.
+
+    Subcommands get this class too (argparse makes them of their parent's class), so each
+    `add_parser(..., examples=[...])` has its own.
+    """
+
+    def __init__(self, *args, examples: Sequence[str] = (), **kwargs) -> None:
+        if examples:
+            kwargs["epilog"] = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+        super().__init__(*args, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(
-        prog="python -m retriever", description="Question answering over Chinese documents."
+    main = CommandParser(
+        prog="python -m retriever",
+        description="Question answering over Chinese documents.",
+        examples=[
+            "python -m retriever build               index corpus/ into index/",
+            "python -m retriever info                what index/ holds; whether it is current",
+            'python -m retriever ask "行政助理负责什么工作?"',
+            'python -m retriever search -k 3 "考勤报表"',
+            "python -m retriever remove old.txt      move a document to the trash",
+            "python -m retriever COMMAND --help      a command's options and examples",
+        ],
     )
     main.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = main.add_subparsers(dest="command", required=True)
@@ -206,7 +321,18 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--passage-prefix", help="text put before passages (model default)")
         command.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
-    build = commands.add_parser("build", help="build the index from the corpus folder")
+    build = commands.add_parser(
+        "build",
+        help="build the index from the corpus folder",
+        description="Build the index from the corpus folder (files unchanged since the last\n"
+        "build are not read again).",
+        examples=[
+            "python -m retriever build",
+            "python -m retriever build --if-stale      nothing to do when index/ is current",
+            "python -m retriever build --corpus docs --index docs-index --max-chars 200",
+            "python -m retriever build --backend milvus",
+        ],
+    )
     build.add_argument("--corpus", default="corpus", help="folder of source files (corpus)")
     build.add_argument("--index", default="index", help="index folder to write (index)")
     build.add_argument(
@@ -230,11 +356,30 @@ def parser() -> argparse.ArgumentParser:
     with_model(build)
     build.set_defaults(run=cmd_build)
 
-    for name, run, help_text in (
-        ("search", cmd_search, "the passages that best match a question"),
-        ("ask", cmd_ask, "an answer with cited passages"),
+    for name, run, help_text, examples in (
+        (
+            "search",
+            cmd_search,
+            "the passages that best match a question",
+            [
+                'python -m retriever search "办公室主任的职责"',
+                'python -m retriever search -k 3 --mode bm25 "考勤报表"',
+                'python -m retriever search --json "考勤" > hits.json',
+            ],
+        ),
+        (
+            "ask",
+            cmd_ask,
+            "an answer with cited passages",
+            [
+                'python -m retriever ask "行政助理负责什么工作?"',
+                'python -m retriever ask -k 3 --json "办公室主任和行政主管哪个大?"',
+            ],
+        ),
     ):
-        command = commands.add_parser(name, help=help_text)
+        command = commands.add_parser(
+            name, help=help_text, description=help_text.capitalize() + ".", examples=examples
+        )
         command.add_argument("question")
         command.add_argument(
             "-k", type=_whole_number(1, MAX_K), default=5, help=f"passages to return, 1-{MAX_K} (5)"
@@ -252,7 +397,16 @@ def parser() -> argparse.ArgumentParser:
             )
         command.set_defaults(run=run)
 
-    evaluate = commands.add_parser("eval", help="retrieval metrics on an evaluation folder")
+    evaluate = commands.add_parser(
+        "eval",
+        help="retrieval metrics on an evaluation folder",
+        description="Retrieval metrics on an evaluation folder; its index is built once into\n"
+        "the cache.",
+        examples=[
+            "python -m retriever eval bench/datasets/cmrc2018_dev",
+            "python -m retriever eval bench/datasets/dureader_demo --compare --limit 200",
+        ],
+    )
     evaluate.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv")
     evaluate.add_argument("--qrels", default="qrels.tsv", help="judgement file (qrels.tsv)")
     evaluate.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
@@ -262,36 +416,64 @@ def parser() -> argparse.ArgumentParser:
     with_model(evaluate)
     evaluate.set_defaults(run=cmd_eval)
 
-    info = commands.add_parser("info", help="what the index holds and whether it is current")
-    info.add_argument("--index", default="index")
-    info.add_argument("--corpus", default="corpus")
+    info = commands.add_parser(
+        "info",
+        help="what the index holds and whether it is current",
+        description="What the index holds, how it was built, and whether it still matches\n"
+        "the corpus folder.",
+        examples=[
+            "python -m retriever info",
+            "python -m retriever info --index docs-index --corpus docs",
+            "python -m retriever info --json       the whole manifest, and up_to_date",
+        ],
+    )
+    info.add_argument("--index", default="index", help="index folder (index)")
+    info.add_argument("--corpus", default="corpus", help="corpus folder to compare (corpus)")
+    info.add_argument(
+        "--json", action="store_true", help="the index's manifest.json and up_to_date, as JSON"
+    )
     info.set_defaults(run=cmd_info)
 
-    prepare = commands.add_parser("prepare-model", help="build the default model (offline)")
+    prepare = commands.add_parser(
+        "prepare-model",
+        help="build the default model (offline)",
+        description="Build the default model's int8 ONNX form, once, offline (about a\n"
+        "minute); `build` does it by itself when it is missing.",
+        examples=["python -m retriever prepare-model"],
+    )
     prepare.set_defaults(run=cmd_prepare_model)
     add_document_commands(commands)
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit status. Every command, and --help, goes through here."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Flushed here, so that a reader gone early shows as BrokenPipeError below rather
+            # than as a traceback while Python exits. argparse's --help exits through here too.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader has gone (`info | head -1`): stop quietly, as other command-line tools
+        # do. Python flushes stdout again at exit, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
+
+
+def _run(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        code = args.run(args)
-        sys.stdout.flush()  # so that a closed pipe shows here, not as Python exits
-        return code
+        return args.run(args)
     except (IndexLoadError, QuestionError, CorpusError, FileNotFoundError, ValueError) as error:
         # ValueError covers IndexFolderError and ModelLoadError too.
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # The reader has gone (`info | head`): stop quietly, as other command-line tools do.
-        # Python flushes stdout again at exit, so point it at /dev/null first.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130  # 128 + SIGINT

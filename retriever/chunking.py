@@ -1,14 +1,19 @@
 """Structure-aware chunking of Chinese text, as pure functions over character offsets.
 
 Scraped Q&A pages put a short heading line ("参谋职责", "办公室主任和行政主管哪个大?") above
-the text that answers it. Each chunk keeps the nearest heading beside its text, so a question
-that matches a heading finds the answer under it rather than the bare heading line. Chunk
-text is always an exact slice of the source: `source[chunk.start:chunk.end] == chunk.text`.
+the text that answers it. Each chunk keeps the path of headings above it ("一、报销时限 ›
+（二）差旅"), so a question that matches a heading finds the answer under it rather than the
+bare heading line. Chunk text is always an exact slice of the source:
+`source[chunk.start:chunk.end] == chunk.text`.
+
+A heading's level comes from the file where it says one (a Word heading style, a Markdown
+`#`), else from its numbering, else it is a plain heading line: see `_rank`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from retriever.config import ChunkSettings
@@ -19,11 +24,25 @@ _SENTENCE_END = re.compile(r"[。！？；!?;…]+[”’」』）)]*|\n+")
 # Inside an over-long sentence, clause breaks are the next best place to cut.
 _CLAUSE_END = re.compile(r"[，、,：:]+")
 _HEADING_END = re.compile(r"[。；;，,：:、]$")
-_MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
-# "1.", "2、", "一、", "(三)": a numbered heading is a sub-heading of the last plain one.
-_NUMBERED = re.compile(
-    r"^\s*(\d+[.、．]|[一二三四五六七八九十]+、|[(（][一二三四五六七八九十\d]+[)）])"
+_MARKDOWN_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+")
+# Numbered headings, in the order Chinese documents nest them: the parts, chapters, sections
+# and articles of regulations, then the levels of official documents (GB/T 9704): 一、 （一）
+# 1. （1）. A decimal number goes one level deeper per part: 1. › 1.1 › 1.1.1 (_DECIMAL).
+_NUMERAL = "[零〇一二三四五六七八九十百千两]+"
+_NUMBERINGS = (
+    (re.compile(rf"第(?:{_NUMERAL}|\d+)[编篇部]"), 1),
+    (re.compile(rf"第(?:{_NUMERAL}|\d+)章"), 2),
+    (re.compile(rf"第(?:{_NUMERAL}|\d+)节"), 3),
+    (re.compile(rf"第(?:{_NUMERAL}|\d+)条"), 4),
+    (re.compile(rf"{_NUMERAL}[、.．]"), 5),
+    (re.compile(rf"[(（]{_NUMERAL}[)）]"), 6),
+    (re.compile(r"[(（]\d+[)）]"), 20),
+    (re.compile(r"[\u2460-\u2473]"), 21),  # ① to ⑳
 )
+# "1." "2、" "1.2" "3.1.4" "5 范围" (standards number their clauses without a dot). A number
+# of one part needs its dot or space, so that "3年以上" is not taken for one.
+_DECIMAL = re.compile(r"(\d{1,3}(?:[.．]\d{1,3})*)(?!\d)([.．、]|\s)?")
+_DECIMAL_RANK = 10  # + the number of parts, up to 19: below （一）, above （1）
 
 
 @dataclass(frozen=True)
@@ -89,11 +108,45 @@ def _heading_text(line: str) -> str:
     return _MARKDOWN_HEADING.sub("", line).strip()
 
 
-def chunk_text(text: str, settings: ChunkSettings = ChunkSettings()) -> list[Chunk]:
-    """Cut a document into chunks of whole sentences, each at most settings.max_chars long."""
+def _rank(heading: str, level: int | None) -> tuple[int, int]:
+    """Where a heading sits in its document's outline: it closes every open heading of the
+    same or a greater rank, and opens below the rest.
+
+    Levels the file gives (`level`: Word's heading styles, Markdown's #) rank above any
+    heading found by its look, as in Word a bold "1." line sits inside a "Heading 2" section.
+    Of the others, a plain line ("参谋职责") ranks above every numbered one, and numbered ones
+    rank by their numbering, so "二、" closes "一、" and whatever was under it.
+    """
+    if level:
+        return (0, level)
+    for pattern, rank in _NUMBERINGS:
+        if pattern.match(heading):
+            return (1, rank)
+    decimal = _DECIMAL.match(heading)
+    if decimal:
+        parts = len(re.split(r"[.．]", decimal[1]))
+        if parts > 1 or decimal[2]:
+            return (1, _DECIMAL_RANK + min(parts, 9))
+    return (1, 0)
+
+
+def chunk_text(
+    text: str,
+    settings: ChunkSettings = ChunkSettings(),
+    *,
+    marked_headings: Iterable[tuple[int, int]] = (),
+) -> list[Chunk]:
+    """Cut a document into chunks of whole sentences, each at most settings.max_chars long.
+
+    `marked_headings` are the (offset, level) of lines the file marks as headings (a Word
+    file's heading styles, retriever.extraction): they are headings whatever their look, at
+    that level (1 the top). Other lines are judged by `is_heading`.
+    """
+    marked = dict(marked_headings)
     lines = _lines(text)
     chunks: list[Chunk] = []
-    heading = parent = ""
+    heading = ""
+    path: list[tuple[tuple[int, int], str]] = []  # the open headings, outermost first
     section: list[Span] = []
 
     def flush() -> None:
@@ -105,13 +158,16 @@ def chunk_text(text: str, settings: ChunkSettings = ChunkSettings()) -> list[Chu
         line_text = text[line.start : line.end]
         following = lines[number + 1] if number + 1 < len(lines) else None
         next_text = text[following.start : following.end] if following else None
-        if is_heading(line_text, next_text, max_chars=settings.heading_max_chars):
+        markdown = _MARKDOWN_HEADING.match(line_text)
+        level = marked.get(line.start) or (len(markdown[1]) if markdown else None)
+        if level or is_heading(line_text, next_text, max_chars=settings.heading_max_chars):
             flush()
-            heading = _heading_text(line_text)
-            if _NUMBERED.match(heading) and parent:
-                heading = f"{parent} › {heading}"
-            else:
-                parent = heading
+            title = _heading_text(line_text)
+            rank = _rank(title, level)
+            while path and path[-1][0] >= rank:
+                path.pop()
+            path.append((rank, title))
+            heading = " › ".join(title for _, title in path)
         else:
             section.extend(_sentences_within(text, line, settings.max_chars))
     flush()

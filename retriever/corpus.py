@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from retriever.extraction import ExtractionError, extract
+from retriever.extraction import Extracted, ExtractionError, MarkedHeading, extract
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ class Document:
     source: str  # the relative path of the file it came from
     title: str
     text: str
+    # The heading lines the file marks as such (Word's heading styles), which set the levels
+    # of headings in chunking; plain text has none.
+    headings: tuple[MarkedHeading, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,13 +182,21 @@ def read_file(path: Path, relative: str) -> tuple[list[Document], SourceFile]:
             "for one file; split it into smaller files"
         )
     data = path.read_bytes()
-    text, encoding = extract_text(data, path.suffix.lower(), relative)
+    extracted, encoding = extract_document(data, path.suffix.lower(), relative)
     if path.suffix.lower() in RECORD_SUFFIXES:
-        documents = _records(text, relative)
+        documents = _records(extracted.text, relative)
     else:
-        if not text.strip():
+        if not extracted.text.strip():
             raise CorpusError(f"{relative}: the file holds no text")
-        documents = [Document(doc_id=relative, source=relative, title=path.stem, text=text)]
+        documents = [
+            Document(
+                doc_id=relative,
+                source=relative,
+                title=path.stem,
+                text=extracted.text,
+                headings=extracted.headings,
+            )
+        ]
     digest = hashlib.sha256(data).hexdigest()
     return documents, SourceFile(relative, digest, size, len(documents), encoding)
 
@@ -198,6 +209,12 @@ def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
     process and refused when it passes the limits of retriever.extraction (time, memory, and
     MAX_TEXT_CHARS characters: refused rather than cut, so no document is indexed in part).
     """
+    extracted, how = extract_document(data, suffix, name)
+    return extracted.text, how
+
+
+def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, str]:
+    """As `extract_text`, with the headings the file marks (a Word file's heading styles)."""
     try:
         if suffix in (".pdf", ".docx"):
             kind = suffix[1:]
@@ -206,7 +223,7 @@ def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
         if suffix in (".html", ".htm"):
             return extract("html", text.encode("utf-8")), encoding
         _reject_binary(text, name)
-        return text, encoding
+        return Extracted(text), encoding
     except ExtractionError as error:
         if error.detail:
             logger.info("%s: %s", name, error.detail)

@@ -70,21 +70,50 @@ def _readable(corpus: Path, index: Path) -> list[str]:
 
 
 def add_document_commands(commands: argparse._SubParsersAction) -> None:
-    """Register the document commands on the main parser's subcommands."""
+    """Register the document commands on the main parser's subcommands (whose parsers take
+    `examples`: retriever.__main__.CommandParser)."""
 
-    def command(name: str, run, help_text: str) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=help_text)
+    def command(name: str, run, help_text: str, examples: list[str]) -> argparse.ArgumentParser:
+        parser = commands.add_parser(
+            name, help=help_text, description=help_text.capitalize() + ".", examples=examples
+        )
         parser.add_argument("--corpus", default="corpus", help="the corpus folder (corpus)")
         parser.set_defaults(run=run)
         return parser
 
-    command("documents", cmd_documents, "list the corpus folder's documents")
-    remove = command("remove", cmd_remove, "move a document to the trash (restorable)")
+    command(
+        "documents",
+        cmd_documents,
+        "list the corpus folder's documents",
+        ["python -m retriever documents", "python -m retriever documents --corpus docs"],
+    )
+    remove = command(
+        "remove",
+        cmd_remove,
+        "move a document to the trash (restorable)",
+        [
+            "python -m retriever remove old.txt",
+            "python -m retriever remove sub/报销制度.docx && python -m retriever build",
+        ],
+    )
     remove.add_argument("name", help="the document, as `documents` lists it")
     remove.add_argument(
         "--index", default="index", help="the index whose sources count as readable (index)"
     )
-    trash = command("trash", cmd_trash, "list the trash: removed and replaced files")
+    trash = command(
+        "trash",
+        cmd_trash,
+        "list the trash: removed and replaced files",
+        ["python -m retriever trash", "python -m retriever trash --json"],
+    )
     trash.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    back = command("restore", cmd_restore, "put a file from the trash back in the corpus")
+    back = command(
+        "restore",
+        cmd_restore,
+        "put a file from the trash back in the corpus",
+        [
+            "python -m retriever trash          the entries, with their ids",
+            "python -m retriever restore 20260101T120000Z-1a2b3c4d",
+        ],
+    )
     back.add_argument("id", help="the entry's id, as `trash` lists it")

@@ -23,10 +23,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import resource
 import subprocess
 import sys
+import unicodedata
 import zipfile
+from dataclasses import dataclass
+from typing import NamedTuple
 
 # The largest real files take up to 35 s to read here (a 20 MB web page; Word XML of 500,000
 # short paragraphs), a 1,000-page text PDF 6 s. Three times that leaves room for a busy
@@ -66,6 +70,43 @@ _UNREADABLE = {
 }
 
 
+# Chromium (Skia) names each glyph of a PDF's font by the lowest code point the font draws
+# with it, and CJK fonts draw 用 and the Kangxi radical ⽤ (U+2F64) with one glyph: so a page
+# printed from Chromium says ⽤⼀⼤ where its author wrote 用一大, and copy-paste and search
+# fail on it. Each radical is folded back to one ideograph, character for character, so that
+# offsets into the text stay where the PDF's reader put them.
+#
+# Kangxi radicals: NFKC maps each to one unified ideograph. ⼾ is the exception: NFKC's is 戶,
+# but a Simplified Chinese font draws 户 with its glyph (用户 came out as 用⼾), as a Japanese
+# font draws 戸; this project's documents are Simplified Chinese.
+# CJK Radicals Supplement: NFKC maps only ⺟ and ⻳. The others below are the ideographs that
+# share a glyph with the radical in Noto Sans CJK SC (Source Han Sans SC), the font Chromium
+# prints Chinese with on Linux (read from the font's cmap). A radical that font draws unlike
+# any ideograph is never put for one, so it was written as a radical, and stays.
+_SUPPLEMENT_RADICALS = (
+    "⺂⺃⺅⺇⺉⺋⺍⺏⺐⺒⺓⺔⺕⺖⺘⺙⺛⺞⺠⺡⺣⺤⺦⺨⺩⺭⺮⺯⺰⺱⺳⺹⺺⺽⺾⻂⻅⻆⻇⻈⻉⻊⻋⻌⻐⻑⻒⻓⻔⻕"
+    "⻖⻘⻙⻚⻛⻜⻝⻞⻟⻠⻡⻢⻣⻤⻥⻦⻧⻨⻩⻪⻫⻬⻮⻯⻰⻱⻲⼾"
+)
+_SUPPLEMENT_IDEOGRAPHS = (
+    "乛乚亻𠘨刂㔾𭕄尣尢巳幺彑彐忄扌攵旡歺民氵灬爫丬犭𤣩礻𥫗糹纟罓㓁耂肀𦥑艹衤见角𧢲讠贝𧾷车辶钅長镸长门𨸏"
+    "阝青韦页风飞食𩙿飠饣𩠐马骨鬼鱼鸟卤麦黄黾斉齐齿竜龙龜亀户"
+)
+
+
+def _radical_table() -> dict[int, str]:
+    """The radicals of U+2E80–U+2FDF and the ideograph each is folded to, one for one."""
+    table = {}
+    for code in range(0x2E80, 0x2FE0):
+        folded = unicodedata.normalize("NFKC", chr(code))
+        if len(folded) == 1 and folded != chr(code):
+            table[code] = folded
+    table.update(zip(map(ord, _SUPPLEMENT_RADICALS), _SUPPLEMENT_IDEOGRAPHS, strict=True))
+    return table
+
+
+RADICALS = _radical_table()
+
+
 class ExtractionError(Exception):
     """Why a file's text could not be had, in words for the user; `detail` is the library's own."""
 
@@ -74,7 +115,22 @@ class ExtractionError(Exception):
         self.detail = detail
 
 
-def extract(kind: str, data: bytes) -> str:
+class MarkedHeading(NamedTuple):
+    """A heading line the file itself marks as one (a Word heading style or outline level)."""
+
+    offset: int  # where the line's text starts in the extracted text
+    level: int  # its level in the document's outline: 1 is the top
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A file's text, and the headings its format marks, in the order of the text."""
+
+    text: str
+    headings: tuple[MarkedHeading, ...] = ()
+
+
+def extract(kind: str, data: bytes) -> Extracted:
     """The text of a file: `kind` is "pdf", "docx" or "html" (`data` then being UTF-8 markup).
 
     Raises ExtractionError for a file that cannot be read, takes over EXTRACT_SECONDS, needs
@@ -104,7 +160,7 @@ def extract(kind: str, data: bytes) -> str:
         ) from None
     if "error" in reply:
         raise ExtractionError(reply["error"], reply["detail"])
-    return reply["text"]
+    return Extracted(reply["text"], tuple(MarkedHeading(*pair) for pair in reply["headings"]))
 
 
 def command(kind: str) -> list[str]:
@@ -112,7 +168,7 @@ def command(kind: str) -> list[str]:
     return [sys.executable, "-P", __file__, kind, str(CHILD_MEMORY_BYTES)]
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes) -> Extracted:
     import pypdf
     from pypdf.errors import LimitReachedError
 
@@ -140,7 +196,7 @@ def _pdf_text(data: bytes) -> str:
                 )
             pages, chars = [], 0
             for page in reader.pages:
-                pages.append((page.extract_text() or "").strip())
+                pages.append((page.extract_text() or "").translate(RADICALS).strip())
                 chars += len(pages[-1])
                 _check_length(chars)  # stop as soon as the text is too long
         except LimitReachedError as error:
@@ -153,20 +209,89 @@ def _pdf_text(data: bytes) -> str:
     text = "\n\n".join(page for page in pages if page)
     if not text:
         raise ExtractionError("the PDF has no text layer (a scan?); run OCR on it first")
-    return text
+    return Extracted(text)
 
 
-def _docx_text(data: bytes) -> str:
+# Heading styles named in the writer's language, for files whose styles carry no outline level.
+_HEADING_STYLE = re.compile(r"(?:heading|标题)\s*([1-9])", re.IGNORECASE)
+# Word's XML, read through lxml's own find(): python-docx's properties cost a second per
+# 20,000 paragraphs, more than reading the text.
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_PARAGRAPH, _TABLE, _VALUE = f"{_W}p", f"{_W}tbl", f"{_W}val"
+_STYLE_ID = f"{_W}pPr/{_W}pStyle"
+_OUTLINE_LEVEL = f"{_W}pPr/{_W}outlineLvl"
+
+
+def _docx_text(data: bytes) -> Extracted:
+    """Paragraphs and table rows in document order, one line each; headings by their level."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         _check_parts(archive.infolist())
     import docx
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
-    lines = [paragraph.text for paragraph in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(cell.text for cell in row.cells))
-    return "\n".join(line for line in lines if line.strip())
+    styles = {style.style_id: style for style in document.styles}
+    default_style = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+    style_levels: dict[str | None, int | None] = {}
+    lines: list[str] = []
+    headings: list[MarkedHeading] = []
+    offset = 0
+    # Tables in their place, not after the text: a table's rows belong to the section they are
+    # in. (Not document.iter_inner_content(): its XPath takes a second per 20,000 paragraphs.)
+    for element in document.element.body.iterchildren(_PARAGRAPH, _TABLE):
+        level = None
+        if element.tag == _TABLE:
+            rows = Table(element, document).rows
+            texts = [" | ".join(cell.text for cell in row.cells) for row in rows]
+        else:
+            texts = [Paragraph(element, document).text]
+            level = _outline_level(element)
+            if level is None:
+                named = element.find(_STYLE_ID)
+                style_id = None if named is None else named.get(_VALUE)
+                if style_id not in style_levels:
+                    style = styles.get(style_id, default_style)
+                    style_levels[style_id] = _style_level(style)
+                level = style_levels[style_id]
+        for text in texts:
+            if not text.strip():
+                continue
+            if level:
+                headings.append(MarkedHeading(offset + len(text) - len(text.lstrip()), level))
+            lines.append(text)
+            offset += len(text) + 1
+    return Extracted("\n".join(lines), tuple(headings))
+
+
+def _style_level(style) -> int | None:
+    """A paragraph style's outline level, as Word decides it: the level the style sets, else
+    the one of the style it is based on, and so on; a style named "Heading 2" or "标题 2"
+    without one (some writers leave it out) is at the level its name says."""
+    while style is not None:
+        level = _outline_level(style.element)
+        if level is not None:
+            return level
+        named = _HEADING_STYLE.fullmatch(style.name or "")
+        if named:
+            return int(named[1])
+        style = style.base_style
+    return None
+
+
+def _outline_level(element) -> int | None:
+    """The outline level a paragraph's or a style's properties set: 1 to 9, 0 for body text
+    (which stops the search), None where they set none."""
+    setting = element.find(_OUTLINE_LEVEL)
+    if setting is None:
+        return None
+    try:
+        value = int(setting.get(_VALUE))
+    except (TypeError, ValueError):
+        return None  # a damaged value: as if unset
+    # Word stores levels 1-9 as 0-8, and 9 for body text.
+    return value + 1 if 0 <= value <= 8 else 0
 
 
 def _check_parts(parts: list[zipfile.ZipInfo]) -> None:
@@ -203,7 +328,7 @@ def _check_parts(parts: list[zipfile.ZipInfo]) -> None:
             )
 
 
-def _html_text(data: bytes) -> str:
+def _html_text(data: bytes) -> Extracted:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data.decode("utf-8"), "html.parser")
@@ -211,7 +336,7 @@ def _html_text(data: bytes) -> str:
     for element in soup(["script", "style", "noscript", "template"]):
         element.decompose()
     lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    return "\n".join(line for line in lines if line)
+    return Extracted("\n".join(line for line in lines if line))
 
 
 def _check_length(chars: int) -> None:
@@ -235,9 +360,9 @@ def _main() -> None:
     logging.disable(logging.CRITICAL)
     data = sys.stdin.buffer.read()
     try:
-        text = _READERS[kind](data)
-        _check_length(len(text))
-        reply = {"text": text}
+        extracted = _READERS[kind](data)
+        _check_length(len(extracted.text))
+        reply = {"text": extracted.text, "headings": extracted.headings}
     except ExtractionError as error:
         reply = {"error": str(error), "detail": error.detail}
     except MemoryError:

@@ -47,7 +47,7 @@ def passages_of(document: Document, settings: ChunkSettings) -> list[StoredChunk
             end=chunk.end,
             text=chunk.text,
         )
-        for chunk in chunk_text(document.text, settings)
+        for chunk in chunk_text(document.text, settings, marked_headings=document.headings)
     ]
 
 

@@ -123,3 +123,34 @@ def page_pdf(content: bytes, stream_keys: bytes = b"") -> bytes:
 def text_pdf(text: str) -> bytes:
     """A one-page PDF with one line of Helvetica text, written by hand (no PDF writer)."""
     return page_pdf(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
+
+
+def unicode_pdf(text: str) -> bytes:
+    """A one-page PDF with one line of any characters (at most 255 distinct), written by hand.
+
+    Each character is drawn as a one-byte code of the font, and the font's ToUnicode map says
+    which character each code stands for, as PDF printers write them: so the PDF says exactly
+    which code points a reader extracts, Kangxi radicals included.
+    """
+    chars = sorted(set(text))
+    code = {char: number for number, char in enumerate(chars, start=1)}
+    pairs = " ".join(f"<{code[char]:02X}> <{char.encode('utf-16-be').hex()}>" for char in chars)
+    to_unicode = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /T def "
+        "/CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange "
+        f"{len(chars)} beginbfchar {pairs} endbfchar endcmap "
+        "CMapName currentdict /CMap defineresource pop end end"
+    ).encode()
+    shown = "".join(f"{code[char]:02X}" for char in text).encode()
+    content = b"BT /F1 12 Tf 72 720 Td <" + shown + b"> Tj ET"
+    return pdf_of(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+            b"<< /Length %d >>\nstream\n" % len(to_unicode) + to_unicode + b"\nendstream",
+        ]
+    )

@@ -117,3 +117,63 @@ def test_blank_text_gives_no_chunks() -> None:
 def test_settings_refuse_tiny_chunks() -> None:
     with pytest.raises(ValueError, match="max_chars"):
         ChunkSettings(max_chars=5)
+
+
+def test_numbered_siblings_are_siblings() -> None:
+    """Issue 11: "二、" used to nest under "一、" when no plain heading came before them."""
+    text = (
+        "一、报销时限\n费用发生后三十日内提交报销单，逾期不予受理。\n"
+        "（一）差旅费\n差旅费在出差结束后十日内报销，附行程单。\n"
+        "二、报销标准\n住宿费按城市等级执行，一线城市每晚不超过五百元。\n"
+        "三、审批\n五千元以上的报销须经部门负责人和财务总监两级审批。\n"
+    )
+    assert [c.heading for c in chunk_text(text)] == [
+        "一、报销时限",
+        "一、报销时限 › （一）差旅费",
+        "二、报销标准",
+        "三、审批",
+    ]
+
+
+def test_regulation_numbering_nests_chapters_articles_and_items() -> None:
+    text = (
+        "第一章 总则\n为规范公司费用报销，根据国家有关规定制定本办法。\n"
+        "第一条 适用范围\n本办法适用于公司全体员工的日常费用报销。\n"
+        "一、差旅费\n出差结束后十日内报销，附行程单和住宿发票。\n"
+        "第二条 报销时限\n费用发生后三十日内提交报销单，逾期不予受理。\n"
+        "第二章 审批\n五千元以上的报销须经部门负责人和财务总监两级审批。\n"
+    )
+    assert [c.heading for c in chunk_text(text)] == [
+        "第一章 总则",
+        "第一章 总则 › 第一条 适用范围",
+        "第一章 总则 › 第一条 适用范围 › 一、差旅费",
+        "第一章 总则 › 第二条 报销时限",
+        "第二章 审批",
+    ]
+
+
+def test_markdown_levels_nest() -> None:
+    text = (
+        "# 水果\n水果富含维生素。\n## 苹果\n苹果产于温带。\n"
+        "## 香蕉\n香蕉产于热带。\n# 蔬菜\n蔬菜要多吃。\n"
+    )
+    assert [c.heading for c in chunk_text(text)] == ["水果", "水果 › 苹果", "水果 › 香蕉", "蔬菜"]
+
+
+def test_marked_headings_rank_above_headings_found_by_look() -> None:
+    """Levels a file marks (Word's heading styles) are headings whatever their look, and a
+    numbered line found by its look sits inside them."""
+    text = (
+        "报销制度的总体要求和适用范围。\n本制度适用于公司全体员工的日常费用报销。\n"
+        "1.时限\n费用发生后三十日内提交报销单，逾期不予受理。\n"
+        "审批\n五千元以上的报销须经两级审批。\n"
+    )
+    marked = [(0, 1), (text.index("审批\n"), 1)]
+    chunks = chunk_text(text, marked_headings=marked)
+    assert [c.heading for c in chunks] == [
+        "报销制度的总体要求和适用范围。",
+        "报销制度的总体要求和适用范围。 › 1.时限",
+        "审批",
+    ]
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
