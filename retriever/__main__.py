@@ -47,14 +47,14 @@ def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _cosine(text: str) -> float:
-    """An argparse type: a cosine, a finite number from -1 to 1."""
+def _probability(text: str) -> float:
+    """An argparse type: a confidence, a finite number from 0 to 1."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not -1.0 <= value <= 1.0:  # NaN fails every comparison, so it is refused too
-        raise argparse.ArgumentTypeError(f"{text} is not a cosine: give a number from -1 to 1")
+    if not 0.0 <= value <= 1.0:  # NaN fails every comparison, so it is refused too
+        raise argparse.ArgumentTypeError(f"{text} is not a confidence: give a number from 0 to 1")
     return value
 
 
@@ -129,7 +129,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    settings = SearchSettings(min_answer_score=args.min_score)
+    settings = SearchSettings(min_confidence=args.min_confidence)
     retriever = Retriever.load(args.index, cache_dir=_cache_dir(), settings=settings)
     answer = retriever.ask(args.question, k=args.k)
     if args.json:
@@ -274,9 +274,13 @@ def _when(created_at: str) -> str:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from retriever.answerability import background_vectors
+    from retriever.embedding import load_embedder
     from retriever.modelbuild.onnx_export import ensure_int8_model  # build-time code only
 
     print(ensure_int8_model(_cache_dir()))
+    # The answer check's baseline, embedded once here rather than on the first question.
+    background_vectors(load_embedder(DEFAULT_EMBEDDER, cache_dir=_cache_dir()), _cache_dir())
     return 0
 
 
@@ -390,10 +394,10 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
         else:
             command.add_argument(
-                "--min-score",
-                type=_cosine,
-                help="nearest-passage cosine below which the corpus counts as not answering "
-                "(default: calibrated for the index's model)",
+                "--min-confidence",
+                type=_probability,
+                help="confidence (0-1) below which the corpus counts as not answering "
+                "(default: the cut fitted for the index's model)",
             )
         command.set_defaults(run=run)
 

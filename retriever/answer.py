@@ -2,9 +2,10 @@
 
 Nothing is generated: every sentence of an answer is quoted from a passage, and its [n] marker
 is the number of that passage in the citation list, so a reader can check each claim. The
-`Answerer` needs only the hits of a search, the question's vector, the embedding model (to
-compare sentences with the question) and its own settings; another kind of answer (a
-generator, say) would be another class with the same `answer` method.
+`Answerer` needs only the candidates and hits of a search, the embedding model (to compare
+sentences with the question) and the answer check (retriever.answerability: whether the
+corpus answers at all); another kind of answer (a generator, say) would be another class
+with the same `answer` method.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from retriever.answerability import AnswerCheck
 from retriever.chunking import split_sentences
-from retriever.config import AnswerSettings
 from retriever.corpus import normalize
 from retriever.embedding import Embedder
-from retriever.searcher import Hit
-from retriever.words import content_words, tokenize
+from retriever.searcher import Candidates, Hit
+from retriever.words import tokenize
 
 # Sentences are taken from this many of the top passages: deeper hits rarely hold the answer
 # and their sentences only add chances to quote something off-topic.
@@ -28,9 +29,6 @@ MAX_SENTENCES = 3
 # A further sentence joins the answer only if it scores nearly as well as the best one.
 SENTENCE_MARGIN = 0.04
 MIN_SENTENCE_CHARS = 6
-# Share of the question's content words the top passage must hold to be taken as answering
-# at the lower cosine threshold (calibrated with the thresholds, see embedding.py).
-KEYWORD_COVERAGE = 0.75
 NOT_FOUND = "语料中似乎没有能回答这个问题的内容。下面是最接近的段落，仅供参考。"
 
 
@@ -64,7 +62,7 @@ class Answer:
     question: str
     answer: str
     found: bool  # false when the corpus does not seem to answer the question
-    confidence: float  # cosine similarity of the question and the nearest passage
+    confidence: float  # how likely the corpus answers, 0–1 (retriever.answerability)
     citations: list[Citation]
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,19 +85,19 @@ class _Candidate:
 class Answerer:
     """Picks the answering sentences from a search's hits and numbers their passages."""
 
-    def __init__(self, embedder: Embedder, settings: AnswerSettings) -> None:
+    def __init__(self, embedder: Embedder, check: AnswerCheck) -> None:
         self.embedder = embedder
-        self.settings = settings
+        self.check = check
 
-    def answer(self, question: str, query: np.ndarray, hits: list[Hit]) -> Answer:
-        """The answer to `question` from `hits`; `query` is its vector, as the search made it."""
-        confidence = round(
-            max((h.dense_score for h in hits if h.dense_score is not None), default=0.0), 4
-        )
+    def answer(self, question: str, searched: Candidates, hits: list[Hit]) -> Answer:
+        """The answer to `question` from `hits`, ranked from the search's candidates."""
+        assert searched.vector is not None, "answers need the question's vector"
+        judgement = self.check.judge(question, searched, hits)
+        confidence = judgement.confidence
         candidates = _candidates(hits[:PASSAGES_CONSIDERED])
-        if not candidates or not _answers(question, hits[0], confidence, self.settings):
+        if not candidates or not judgement.found:
             return _not_found(question, hits, confidence)
-        scores = self._score(question, query, candidates, hits)
+        scores = self._score(question, searched.vector, candidates, hits)
         order = np.argsort(-scores)
         best = float(scores[order[0]])
         chosen = [
@@ -158,18 +156,6 @@ class Answerer:
                 words = set(tokenize(hits[index].heading + " " + quote.text))
                 overlap[i] = len(question_words & words) / len(question_words)
         return similarity + 0.1 * overlap - behind
-
-
-def _answers(question: str, top: Hit, confidence: float, settings: AnswerSettings) -> bool:
-    """Whether the corpus answers: the nearest passage is close in meaning, or nearly as close
-    and holding most of the question's words (thresholds calibrated on the evaluation sets)."""
-    if confidence >= settings.min_score:
-        return True
-    if confidence < settings.min_keyword_score:
-        return False
-    words = content_words(question)
-    held = content_words(f"{top.heading}\n{top.text}")
-    return bool(words) and len(words & held) / len(words) >= KEYWORD_COVERAGE
 
 
 def _not_found(question: str, hits: list[Hit], confidence: float) -> Answer:

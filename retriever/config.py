@@ -52,24 +52,9 @@ class SearchSettings:
     # evaluation sets for the default model (python -m bench.tune, docs/BENCHMARKS.md).
     lexical_weight: float = 0.015
     lead_weight: float = 0.04
-    # Whether the corpus answers at all, from the cosine of the question and its nearest
-    # passage: at least min_answer_score, or at least min_keyword_answer_score when the top
-    # passage also holds most of the question's words. None: the values calibrated for the
-    # index's model (embedding.CALIBRATED_THRESHOLDS); a given min_answer_score alone
-    # applies to both.
-    min_answer_score: float | None = None
-    min_keyword_answer_score: float | None = None
-
-
-@dataclass(frozen=True)
-class AnswerSettings:
-    """When the corpus counts as answering a question (SearchSettings' thresholds, resolved
-    for the index's model): the cosine of the question and its nearest passage is at least
-    `min_score`, or at least `min_keyword_score` and the top passage holds most of the
-    question's words."""
-
-    min_score: float
-    min_keyword_score: float
+    # The confidence (retriever.answerability) at which the corpus counts as answering a
+    # question. None: the cut fitted for the index's model.
+    min_confidence: float | None = None
 
 
 MAX_QUESTION_CHARS = 1000

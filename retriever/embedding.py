@@ -45,17 +45,6 @@ KNOWN_PREFIXES: dict[str, tuple[str, str]] = {
     "bge-large-zh": ("为这个句子生成表示以用于检索相关文章：", ""),
 }
 
-# Per model, as cosines are on a different scale for every model: (the nearest passage's
-# cosine at which the corpus counts as answering, the lower cosine that counts when the top
-# passage also holds most of the question's words). Calibrated on the evaluation sets
-# (python -m bench.tune). Default model, int8: the pair answered 98.6% of 3,337 questions
-# whose corpus holds the answer and refused 95.0% of 696 of the other set's questions (0.88
-# alone: 96.2%); fp32 on torch: 98.5% and 96.6%.
-CALIBRATED_THRESHOLDS: dict[str, tuple[float, float]] = {
-    INT8_MODEL_NAME: (0.88, 0.86),
-    DEFAULT_MODEL_NAME: (0.88, 0.86),
-}
-
 # The model an index is built with when none is named: the default model, int8, ONNX Runtime.
 DEFAULT_EMBEDDER = INT8_MODEL_NAME
 

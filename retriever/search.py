@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from retriever.answer import Answer, Answerer
+from retriever.answerability import AnswerCheck
 from retriever.building import BuildReport, build_index
 from retriever.config import (
-    AnswerSettings,
     BackendSettings,
     ChunkSettings,
     LexicalSettings,
     SearchSettings,
 )
 from retriever.corpus import file_hashes
-from retriever.embedding import CALIBRATED_THRESHOLDS, DEFAULT_EMBEDDER, Embedder, load_embedder
+from retriever.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
 from retriever.fusion import Mode
 from retriever.index import Index, IndexInfo, open_manifest
 from retriever.manifest import Manifest
@@ -60,19 +60,17 @@ class Retriever:
         embedder: Embedder,
         settings: SearchSettings = SearchSettings(),
         reranker: Reranker | None = None,
+        cache_dir: Path | None = DEFAULT_CACHE,
     ) -> None:
-        thresholds = _thresholds(settings, embedder.name)
+        check = AnswerCheck(embedder, cache_dir, settings.min_confidence)
         self.folder = folder
         self.index = index
         self.embedder = embedder
-        # With the thresholds in force filled in, so that callers can read them.
-        self.settings = replace(
-            settings,
-            min_answer_score=thresholds.min_score,
-            min_keyword_answer_score=thresholds.min_keyword_score,
-        )
+        self.cache_dir = cache_dir
+        # With the cut in force filled in, so that callers can read it.
+        self.settings = replace(settings, min_confidence=check.min_confidence)
         self.searcher = Searcher(index, embedder, self.settings, reranker)
-        self.answerer = Answerer(embedder, thresholds)
+        self.answerer = Answerer(embedder, check)
 
     @classmethod
     def build(
@@ -135,7 +133,7 @@ class Retriever:
                 f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index {folder} "
                 f"holds {manifest.model_dim}-dim ones: {REBUILD_HINT}"
             )
-        return cls(folder, index, embedder, settings, reranker)
+        return cls(folder, index, embedder, settings, reranker, cache_dir)
 
     @property
     def manifest(self) -> Manifest:
@@ -159,6 +157,7 @@ class Retriever:
             self.embedder,
             replace(self.settings, **changes),
             self.searcher.reranker,
+            self.cache_dir,
         )
 
     def search(self, question: str, k: int = 5, *, mode: Mode = "hybrid") -> list[Hit]:
@@ -175,30 +174,12 @@ class Retriever:
         """An extractive answer with [n] citations; see retriever.answer."""
         (candidates,) = self.searcher.candidates([question], k, "hybrid")
         hits = self.searcher.rank(candidates, k, "hybrid")
-        assert candidates.vector is not None  # hybrid mode embeds the question
-        return self.answerer.answer(question, candidates.vector, hits)
+        return self.answerer.answer(question, candidates, hits)
 
     def is_stale(self, corpus_dir: Path | str) -> bool:
         """True when the corpus files differ from those the index was built from."""
         # Every supported file counts, skipped ones too: fixing a broken file should rebuild.
         return file_hashes(Path(corpus_dir)) != self.manifest.corpus_hashes
-
-
-def _thresholds(settings: SearchSettings, model: str) -> AnswerSettings:
-    """The answer thresholds the settings give, or else those calibrated for the model."""
-    keyword = settings.min_keyword_answer_score
-    if settings.min_answer_score is not None:
-        return AnswerSettings(
-            settings.min_answer_score, settings.min_answer_score if keyword is None else keyword
-        )
-    if model not in CALIBRATED_THRESHOLDS:
-        logger.warning(
-            "no answer threshold is calibrated for model %r, so every question counts as "
-            "answered: pass SearchSettings(min_answer_score=...) (see python -m bench.tune)",
-            model,
-        )
-    sure, with_keywords = CALIBRATED_THRESHOLDS.get(model, (0.0, 0.0))
-    return AnswerSettings(sure, with_keywords if keyword is None else keyword)
 
 
 def index_is_current(

@@ -81,10 +81,22 @@ def index(corpus: Path) -> str:
         (["ask", "考勤", "-k", "0"], "argument -k: 0 is out of range: give from 1 to 50"),
         (["ask", "考勤", "-k", "51"], "argument -k: 51 is out of range"),
         (["search", "考勤", "-k", "two"], "argument -k: 'two' is not a whole number"),
-        (["ask", "考勤", "--min-score", "nan"], "argument --min-score: nan is not a cosine"),
-        (["ask", "考勤", "--min-score", "inf"], "argument --min-score: inf is not a cosine"),
-        (["ask", "考勤", "--min-score", "1.5"], "argument --min-score: 1.5 is not a cosine"),
-        (["ask", "考勤", "--min-score", "high"], "argument --min-score: 'high' is not a number"),
+        (
+            ["ask", "考勤", "--min-confidence", "nan"],
+            "argument --min-confidence: nan is not a confidence",
+        ),
+        (
+            ["ask", "考勤", "--min-confidence", "inf"],
+            "argument --min-confidence: inf is not a confidence",
+        ),
+        (
+            ["ask", "考勤", "--min-confidence", "1.5"],
+            "argument --min-confidence: 1.5 is not a confidence",
+        ),
+        (
+            ["ask", "考勤", "--min-confidence", "high"],
+            "argument --min-confidence: 'high' is not a number",
+        ),
         (["build", "--max-chars", "10"], "argument --max-chars: 10 is out of range: give at least"),
         (["eval", "bench/datasets/cmrc2018_dev", "--limit", "0"], "argument --limit: 0 is out"),
     ],
@@ -133,7 +145,7 @@ def test_lone_surrogate_is_refused(small_corpus: Path, tmp_path: Path, hashing_e
 
 
 def test_arguments_at_their_limits_are_accepted(index: str) -> None:
-    result = run("ask", "行政助理负责考勤吗", "-k", "50", "--min-score", "-1", "--index", index)
+    result = run("ask", "行政助理负责考勤吗", "-k", "50", "--min-confidence", "0", "--index", index)
     assert result.returncode == 0, result.stderr
     result = run("search", "考勤报表", "-k", "1", "--json", "--index", index)
     assert result.returncode == 0, result.stderr

@@ -97,7 +97,7 @@ def test_answer_markers_match_citation_numbers(retriever: Retriever) -> None:
 
 
 def test_unanswerable_question_is_flagged(retriever: Retriever) -> None:
-    strict = retriever.with_settings(min_answer_score=2.0)
+    strict = retriever.with_settings(min_confidence=1.01)
     answer = strict.ask("今天天气怎么样")
     assert not answer.found
     assert answer.citations and not any(c.quotes for c in answer.citations)

@@ -1,0 +1,190 @@
+"""Whether the corpus answers a question: a small logistic model over relative evidence.
+
+One absolute cosine does not carry across corpora: on a Wikipedia corpus the questions of a
+web-forum set reached the cosines of the corpus's own questions, and English questions about
+Chinese text sit far below both. So every piece of evidence is relative:
+
+- lift: the nearest passage's cosine less the question's cosine to unrelated text (its
+  BACKGROUND_RANK-th best cosine to ~1,300 general Chinese passages, retriever/data). A
+  question is measured against its own baseline: one in English, or one so generic that it
+  is near everything, starts from a different level, and the lift removes it.
+- standout: the nearest cosine less the STANDOUT_RANK-th best in this corpus: how far the best
+  passage stands out from the rest of the corpus.
+- coverage: the share of the question's content words that the top passage holds, and that
+  the top three hold together. A question with no Chinese characters cannot share words with
+  Chinese text, so its coverage is unknown and the fitting data's mean stands in for it.
+
+The weights, the scaling and the cut are fitted per model by bench/fit_answerability.py (its
+docstring gives the protocol: what was fitted on what, what was held out) and stored in
+retriever/data/answerability.json. For a model without fitted values the confidence is the
+nearest passage's cosine, and every question counts as answered unless a minimum is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retriever.embedding import Embedder
+from retriever.searcher import Candidates, Hit
+from retriever.words import content_words
+
+logger = logging.getLogger(__name__)
+
+DATA = Path(__file__).resolve().parent / "data"
+BACKGROUND_TEXT = DATA / "background.txt"
+FITTED = DATA / "answerability.json"
+# The question's baseline is its 10th-best background cosine, not its best: one background
+# passage that happens to be about the same thing as the user's corpus must not decide.
+BACKGROUND_RANK = 10
+STANDOUT_RANK = 50
+_CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the decision looks at, for one question (see the module docstring)."""
+
+    lift: float
+    standout: float
+    coverage: float | None  # None: the question has no Chinese characters
+    coverage_top3: float | None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    found: bool
+    confidence: float  # the fitted probability that the corpus answers, 0–1
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A logistic model over the Evidence, as bench/fit_answerability.py stores it."""
+
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float  # the probability at which a question counts as answered
+    coverage_prior: tuple[float, float]  # stands in for unknown coverage
+
+    def probability(self, evidence: Evidence) -> float:
+        values = np.array(self.features(evidence))
+        z = (values - np.array(self.means)) / np.array(self.scales)
+        return float(1.0 / (1.0 + np.exp(-(z @ np.array(self.weights) + self.bias))))
+
+    def features(self, evidence: Evidence) -> tuple[float, float, float, float]:
+        coverage, coverage_top3 = (
+            (evidence.coverage, evidence.coverage_top3)
+            if evidence.coverage is not None and evidence.coverage_top3 is not None
+            else self.coverage_prior
+        )
+        return (evidence.lift, evidence.standout, coverage, coverage_top3)
+
+
+def load_fitted(model: str, path: Path = FITTED) -> FittedModel | None:
+    """The fitted values for `model`, or None if it has none."""
+    if not path.is_file():
+        return None
+    fitted = json.loads(path.read_text("utf-8"))["models"].get(model)
+    if fitted is None:
+        return None
+    return FittedModel(
+        means=tuple(fitted["means"]),
+        scales=tuple(fitted["scales"]),
+        weights=tuple(fitted["weights"]),
+        bias=fitted["bias"],
+        threshold=fitted["threshold"],
+        coverage_prior=tuple(fitted["coverage_prior"]),
+    )
+
+
+def background_passages() -> list[str]:
+    return [line for line in BACKGROUND_TEXT.read_text("utf-8").splitlines() if line.strip()]
+
+
+def background_vectors(embedder: Embedder, cache_dir: Path | None) -> np.ndarray:
+    """The background passages embedded by `embedder`: computed once per model and kept in
+    `cache_dir` (about 10 s for the default model on 2 cores), or in memory without one."""
+    text = BACKGROUND_TEXT.read_bytes()
+    digest = hashlib.sha256(text + embedder.name.encode()).hexdigest()[:16]
+    cached = None if cache_dir is None else Path(cache_dir) / "background" / f"{digest}.npy"
+    if cached is not None and cached.is_file():
+        vectors = np.load(cached)
+        if vectors.shape[1:] == (embedder.dim,):
+            return vectors
+    logger.info("embedding the answer check's background passages for %s (once)", embedder.name)
+    vectors = embedder.encode_passages(background_passages()).astype(np.float32)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".partial.npy")
+        np.save(partial, vectors)
+        partial.replace(cached)
+    return vectors
+
+
+def gather_evidence(
+    question: str, candidates: Candidates, hits: list[Hit], background: np.ndarray
+) -> Evidence:
+    """The Evidence of a question from its candidates (stage 1 of the search, which found the
+    STANDOUT_RANK best cosines) and its ranked hits."""
+    assert candidates.vector is not None, "the answer check needs the question's vector"
+    cosines = sorted(candidates.dense.values(), reverse=True)
+    nearest = cosines[0] if cosines else 0.0
+    deep = cosines[min(STANDOUT_RANK, len(cosines)) - 1] if cosines else 0.0
+    baseline = np.sort(background @ candidates.vector)[::-1]
+    typical = float(baseline[min(BACKGROUND_RANK, len(baseline)) - 1]) if len(baseline) else 0.0
+    words = content_words(question)
+    if not _CHINESE.search(question) or not words or not hits:
+        coverage = coverage_top3 = None
+    else:
+        held = [content_words(f"{hit.heading}\n{hit.text}") for hit in hits[:3]]
+        coverage = len(words & held[0]) / len(words)
+        coverage_top3 = len(words & set().union(*held)) / len(words)
+    return Evidence(nearest - typical, nearest - deep, coverage, coverage_top3)
+
+
+class AnswerCheck:
+    """Judges whether a corpus answers a question, with the model fitted for the embedder."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        cache_dir: Path | None,
+        min_confidence: float | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.cache_dir = cache_dir
+        self.fitted = load_fitted(embedder.name)
+        if self.fitted is None and min_confidence is None:
+            logger.warning(
+                "the answer check is not fitted for model %r, so every question counts as "
+                "answered: give a minimum cosine, or fit it (python -m bench.fit_answerability)",
+                embedder.name,
+            )
+        self.min_confidence = (
+            min_confidence
+            if min_confidence is not None
+            else (self.fitted.threshold if self.fitted is not None else 0.0)
+        )
+        self._background: np.ndarray | None = None
+
+    @property
+    def background(self) -> np.ndarray:
+        if self._background is None:
+            self._background = background_vectors(self.embedder, self.cache_dir)
+        return self._background
+
+    def judge(self, question: str, candidates: Candidates, hits: list[Hit]) -> Judgement:
+        if self.fitted is None:
+            nearest = round(max(candidates.dense.values(), default=0.0), 4)
+            return Judgement(nearest >= self.min_confidence, nearest)
+        evidence = gather_evidence(question, candidates, hits, self.background)
+        confidence = round(self.fitted.probability(evidence), 4)
+        return Judgement(confidence >= self.min_confidence, confidence)
