@@ -25,7 +25,8 @@ from web.api import api_router, validation_error
 from web.browser_uploads import BrowserUploads, UploadGuard
 from web.library import Library
 from web.limits import BodyLimit, QuestionLimit
-from web.page import Page
+from web.locale import LABELS, ChinesePage
+from web.page import WATCH_IDLE_SECONDS, Page
 from web.settings import Settings, SettingsError
 from web.uploads import UPLOAD_SUFFIXES
 
@@ -77,7 +78,9 @@ with gr.Blocks(title="中文文档问答") as demo:
                     autoscroll=False,  # web/page.js scrolls to each answer's start instead
                     latex_delimiters=[],  # "$$" in a passage is text, not a formula
                     allow_tags=False,
-                    buttons=["copy"],
+                    # Gradio's copy button would copy an answer's HTML: each answer has its
+                    # own, which copies it as text (web/render.py).
+                    buttons=[],
                     placeholder="用中文提问，或点下面的例子",
                 ),
                 textbox=gr.Textbox(
@@ -122,8 +125,14 @@ with gr.Blocks(title="中文文档问答") as demo:
 
     state = [info, documents, chosen, trash, trashed, adding, editing]
     demo.load(page.state, outputs=state, api_name="page_state")
+    # The index line follows a rebuild as it runs (web/page.py says how often it is asked
+    # for). Outside the queue: small requests, never waiting behind questions or rebuilds.
+    watch = gr.Timer(WATCH_IDLE_SECONDS)
+    quietly = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
+    watch.tick(page.index_line, outputs=[info, watch], **quietly)
+    # Each editing button asks for the index line often first: its rebuild is starting.
     # One queue for the three: two rebuilds asked for at once would only wait on each other.
-    add_button.click(
+    add_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
         page.add_documents,
         inputs=files,
         outputs=[outcome, *state, files],
@@ -131,7 +140,7 @@ with gr.Blocks(title="中文文档问答") as demo:
         show_progress_on=outcome,
         concurrency_id="corpus",
     )
-    remove_button.click(
+    remove_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
         page.remove_document,
         inputs=chosen,
         outputs=[outcome, *state],
@@ -139,7 +148,7 @@ with gr.Blocks(title="中文文档问答") as demo:
         show_progress_on=outcome,
         concurrency_id="corpus",
     )
-    restore_button.click(
+    restore_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
         page.restore_document,
         inputs=trashed,
         outputs=[outcome, *state],
@@ -165,6 +174,7 @@ api.include_router(api_router(library, access, limit))
 # For the page and the API alike. The middleware added last runs first: BodyLimit caps each
 # body before UploadGuard (or anything else) reads it.
 api.add_middleware(UploadGuard, uploads=uploads)
+api.add_middleware(ChinesePage)
 api.add_middleware(
     BodyLimit,
     max_request_bytes=settings.max_request_bytes,
@@ -183,6 +193,7 @@ app = gr.mount_gradio_app(
     auth_message="请用管理员给你的用户名和密码登录。",
     # Run history can connect to a Hugging Face bucket through a route without login.
     run_history=False,
+    i18n=LABELS,
 )
 
 if __name__ == "__main__":

@@ -6,22 +6,33 @@ run the real app.
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import pytest
+from conftest import page_pdf, text_pdf
+from starlette.testclient import TestClient
 
-from retriever import Answer, Citation, Hit, IndexInfo, Quote, Retriever
+from retriever import Answer, Citation, Hit, IndexInfo, QuestionError, Quote, Retriever
 from retriever.config import MAX_QUESTION_CHARS
+from retriever.corpus import CorpusError, extract_text
 from web import uploads
+from web.access import Access
+from web.browser_uploads import BrowserUploads
 from web.followup import complete_followup, subject_of
 from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
-from web.page import earlier_questions
+from web.limits import QuestionLimit
+from web.locale import ChinesePage
+from web.page import WATCH_BUILD_SECONDS, WATCH_IDLE_SECONDS, Page, earlier_questions
 from web.questions import question_problem
-from web.render import answer_html, documents_html, info_html, trash_html
+from web.reasons import build_error, file_reason
+from web.render import answer_html, answer_text, documents_html, info_html, trash_html
 from web.settings import Quota
 from web.uploads import UploadError, check_content, check_name
 
@@ -180,6 +191,52 @@ def test_a_completed_follow_up_shows_what_was_searched() -> None:
     assert "按上文理解为：差旅费多久内报销?" in page
 
 
+def test_the_copy_button_holds_the_answer_as_text() -> None:
+    text = answer_text(_answer())
+    assert text == (
+        "差旅费十五日内报销。[1]住宿每晚四百元。[2]\n"
+        "\n"
+        "来源\n"
+        "[1] 规章.txt · 报销 · 第 101–119 字\n"
+        "无关的开头。差旅费十五日内报销。结尾。\n"
+        "\n"
+        "[2] 规章.txt · 报销 · 第 501–508 字\n"
+        "住宿每晚四百元。"
+    )
+    assert "不相干的段落" not in text  # folded away on the page, not a source of the answer
+    page = answer_html(_answer())
+    [value] = re.findall(r'<button type="button" class="qa-copy" value="([^"]*)">', page)
+    assert html.unescape(value) == text
+    assert "\n" not in page and "<" not in html.unescape(value)
+
+
+def test_copied_text_keeps_a_follow_up_and_a_not_found_answer_as_shown() -> None:
+    assert answer_text(_answer(), asked="那住宿呢?").startswith(
+        "按上文理解为：差旅费多久内报销?\n差旅费十五日内报销。[1]"
+    )
+    hits = [_hit(rank, f"段落{rank}。", rank * 100, heading="") for rank in range(1, 6)]
+    answer = Answer(
+        "天气?",
+        "语料中似乎没有能回答这个问题的内容。",
+        False,
+        0.5,
+        [Citation(number, hit, []) for number, hit in enumerate(hits, start=1)],
+    )
+    text = answer_text(answer)
+    assert text.startswith("语料中似乎没有能回答这个问题的内容。\n\n最接近的段落（不是答案）\n")
+    assert text.endswith("[3] 规章.txt · 第 301–304 字\n段落3。")  # the folded ones stay out
+
+
+def test_markup_in_a_copied_passage_stays_text() -> None:
+    hit = _hit(1, f'第一行{SCRIPT}\r\n\n第二行 & "引号"', 0)
+    answer = Answer("问?", "第一行。[1]", True, 0.9, [Citation(1, hit, [Quote(0, 3, "第一行")])])
+    page = answer_html(answer)
+    assert "<script" not in page and "\n" not in page and "\r" not in page
+    [value] = re.findall(r'class="qa-copy" value="([^"]*)"', page)
+    assert html.unescape(value) == answer_text(answer)
+    assert f'第一行{SCRIPT}\r\n\n第二行 & "引号"' in answer_text(answer)
+
+
 def test_info_line_names_the_index_and_a_running_rebuild() -> None:
     info = IndexInfo("index", 3, 3, 42, "multilingual-e5-small", "2025-01-02T03:04:05+00:00", [])
     idle = info_html(info, BuildState(False, "", 1.0, None))
@@ -188,7 +245,7 @@ def test_info_line_names_the_index_and_a_running_rebuild() -> None:
     building = info_html(info, BuildState(True, "计算向量 64/128", 0.5, None))
     assert "正在重建索引（计算向量 64/128）" in building
     failed = info_html(info, BuildState(False, "", 1.0, "<b>disk full</b>"))
-    assert "上次重建失败：&lt;b&gt;disk full&lt;/b&gt;" in failed
+    assert "上次重建失败：程序给出的原因是：&lt;b&gt;disk full&lt;/b&gt;" in failed
 
 
 def test_document_names_are_escaped() -> None:
@@ -511,3 +568,196 @@ def test_trash_names_are_escaped() -> None:
 def test_a_name_that_is_not_valid_unicode_is_refused() -> None:
     with pytest.raises(UploadError, match="不是有效的 Unicode"):
         check_name("\udcff.txt")
+
+
+@pytest.mark.parametrize("question", ["\u200b", " \ufeff\u200d ", "\u3000\u2060"])
+def test_a_question_that_shows_nothing_is_empty(question: str) -> None:
+    assert question_problem(question) == "请先输入问题"
+
+
+# ------------------------------------------------------------------- the engine's reasons
+
+# Files the engine cannot read, in the common ways: their reasons must be known to
+# web/reasons.py, or the page would show them in English.
+UNREADABLE = {
+    "damaged.pdf": b"%PDF-1.4 this is not the rest of a PDF",
+    "cut.pdf": text_pdf("hello")[:200],
+    "scan.pdf": page_pdf(b""),
+    "fake.docx": b"PK not a zip",
+    "noise.txt": bytes(range(256)) * 20,
+    "binary.txt": b"abc\x01\x02\x03\x04\x05\x06" * 50,
+}
+ENGLISH = re.compile(r"[A-Za-z]{5,}")  # PDF, Word, docx, UTF-8, OCR may stay
+
+
+@pytest.mark.parametrize("name", UNREADABLE)
+def test_why_the_engine_cannot_read_a_file_is_said_in_chinese(name: str) -> None:
+    with pytest.raises(CorpusError) as refused:
+        extract_text(UNREADABLE[name], Path(name).suffix, name)
+    reason = file_reason(name, str(refused.value))
+    assert not ENGLISH.search(reason), reason
+    assert name not in reason  # shown beside it on the page
+
+
+def test_the_reason_of_a_damaged_pdf_upload_is_chinese(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.pdf"
+    path.write_bytes(UNREADABLE["damaged.pdf"])
+    with pytest.raises(UploadError) as refused:
+        check_content(path, "damaged.pdf")
+    assert (
+        str(refused.value)
+        == "damaged.pdf 无法作为文档读取：不是可读的 PDF：文件已损坏，或者不是 PDF"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "chinese"),
+    [
+        ("x.pdf: not a readable PDF (Stream has ended unexpectedly)", "不是可读的 PDF"),
+        ("x.pdf: the PDF has 6000 pages, over the limit of 5000 for one file", "6000 页"),
+        ("x.pdf: 60.2 MB is over the 50 MB limit for one file", "60.2 MB，超过单个文件 50 MB"),
+        ("x.pdf, line 3: id 'a' appears twice", "第 3 行的 id 'a' 重复出现"),
+        (
+            "x.pdf: cannot be read (Permission denied)",
+            "无法读取文件（系统提示：Permission denied）",
+        ),
+        ("x.pdf: a reason nobody foresaw", "无法读取这个文件，程序给出的原因是：a reason nobody"),
+    ],
+)
+def test_file_reasons(reason: str, chinese: str) -> None:
+    assert chinese in file_reason("x.pdf", reason)
+
+
+def test_build_errors() -> None:
+    assert build_error("nothing to index in corpus: a.pdf: …") == "文档库里没有能读取的文档"
+    assert build_error("disk full") == "程序给出的原因是：disk full"
+
+
+def test_a_skipped_file_is_listed_with_a_chinese_reason(
+    small_corpus: Path, hashing_embedder, tmp_path: Path
+) -> None:
+    (small_corpus / "damaged.pdf").write_bytes(UNREADABLE["damaged.pdf"])
+    index = tmp_path / "index"
+    Retriever.build(small_corpus, index, embedder=hashing_embedder)
+    library = Library(small_corpus, index, Retriever.load(index, embedder=hashing_embedder))
+    rows = {row.name: row.status for row in library.documents()}
+    assert rows["damaged.pdf"] == "未能读取：不是可读的 PDF：文件已损坏，或者不是 PDF"
+
+
+# ------------------------------------------------------------------- the page's handlers
+
+
+def _request() -> SimpleNamespace:
+    """What the handlers read of a Gradio request, without access control: an editor."""
+    return SimpleNamespace(username=None, client=SimpleNamespace(host="127.0.0.1"), cookies={})
+
+
+@pytest.fixture
+def page(library: Library, tmp_path: Path) -> Page:
+    return Page(library, Access(), QuestionLimit(0), BrowserUploads(tmp_path / "gradio"))
+
+
+def test_a_follow_up_completed_past_the_limit_is_searched_as_typed(page: Page) -> None:
+    earlier = "办公室主任" * 199 + "的职责"  # its subject alone is 995 characters
+    history = [{"role": "user", "content": earlier}]
+    assert len(complete_followup("它每天做什么?", [earlier])) > MAX_QUESTION_CHARS
+    reply = page.respond("它每天做什么?", history, _request())
+    assert "qa-error" not in reply and "按上文理解为" not in reply
+
+
+def test_a_question_the_engine_refuses_gets_a_chinese_reply(
+    page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(question: str) -> None:
+        raise QuestionError("the question is empty")
+
+    monkeypatch.setattr(page.library.retriever, "ask", refuse)
+    reply = page.respond("办公室主任是谁?", [], _request())
+    assert "无法搜索这个问题，请换个说法再问" in reply and "empty" not in reply
+    assert "请先输入问题" in page.respond("\u200b", [], _request())
+
+
+def test_the_progress_bar_starts_with_reading_and_no_made_up_percent(page: Page) -> None:
+    shown: list[tuple[float, str]] = []
+    page.remove_document(
+        "fruit.md", _request(), lambda fraction, desc: shown.append((fraction, desc))
+    )
+    assert shown[0] == (0.0, "正在重建索引：读取文档")
+    assert all(fraction == 0.0 for fraction, desc in shown if re.search(r"计算向量 0/", desc))
+
+
+def test_what_the_page_says_after_a_rebuild_fits_the_change(page: Page) -> None:
+    def progress(fraction: float, desc: str) -> None:
+        pass
+
+    removed = page.remove_document("fruit.md", _request(), progress)[0]
+    assert "索引已重建，fruit.md 的内容不会再出现在答案里。" in removed
+    assert "新加入" not in removed
+    [entry] = page.library.trash()
+    restored = page.restore_document(entry.id, _request(), progress)[0]
+    assert "索引已重建，fruit.md 又可以提问了。" in restored
+
+
+def test_build_progress_moves_with_the_passages_embedded(library: Library) -> None:
+    library._embedded(0, 400)
+    assert (library.state.stage, library.state.fraction) == ("计算向量 0/400", 0.0)
+    library._embedded(200, 400)
+    assert library.state.fraction == pytest.approx(0.45)
+    library._embedded(400, 400)
+    assert (library.state.stage, library.state.fraction) == ("写入索引", 0.9)
+
+
+def test_the_index_line_follows_a_rebuild(page: Page, library: Library, tmp_path: Path) -> None:
+    line, again = page.index_line()
+    assert "正在重建索引" not in line and again.value == WATCH_IDLE_SECONDS
+    embedder = library.retriever.embedder
+    library.add([_upload(tmp_path, "travel.txt", "差旅费须在十五个工作日内报销。".encode())])
+    embedder.hold()
+    ticket = library.rebuild()
+    assert library.state.running and library.state.fraction == 0.0  # reading, at once
+    assert embedder.building.wait(timeout=30)
+    line, again = page.index_line()
+    assert "正在重建索引（计算向量 0/" in line and again.value == WATCH_BUILD_SECONDS
+    embedder.gate.set()
+    library.wait(ticket)
+    line, again = page.index_line()
+    assert "3 篇文档" in line and "正在重建索引" not in line
+    assert again.value == WATCH_IDLE_SECONDS
+
+
+# ------------------------------------------------------------------- the page's language
+
+GRADIO_PAGE = (
+    '<!doctype html>\n<html\n\tlang="en"\n\tstyle="margin: 0">\n\t<head>\n'
+    '\t\t<meta charset="utf-8" />\n\t\t<script type="module" src="./assets/index.js"></script>'
+    "\n\t</head><body>中文</body></html>"
+)
+
+
+def _served(path: str) -> httpx.Response:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route
+
+    def page(request) -> HTMLResponse:
+        response = HTMLResponse(GRADIO_PAGE)
+        response.set_cookie("qa-browser", "x")
+        return response
+
+    app = Starlette(
+        routes=[Route("/", page), Route("/config", lambda request: JSONResponse({"a": "<head>"}))]
+    )
+    with TestClient(ChinesePage(app)) as client:
+        return client.get(path)
+
+
+def test_gradio_page_starts_in_chinese_whatever_the_browser_prefers() -> None:
+    response = _served("/")
+    page = response.text
+    assert page.index("<head><script>Object.defineProperties(navigator") < page.index(
+        'type="module"'
+    )
+    assert 'language: {value: "zh-CN"}' in page and '<html\n\tlang="zh-CN"' in page
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.cookies["qa-browser"] == "x"
+    assert _served("/config").json() == {"a": "<head>"}  # only the page's HTML changes

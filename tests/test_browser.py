@@ -57,8 +57,10 @@ def server(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def page(browser, server: str):
-    # zh-CN: Gradio's own labels (upload area, buttons) then show in Chinese too.
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    # A browser that prefers English: the page is Chinese all the same, Gradio's own labels
+    # included (web/locale.py).
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(server)
     page.locator("#index-info .qa-info").wait_for()
@@ -80,6 +82,14 @@ def ask(page, question: str):
 
 def upload(page, files: list[tuple[str, bytes]]) -> str:
     """Upload files through the page, add them, and return the outcome text after the build."""
+    start_upload(page, files)
+    outcome = page.locator("#outcome .qa-outcomes")
+    outcome.wait_for(timeout=REBUILD_SECONDS * 1000)
+    return outcome.inner_text()
+
+
+def start_upload(page, files: list[tuple[str, bytes]]) -> None:
+    """Upload files through the page and click to add them, without waiting for the build."""
     page.locator("#upload input[type=file]").set_input_files(
         [{"name": name, "mimeType": "text/plain", "buffer": data} for name, data in files]
     )
@@ -87,9 +97,16 @@ def upload(page, files: list[tuple[str, bytes]]) -> str:
         # The download link appears once the file has reached the server.
         page.locator(f'#upload a[download="{name}"]').wait_for()
     page.locator("#add").click()
-    outcome = page.locator("#outcome .qa-outcomes")
-    outcome.wait_for(timeout=REBUILD_SECONDS * 1000)
-    return outcome.inner_text()
+
+
+def remove(page, name: str) -> str:
+    """Remove a document through the page; the outcome text after the build."""
+    page.locator("#chosen input").click()
+    page.get_by_role("option", name=name).click()
+    page.get_by_role("button", name="删除并重建索引").click()
+    removed = page.locator("#outcome").get_by_text(f"{name} 已从文档库删除")
+    removed.wait_for(timeout=REBUILD_SECONDS * 1000)
+    return page.locator("#outcome").inner_text()
 
 
 def test_example_question_shows_the_cited_passage(page, tmp_path: Path) -> None:
@@ -129,14 +146,64 @@ def test_a_question_the_corpus_cannot_answer_says_so(page) -> None:
     assert answer.locator(".qa-source").count() >= 1
 
 
-def test_an_empty_question_is_refused_in_chinese_without_a_bubble(page) -> None:
+@pytest.mark.parametrize(
+    ("question", "refusal"),
+    [
+        ("   ", "请先输入问题"),
+        ("\u200b\u3000", "请先输入问题"),  # a zero-width space shows nothing either
+        ("问" * 1001, "问题有 1001 个字，超过了 1000 字的上限"),
+    ],
+)
+def test_an_unsearchable_question_is_refused_in_chinese_without_a_bubble(
+    page, question: str, refusal: str
+) -> None:
     box = page.locator("#question textarea")
-    box.fill("   ")
+    box.fill(question)
     box.press("Enter")
-    page.locator("#question").get_by_text("请先输入问题").wait_for()
+    page.locator("#question").get_by_text(refusal).wait_for()
     assert page.locator("#chat .message").count() == 0
     answer = ask(page, EXAMPLE)  # the next question goes through
     assert "在没有特定公司的前提下" in answer.inner_text()
+
+
+def test_copy_puts_the_answer_and_its_sources_on_the_clipboard_as_text(page) -> None:
+    answer = ask(page, EXAMPLE)
+    shown = answer.locator(".qa-answer").inner_text()
+    button = answer.get_by_role("button", name="复制答案和来源")
+    button.click()
+    page.get_by_role("button", name="已复制").wait_for()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "<" not in copied and "qa-" not in copied
+    first, sources = copied.split("\n\n来源\n", 1)
+    assert first == shown and re.search(r"。\[1\]", first)
+    source = answer.locator('.qa-source[value="1"]')
+    where = source.locator(".qa-where").inner_text()
+    assert sources.startswith(f"{where}\n{source.locator('.qa-passage').inner_text()}")
+    assert re.match(r"\[1\] office_director_vs_admin_assistant\.txt · .+ · 第 \d+–\d+ 字", where)
+    assert "其他相关段落" not in copied
+
+
+def test_the_page_is_chinese_for_a_browser_that_prefers_english(page) -> None:
+    assert page.evaluate("[document.documentElement.lang, navigator.language]") == [
+        "zh-CN",
+        "zh-CN",
+    ]
+    answers = [ask(page, EXAMPLE).inner_text()]  # the chat's own buttons show under it
+    page.locator("#chat").hover()
+    text = page.locator("body").inner_text()
+    for answer in answers:  # passages are the documents' own words
+        text = text.replace(answer, "")
+    labels = page.evaluate(
+        "[...document.querySelectorAll('[title], [placeholder]')]"
+        ".map(e => (e.title || '') + ' ' + (e.placeholder || '')).join(' ')"
+    )
+    for name in ["点击上传", "通过 API 使用", "设置", "重试", "撤销"]:
+        assert name in text + labels
+    # What may stay in Latin letters: file names and types, the model, Gradio's name, API.
+    allowed = re.compile(r"\S+\.(txt|md|pdf|docx|html|htm)\b|\.(txt|md|pdf|docx|html|htm)\b")
+    rest = allowed.sub("", text + " " + labels)
+    rest = re.sub(r"multilingual-e5-small-int8|Gradio|API|UTC|KB|MB", "", rest)
+    assert not re.findall(r"[A-Za-z]{2,}", rest)
 
 
 def test_an_uploaded_gbk_file_is_answerable(page) -> None:
@@ -163,21 +230,22 @@ def test_an_uploaded_script_shows_as_text_and_never_runs(page) -> None:
 
 def test_bad_files_get_a_message_and_change_nothing(page) -> None:
     documents = page.locator("#documents").inner_text()
-    outcome = upload(page, [("empty.txt", b""), ("tool.exe", b"MZ\x90\x00")])
+    damaged = b"%PDF-1.4 this is not the rest of a PDF"
+    outcome = upload(
+        page, [("empty.txt", b""), ("tool.exe", b"MZ\x90\x00"), ("damaged.pdf", damaged)]
+    )
     assert "empty.txt 是空文件" in outcome
     assert "不支持的文件类型 .exe" in outcome
+    assert "damaged.pdf 无法作为文档读取：不是可读的 PDF：文件已损坏，或者不是 PDF" in outcome
     assert "没有文件被加入" in outcome
     assert page.locator("#documents").inner_text() == documents
 
 
 def test_a_removed_document_goes_to_the_trash_and_comes_back(page) -> None:
     upload(page, [("to_remove.txt", "临时文件\n这份临时文件里写着蓝鲸会议室在三楼。\n".encode())])
-    page.locator("#chosen input").click()
-    page.get_by_role("option", name="to_remove.txt").click()
-    page.get_by_role("button", name="删除并重建索引").click()
-    outcome = page.locator("#outcome").get_by_text("to_remove.txt 已从文档库删除，移到了回收站")
-    outcome.wait_for(timeout=REBUILD_SECONDS * 1000)
-    page.locator("#outcome").get_by_text("索引已重建").wait_for()
+    outcome = remove(page, "to_remove.txt")
+    assert "to_remove.txt 已从文档库删除，移到了回收站" in outcome
+    assert "索引已重建，to_remove.txt 的内容不会再出现在答案里。" in outcome
     assert "to_remove.txt" not in page.locator("#documents").inner_text()
     assert "被删除" in page.locator("#trash").get_by_role("row", name="to_remove.txt").inner_text()
     answer = ask(page, "蓝鲸会议室在几楼?")
@@ -188,8 +256,35 @@ def test_a_removed_document_goes_to_the_trash_and_comes_back(page) -> None:
     page.get_by_role("button", name="恢复并重建索引").click()
     restored = page.locator("#outcome").get_by_text("to_remove.txt 已从回收站恢复")
     restored.wait_for(timeout=REBUILD_SECONDS * 1000)
-    page.locator("#outcome").get_by_text("索引已重建").wait_for()
+    page.locator("#outcome").get_by_text("索引已重建，to_remove.txt 又可以提问了。").wait_for()
     assert "to_remove.txt" in page.locator("#documents").inner_text()
     assert "回收站是空的" in page.locator("#trash").inner_text()
     answer = ask(page, "蓝鲸会议室在几楼?")
     assert "to_remove.txt" in answer.inner_text()
+
+
+def test_a_rebuild_shows_on_the_index_line_and_its_bar_starts_at_reading(page) -> None:
+    # Enough passages for a rebuild of several seconds, which the index line must follow.
+    rules = "".join(
+        f"第{n}条\n职工第{n}项补贴每月{n}百元，由人事部按季度核发。\n\n" for n in range(200)
+    )
+    info = page.locator("#index-info")
+    # Every text the progress area shows, however briefly.
+    page.evaluate(
+        """() => {
+          const outcome = document.querySelector("#outcome");
+          window.__progress = [];
+          new MutationObserver(() => window.__progress.push(outcome.innerText)).observe(
+            outcome, {childList: true, subtree: true, characterData: true});
+        }"""
+    )
+    start_upload(page, [("allowances.txt", rules.encode())])
+    info.get_by_text(re.compile(r"正在重建索引（.+）")).wait_for(timeout=REBUILD_SECONDS * 1000)
+    page.locator("#outcome").get_by_text("索引已重建").wait_for(timeout=REBUILD_SECONDS * 1000)
+    progress = [text for text in page.evaluate("window.__progress") if "正在重建索引" in text]
+    assert "正在重建索引：读取文档" in progress[0]
+    assert not [text for text in progress if re.search(r"计算向量 0/\d+ - [1-9]", text)]
+    info.get_by_text(re.compile(r"建于 [^·]+$")).wait_for()  # the rebuild is over
+    assert "正在重建索引" not in info.inner_text()
+    # Leave the index as the other tests expect it.
+    assert "allowances.txt 的内容不会再出现在答案里" in remove(page, "allowances.txt")

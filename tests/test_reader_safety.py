@@ -370,6 +370,6 @@ def test_an_unforeseen_error_is_the_files_skip_reason(tmp_path: Path, monkeypatc
 def test_an_upload_of_a_bomb_is_refused_not_a_server_error(tmp_path: Path) -> None:
     (tmp_path / "bomb.pdf").write_bytes(pdf_bomb())
     with pytest.raises(
-        UploadError, match=r"bomb\.pdf 无法作为文档读取：bomb\.pdf: the PDF goes past"
+        UploadError, match=r"bomb\.pdf 无法作为文档读取：PDF 超出了读取时的安全限制"
     ):
         check_content(tmp_path / "bomb.pdf", "bomb.pdf")

@@ -30,6 +30,7 @@ from retriever.trash import (
     remove_file,
     restore,
 )
+from web.reasons import file_reason
 from web.settings import DEFAULT_QUOTA, Quota
 from web.uploads import UploadError, check_content, check_name
 
@@ -46,8 +47,15 @@ class BuildState:
 
     running: bool
     stage: str  # what the build is doing, in words for the page
-    fraction: float  # 0 to 1
+    # 0 to 1: 0 while the files are read, then in step with the passages embedded (nearly
+    # all of a build's time) up to EMBEDDED, then LOADING while the new index loads.
+    fraction: float
     error: str | None  # why the last build failed, if it did
+
+
+READING = BuildState(True, "读取文档", 0.0, None)  # how every build starts
+EMBEDDED = 0.9
+LOADING = 0.95
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,7 @@ class Library:
             except FileNotFoundError:  # removed since it was listed
                 continue
             if name in skipped:
-                status = f"未能读取：{skipped[name]}"
+                status = f"未能读取：{file_reason(name, skipped[name])}"
             elif name in indexed and indexed[name]["size"] == size:
                 status = "已索引"
             else:
@@ -266,6 +274,7 @@ class Library:
         with self._lock:
             self._requested += 1
             if self._worker is None:
+                self._state = READING
                 self._worker = threading.Thread(target=self._work, name="rebuild", daemon=True)
                 self._worker.start()
             return self._requested
@@ -297,7 +306,7 @@ class Library:
                     self._worker = None
                     return
                 target = self._requested
-                self._state = BuildState(True, "读取文档", 0.02, None)
+                self._state = READING
             error = None
             try:
                 self._build_and_swap()
@@ -315,7 +324,7 @@ class Library:
             self.index_dir,
             embedder=_ProgressEmbedder(self._embedder, self._embedded),
         )
-        self._set_state("加载新索引", 0.95)
+        self._set_state("加载新索引", LOADING)
         fresh = Retriever.load(self.index_dir, embedder=self._embedder)
         with self._lock:
             self._retriever = fresh
@@ -329,11 +338,10 @@ class Library:
         )
 
     def _embedded(self, done: int, total: int) -> None:
-        # Embedding is nearly all of a build's time; reading and writing share the rest.
         if done < total:
-            self._set_state(f"计算向量 {done}/{total}", 0.05 + 0.85 * done / total)
+            self._set_state(f"计算向量 {done}/{total}", EMBEDDED * done / total)
         else:
-            self._set_state("写入索引", 0.9)
+            self._set_state("写入索引", EMBEDDED)
 
     def _set_state(self, stage: str, fraction: float) -> None:
         with self._lock:

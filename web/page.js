@@ -13,4 +13,37 @@
     const offset = last.getBoundingClientRect().top - box.getBoundingClientRect().top;
     box.scrollTop += offset - 110; // keep the question bubble above it in view
   }).observe(document.body, { childList: true, subtree: true });
+
+  // An answer's copy button (web/render.py) holds the answer as plain text, as its value.
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest("#chat .qa-copy");
+    if (!button) return;
+    button.dataset.label ??= button.textContent;
+    let copied;
+    try {
+      await navigator.clipboard.writeText(button.value);
+      copied = true;
+    } catch {
+      // No clipboard API where the page is not served over HTTPS or from this machine.
+      copied = copyBySelecting(button.value);
+    }
+    button.textContent = copied ? "已复制" : "无法复制：请选中文字后按 Ctrl+C";
+    setTimeout(() => (button.textContent = button.dataset.label), 2000);
+  });
+
+  function copyBySelecting(text) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    try {
+      return document.execCommand("copy");
+    } catch {
+      return false;
+    } finally {
+      area.remove();
+    }
+  }
 }

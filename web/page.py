@@ -22,6 +22,7 @@ from web.followup import MAX_HISTORY, complete_followup
 from web.library import BuildState, Library, Outcome
 from web.limits import QuestionLimit
 from web.questions import question_problem
+from web.reasons import build_error
 from web.render import (
     answer_html,
     documents_html,
@@ -35,6 +36,11 @@ from web.render import (
 # Gradio sees a Progress default and passes each event its own tracker in its place.
 PROGRESS = gr.Progress()
 EDITORS_ONLY = "只有编辑者可以修改文档库。"
+# How often the page asks for the index line: often while a rebuild runs, so that the line
+# follows its steps; seldom otherwise, which is enough to notice a rebuild someone else
+# started, without a request every second from every open page.
+WATCH_BUILD_SECONDS = 1.0
+WATCH_IDLE_SECONDS = 10.0
 
 
 def earlier_questions(history: Any) -> list[str]:
@@ -97,11 +103,27 @@ class Page:
         if wait:
             return error_html(self.limit.message(wait))
         question = complete_followup(message, earlier_questions(history))
+        if question_problem(question):  # completed from a long earlier question, past the limit
+            question = message
         try:
             answer = self.library.retriever.ask(question)
-        except QuestionError as error:
-            return error_html(f"无法搜索这个问题：{error}")
+        except QuestionError:
+            # Not reached while web/questions.py refuses all the engine refuses; should the
+            # engine come to refuse more, its English reason is for the API, not the page.
+            return error_html("无法搜索这个问题，请换个说法再问")
         return answer_html(answer, asked=message if question != message else None)
+
+    def index_line(self) -> tuple[str, gr.Timer]:
+        """The line under the title (the index served, and how far a rebuild is, if one
+        runs), and when the page should ask for it again: the page's timer asks every few
+        seconds, so that the line follows a rebuild whoever started it."""
+        state = self.library.state
+        again = WATCH_BUILD_SECONDS if state.running else WATCH_IDLE_SECONDS
+        return info_html(self.library.retriever.info, state), gr.Timer(again)
+
+    def watch_rebuild(self) -> gr.Timer:
+        """The page's timer, asking often: for an editing button, whose rebuild is starting."""
+        return gr.Timer(WATCH_BUILD_SECONDS)
 
     def state(self, request: gr.Request) -> tuple[Any, ...]:
         """The index line, the documents, the removal choices, the trash and its choices,
@@ -145,7 +167,10 @@ class Page:
             for _, file in claimed:
                 if file:
                     self.uploads.discard(file)
-        note = self._rebuild(progress) if any(o.ok for o in outcomes) else "没有文件被加入。"
+        if any(outcome.ok for outcome in outcomes):
+            note = self._rebuild(progress, "新加入的内容现在可以提问了。")
+        else:
+            note = "没有文件被加入。"
         return (outcomes_html(outcomes, note), *self.state(request), None)
 
     def remove_document(
@@ -157,7 +182,7 @@ class Page:
         if not name:
             return (outcomes_html([], "请先选择要删除的文档。"), *self.state(request))
         outcome = self.library.remove(name)
-        note = self._rebuild(progress) if outcome.ok else ""
+        note = self._rebuild(progress, f"{name} 的内容不会再出现在答案里。") if outcome.ok else ""
         return (outcomes_html([outcome], note), *self.state(request))
 
     def restore_document(
@@ -169,19 +194,22 @@ class Page:
         if not entry_id:
             return (outcomes_html([], "请先选择要恢复的文件。"), *self.state(request))
         outcome = self.library.restore(entry_id)
-        note = self._rebuild(progress) if outcome.ok else ""
+        note = self._rebuild(progress, f"{outcome.name} 又可以提问了。") if outcome.ok else ""
         return (outcomes_html([outcome], note), *self.state(request))
 
-    def _rebuild(self, progress: gr.Progress) -> str:
-        """Rebuild the index, moving the progress bar until the new index is served."""
+    def _rebuild(self, progress: gr.Progress, done: str) -> str:
+        """Rebuild the index, moving the progress bar until the new index is served; then
+        say how it went, with `done` (what the change means for questions) if it worked."""
 
         def show(state: BuildState) -> None:
             progress(state.fraction, desc=f"正在重建索引：{state.stage}")
 
-        state = self.library.wait(self.library.rebuild(), show)
+        ticket = self.library.rebuild()
+        show(self.library.state)  # at once: the library reports no sooner than its interval
+        state = self.library.wait(ticket, show)
         if state.error:
-            return f"重建索引失败，仍在使用原来的索引：{state.error}"
-        return "索引已重建，新内容现在可以提问了。"
+            return f"重建索引失败，仍在使用原来的索引：{build_error(state.error)}"
+        return f"索引已重建，{done}"
 
 
 def _not_uploaded(path: str) -> Outcome:

@@ -3,8 +3,12 @@
 Everything that comes from a document or a user (passage text, file names, headings,
 questions) goes through `html.escape`: anyone may upload a passage, so its text must show as
 text and never run as markup or script. Gradio's Chatbot renders Markdown, so each piece
-is emitted as one HTML block with no blank line in it; Markdown leaves the inside of such a
+is emitted as one HTML block with no line break in it; Markdown leaves the inside of such a
 block alone, so `**`, `[x](y)` or `$$` in a passage stay literal too.
+
+Each answer carries its own copy button, holding the answer as plain text (`answer_text`):
+Gradio's copy button copies a message as it was sent, which for an answer is this HTML.
+web/page.js puts the button's value on the clipboard.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from retriever import Answer, Citation, IndexInfo
+from retriever import Answer, Citation, Hit, IndexInfo
 from retriever.trash import TrashEntry
 from web.library import BuildState, DocumentRow, Outcome
+from web.reasons import build_error
 
 _MARKER = re.compile(r"\[(\d+)\]")
 # A not-found answer quotes nothing; this many of its closest passages show unfolded.
@@ -26,6 +31,12 @@ CLOSEST_SHOWN = 3
 def _text(text: str) -> str:
     """Text as HTML: escaped, with its line breaks kept."""
     return html.escape(text).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _attribute(text: str) -> str:
+    """Text as an HTML attribute value: escaped, with its line breaks as character references
+    (a raw one would end the HTML block that Markdown leaves alone)."""
+    return html.escape(text).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def answer_html(answer: Answer, *, asked: str | None = None) -> str:
@@ -44,34 +55,70 @@ def answer_html(answer: Answer, *, asked: str | None = None) -> str:
             _text(answer.answer),
         )
         parts.append(f'<p class="qa-answer">{text}</p>')
-        parts.append('<p class="qa-sources-title">来源</p>')
     else:
         parts.append(f'<p class="qa-not-found">{_text(answer.answer)}</p>')
-        parts.append('<p class="qa-sources-title">最接近的段落（不是答案）</p>')
-    # The passages the answer quotes are shown; the others, kept for checking, fold away so
-    # that the answer stays in view.
-    shown = [c for c in answer.citations if c.quotes] or answer.citations[:CLOSEST_SHOWN]
-    folded = [c for c in answer.citations if c not in shown]
+    parts.append(f'<p class="qa-sources-title">{_sources_title(answer)}</p>')
+    shown, folded = _shown_and_folded(answer)
     parts.append(f'<ol class="qa-sources">{"".join(map(_citation_html, shown))}</ol>')
     if folded:
         parts.append(
             f'<details class="qa-more"><summary>其他相关段落（{len(folded)}）</summary>'
             f'<ol class="qa-sources">{"".join(map(_citation_html, folded))}</ol></details>'
         )
+    # The text to copy is the button's value: Gradio's sanitizer drops data-* attributes.
+    parts.append(
+        '<div class="qa-actions"><button type="button" class="qa-copy" '
+        f'value="{_attribute(answer_text(answer, asked=asked))}">复制答案和来源</button></div>'
+    )
     parts.append("</div>")
     return "".join(parts)
 
 
-def _citation_html(citation: Citation) -> str:
-    hit = citation.hit
-    where = [f'<span class="qa-file">{_text(hit.source)}</span>']
+def answer_text(answer: Answer, *, asked: str | None = None) -> str:
+    """The answer as plain text, for the clipboard: what the page shows unfolded.
+
+    The answer with its [n] markers, then each source it cites (or, when nothing answers,
+    the closest passages) with its file, heading and position, and the passage itself.
+    """
+    lines = [f"按上文理解为：{answer.question}"] if asked is not None else []
+    lines += [answer.answer, "", _sources_title(answer)]
+    for citation in _shown_and_folded(answer)[0]:
+        where = " · ".join(part for _, part in _where(citation.hit))
+        lines += [f"[{citation.number}] {where}", citation.hit.text, ""]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _sources_title(answer: Answer) -> str:
+    return "来源" if answer.found else "最接近的段落（不是答案）"
+
+
+def _shown_and_folded(answer: Answer) -> tuple[list[Citation], list[Citation]]:
+    """The passages shown under the answer, and those folded away.
+
+    The passages the answer quotes are shown; the others, kept for checking, fold away so
+    that the answer stays in view.
+    """
+    shown = [c for c in answer.citations if c.quotes] or answer.citations[:CLOSEST_SHOWN]
+    return shown, [c for c in answer.citations if c not in shown]
+
+
+def _where(hit: Hit) -> list[tuple[str, str]]:
+    """Where a passage is: (class, text) for its file, its heading if any, its position."""
+    parts = [("qa-file", hit.source)]
     if hit.heading:
-        where.append(f'<span class="qa-heading">{_text(hit.heading)}</span>')
+        parts.append(("qa-heading", hit.heading))
     # Offsets are 0-based and end-exclusive; people count characters from 1.
-    where.append(f'<span class="qa-position">第 {hit.start + 1}–{hit.end} 字</span>')
+    parts.append(("qa-position", f"第 {hit.start + 1}–{hit.end} 字"))
+    return parts
+
+
+def _citation_html(citation: Citation) -> str:
+    where = " · ".join(
+        f'<span class="{name}">{_text(part)}</span>' for name, part in _where(citation.hit)
+    )
     return (
         f'<li class="qa-source" value="{citation.number}">'
-        f'<div class="qa-where">[{citation.number}] {" · ".join(where)}</div>'
+        f'<div class="qa-where">[{citation.number}] {where}</div>'
         f'<blockquote class="qa-passage">{_highlighted(citation)}</blockquote></li>'
     )
 
@@ -104,7 +151,7 @@ def info_html(info: IndexInfo, state: BuildState) -> str:
     if state.running:
         line += f' · <span class="qa-building">正在重建索引（{_text(state.stage)}）</span>'
     elif state.error:
-        line += f' · <span class="qa-error">上次重建失败：{_text(state.error)}</span>'
+        line += f' · <span class="qa-error">上次重建失败：{_text(build_error(state.error))}</span>'
     return f'<div class="qa-info">{line}</div>'
 
 

@@ -18,6 +18,7 @@ from retriever.corpus import (
     extract_text,
 )
 from web.questions import is_text
+from web.reasons import file_reason
 
 # Every document format the build reads; .jsonl record files are for evaluation sets.
 UPLOAD_SUFFIXES = TEXT_SUFFIXES + DOCUMENT_SUFFIXES
@@ -66,7 +67,7 @@ def check_content(path: Path, name: str) -> bytes:
     try:
         text, _ = extract_text(data, PurePosixPath(name).suffix.lower(), name)
     except CorpusError as error:
-        raise UploadError(f"{name} 无法作为文档读取：{error}") from None
+        raise UploadError(f"{name} 无法作为文档读取：{file_reason(name, str(error))}") from None
     if not text.strip():
         raise UploadError(f"{name} 里没有文字")
     return data
