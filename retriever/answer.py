@@ -15,21 +15,36 @@ from typing import Any
 
 import numpy as np
 
+from retriever.answer_rules import (
+    MAX_LIST_ITEMS,
+    asks_list,
+    asks_opinion,
+    bracket_fit,
+    is_item,
+    is_opinion,
+    numbers_in,
+)
 from retriever.answerability import AnswerCheck
 from retriever.chunking import split_sentences
+from retriever.comparison import Side, mentions
 from retriever.corpus import normalize
 from retriever.embedding import Embedder
 from retriever.searcher import Candidates, Hit
+from retriever.store import StoredChunk
 from retriever.words import tokenize
 
 # Sentences are taken from this many of the top passages: deeper hits rarely hold the answer
 # and their sentences only add chances to quote something off-topic.
-PASSAGES_CONSIDERED = 3
+PASSAGES_CONSIDERED = 5
 MAX_SENTENCES = 3
 # A further sentence joins the answer only if it scores nearly as well as the best one.
 SENTENCE_MARGIN = 0.04
 MIN_SENTENCE_CHARS = 6
+# A sentence whose bracket holds the question's number (满10年不满20年 for 十二年) gains this
+# much, one whose brackets do not loses it: more than the cosine gaps between sibling rows.
+BRACKET_WEIGHT = 0.05
 NOT_FOUND = "语料中似乎没有能回答这个问题的内容。下面是最接近的段落，仅供参考。"
+SIDE_MISSING = "语料中没有找到关于「{}」的内容，所以无法比较。下面是最接近的段落，仅供参考。"
 
 
 @dataclass(frozen=True)
@@ -89,12 +104,38 @@ class Answerer:
         self.embedder = embedder
         self.check = check
 
-    def answer(self, question: str, searched: Candidates, hits: list[Hit]) -> Answer:
-        """The answer to `question` from `hits`, ranked from the search's candidates."""
+    def answer(
+        self,
+        question: str,
+        searched: Candidates,
+        hits: list[Hit],
+        sides: list[Side] | None = None,
+    ) -> Answer:
+        """The answer to `question` from `hits`, ranked from the search's candidates.
+
+        `sides`: for a comparison question, each side and the passage that speaks of it
+        (retriever.comparison). A side no passage speaks of is said to be missing; a side
+        the top passages do not speak of has its passage added to the sources.
+        """
         assert searched.vector is not None, "answers need the question's vector"
         judgement = self.check.judge(question, searched, hits)
         confidence = judgement.confidence
-        candidates = _candidates(hits[:PASSAGES_CONSIDERED])
+        if sides is not None:
+            missing = [side.text for side in sides if side.evidence is None]
+            if missing:
+                return _not_found(
+                    question, hits, confidence, SIDE_MISSING.format("」「".join(missing))
+                )
+        considered = list(range(min(PASSAGES_CONSIDERED, len(hits))))
+        for side in sides or []:
+            assert side.evidence is not None
+            at = next((i for i, hit in enumerate(hits) if hit.chunk_id == side.evidence.id), None)
+            if at is None:
+                hits = [*hits, _as_hit(side.evidence, rank=len(hits) + 1)]
+                at = len(hits) - 1
+            if at not in considered:
+                considered.append(at)
+        candidates = _candidates(hits, considered, opinions=asks_opinion(question))
         if not candidates or not judgement.found:
             return _not_found(question, hits, confidence)
         scores = self._score(question, searched.vector, candidates, hits)
@@ -105,6 +146,14 @@ class Answerer:
             for i in order[:MAX_SENTENCES]
             if scores[i] >= best - SENTENCE_MARGIN
         ]
+        if asks_list(question):
+            chosen = _whole_list(chosen[0], hits) or chosen
+        for side in sides or []:
+            if not any(mentions(_read(hits, c), side.text) for c in chosen):
+                speaking = [i for i in order if mentions(_read(hits, candidates[i]), side.text)]
+                if speaking:
+                    i = speaking[0]
+                    chosen.append(_Candidate(candidates[i][0], candidates[i][1], float(scores[i])))
         # Cited passages are numbered in the order the answer first uses them, the rest
         # follow.
         chosen.sort(key=lambda candidate: (candidate.hit_index, candidate.quote.start))
@@ -155,26 +204,110 @@ class Answerer:
             for i, (index, quote) in enumerate(candidates):
                 words = set(tokenize(hits[index].heading + " " + quote.text))
                 overlap[i] = len(question_words & words) / len(question_words)
-        return similarity + 0.1 * overlap - behind
+        numbers = numbers_in(question)
+        brackets = np.array([bracket_fit(numbers, quote.text) for _, quote in candidates])
+        return similarity + 0.1 * overlap - behind + BRACKET_WEIGHT * brackets
 
 
-def _not_found(question: str, hits: list[Hit], confidence: float) -> Answer:
+def _not_found(
+    question: str, hits: list[Hit], confidence: float, message: str = NOT_FOUND
+) -> Answer:
     citations = [Citation(number, hit, []) for number, hit in enumerate(hits, start=1)]
-    return Answer(question, NOT_FOUND, False, confidence, citations)
+    return Answer(question, message, False, confidence, citations)
 
 
-def _candidates(hits: list[Hit]) -> list[tuple[int, Quote]]:
+def _candidates(hits: list[Hit], indexes: list[int], *, opinions: bool) -> list[tuple[int, Quote]]:
+    """The sentences of hits[i] for i in `indexes` an answer may quote; an opinion only when
+    the question asks for one."""
     candidates = []
-    for index, hit in enumerate(hits):
+    for index in indexes:
+        hit = hits[index]
         for span in split_sentences(hit.text):
             text = hit.text[span.start : span.end]
             # A clause that ends in a colon introduces what follows, and one that ends in
             # "..." is a truncated summary: neither reads as an answer on its own.
-            if len(text) >= MIN_SENTENCE_CHARS and not text.endswith((":", "：", "...", "…")):
+            if len(text) < MIN_SENTENCE_CHARS or text.endswith((":", "：", "...", "…")):
+                continue
+            if opinions or not is_opinion(text):
                 candidates.append(
                     (index, Quote(hit.start + span.start, hit.start + span.end, text))
                 )
     return candidates
+
+
+def _read(hits: list[Hit], candidate: _Candidate | tuple[int, Quote]) -> str:
+    """A candidate sentence with its passage's heading, as a reader takes it."""
+    index, quote = (
+        (candidate.hit_index, candidate.quote) if isinstance(candidate, _Candidate) else candidate
+    )
+    return f"{hits[index].heading}\n{quote.text}"
+
+
+def _whole_list(best: _Candidate, hits: list[Hit]) -> list[_Candidate]:
+    """Every item of the numbered list the best sentence is an item of, in order, as one
+    quote a line, continued into the next passage of the same file when that was retrieved
+    too; empty if the best sentence is not in a list of two items or more."""
+    hit = hits[best.hit_index]
+    lines = _line_quotes(hit)
+    at = next(
+        (i for i, line in enumerate(lines) if line.start <= best.quote.start < line.end), None
+    )
+    if at is None or not is_item(lines[at].text):
+        return []
+    first, last = at, at
+    while first > 0 and is_item(lines[first - 1].text):
+        first -= 1
+    while last + 1 < len(lines) and is_item(lines[last + 1].text):
+        last += 1
+    items = [(best.hit_index, line) for line in lines[first : last + 1]]
+    if last == len(lines) - 1:
+        following = next(
+            (
+                (i, other)
+                for i, other in enumerate(hits)
+                if other.source == hit.source and 0 <= other.start - hit.end <= 2
+            ),
+            None,
+        )
+        if following is not None:
+            for line in _line_quotes(following[1]):
+                if not is_item(line.text):
+                    break
+                items.append((following[0], line))
+    if len(items) < 2:
+        return []
+    return [_Candidate(index, quote, best.score) for index, quote in items[:MAX_LIST_ITEMS]]
+
+
+def _line_quotes(hit: Hit) -> list[Quote]:
+    """The non-empty lines of a passage, as quotes with their offsets in the file."""
+    quotes, offset = [], 0
+    for line in hit.text.split("\n"):
+        stripped = line.strip()
+        if stripped:
+            start = hit.start + offset + line.index(stripped)
+            quotes.append(Quote(start, start + len(stripped), stripped))
+        offset += len(line) + 1
+    return quotes
+
+
+def _as_hit(chunk: StoredChunk, rank: int) -> Hit:
+    """A passage added to the sources for a comparison's side, below the ranked hits."""
+    assert chunk.id is not None  # only indexed passages are found by a search
+    return Hit(
+        rank=rank,
+        score=0.0,
+        text=chunk.text,
+        source=chunk.source,
+        doc_id=chunk.doc_id,
+        title=chunk.title,
+        heading=chunk.heading,
+        start=chunk.start,
+        end=chunk.end,
+        dense_score=None,
+        bm25_score=None,
+        chunk_id=chunk.id,
+    )
 
 
 def _as_sentence(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from retriever.answer import Answer, Answerer
 from retriever.answerability import AnswerCheck
 from retriever.building import BuildReport, build_index
+from retriever.comparison import find_sides
 from retriever.config import (
     BackendSettings,
     ChunkSettings,
@@ -29,7 +30,7 @@ from retriever.index import Index, IndexInfo, open_manifest
 from retriever.manifest import Manifest
 from retriever.rerank import Reranker
 from retriever.schema import REBUILD_HINT, IndexLoadError
-from retriever.searcher import Hit, QuestionError, Searcher, check_question
+from retriever.searcher import Hit, QuestionError, Searcher, check_question, search_text
 from retriever.store import StoredChunk
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,8 @@ class Retriever:
         """An extractive answer with [n] citations; see retriever.answer."""
         (candidates,) = self.searcher.candidates([question], k, "hybrid")
         hits = self.searcher.rank(candidates, k, "hybrid")
-        return self.answerer.answer(question, candidates, hits)
+        sides = find_sides(self.index, search_text(question))
+        return self.answerer.answer(question, candidates, hits, sides)
 
     def is_stale(self, corpus_dir: Path | str) -> bool:
         """True when the corpus files differ from those the index was built from."""
