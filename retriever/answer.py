@@ -40,6 +40,8 @@ MAX_SENTENCES = 3
 # A further sentence joins the answer only if it scores nearly as well as the best one.
 SENTENCE_MARGIN = 0.04
 MIN_SENTENCE_CHARS = 6
+# Sentences embedded to choose the answer from, picked by their cheap score (_prior).
+SHORTLIST = 12
 # A sentence whose bracket holds the question's number (满10年不满20年 for 十二年) gains this
 # much, one whose brackets do not loses it: more than the cosine gaps between sibling rows.
 BRACKET_WEIGHT = 0.05
@@ -138,7 +140,10 @@ class Answerer:
         candidates = _candidates(hits, considered, opinions=asks_opinion(question))
         if not candidates or not judgement.found:
             return _not_found(question, hits, confidence)
-        scores = self._score(question, searched.vector, candidates, hits)
+        candidates = _shortlist(candidates, _prior(question, candidates, hits), hits, sides)
+        scores = _prior(question, candidates, hits) + self._similarity(
+            searched.vector, candidates, hits
+        )
         order = np.argsort(-scores)
         best = float(scores[order[0]])
         chosen = [
@@ -176,37 +181,54 @@ class Answerer:
         )
         return Answer(question, answer, True, confidence, citations)
 
-    def _score(
-        self,
-        question: str,
-        query: np.ndarray,
-        candidates: list[tuple[int, Quote]],
-        hits: list[Hit],
+    def _similarity(
+        self, query: np.ndarray, candidates: list[tuple[int, Quote]], hits: list[Hit]
     ) -> np.ndarray:
-        """Cosine similarity of question and sentence, plus the share of question words it
-        holds, less how far its passage ranked below the best one.
-
-        The passage's heading counts as part of each of its sentences: under "行政助理的职责",
-        the item "负责员工的考勤" answers a question about an assistant's duties without
-        repeating the words.
-        """
+        """Cosine similarity of question and sentence. The passage's heading counts as part of
+        each of its sentences: under "行政助理的职责", the item "负责员工的考勤" answers a
+        question about an assistant's duties without repeating the words."""
         texts = [
             normalize(f"{hits[index].heading}\n{quote.text}" if hits[index].heading else quote.text)
             for index, quote in candidates
         ]
-        similarity = self.embedder.encode_passages(texts) @ query
-        # Retrieval already weighed each passage as a whole; a sentence of a lower-ranked
-        # passage must be clearly better to be preferred.
-        behind = np.array([hits[0].score - hits[index].score for index, _ in candidates])
-        question_words = set(tokenize(question))
-        overlap = np.zeros(len(candidates), dtype=np.float32)
-        if question_words:
-            for i, (index, quote) in enumerate(candidates):
-                words = set(tokenize(hits[index].heading + " " + quote.text))
-                overlap[i] = len(question_words & words) / len(question_words)
-        numbers = numbers_in(question)
-        brackets = np.array([bracket_fit(numbers, quote.text) for _, quote in candidates])
-        return similarity + 0.1 * overlap - behind + BRACKET_WEIGHT * brackets
+        return self.embedder.encode_passages(texts) @ query
+
+
+def _prior(question: str, candidates: list[tuple[int, Quote]], hits: list[Hit]) -> np.ndarray:
+    """What a sentence's score holds besides its cosine: the share of question words it holds
+    (with its heading), less how far its passage ranked below the best one, and the bracket
+    rule's bonus or malus. Cheap, so it also picks the sentences worth embedding."""
+    # Retrieval already weighed each passage as a whole; a sentence of a lower-ranked
+    # passage must be clearly better to be preferred.
+    behind = np.array([hits[0].score - hits[index].score for index, _ in candidates])
+    question_words = set(tokenize(question))
+    overlap = np.zeros(len(candidates), dtype=np.float32)
+    if question_words:
+        for i, (index, quote) in enumerate(candidates):
+            words = set(tokenize(hits[index].heading + " " + quote.text))
+            overlap[i] = len(question_words & words) / len(question_words)
+    numbers = numbers_in(question)
+    brackets = np.array([bracket_fit(numbers, quote.text) for _, quote in candidates])
+    return 0.1 * overlap - behind + BRACKET_WEIGHT * brackets
+
+
+def _shortlist(
+    candidates: list[tuple[int, Quote]],
+    prior: np.ndarray,
+    hits: list[Hit],
+    sides: list[Side] | None,
+) -> list[tuple[int, Quote]]:
+    """The SHORTLIST sentences with the best prior, in passage order, and for each side of a
+    comparison the best one that speaks of it: embedding every sentence of five long passages
+    cost most of an answer's time."""
+    if len(candidates) <= SHORTLIST:
+        return candidates
+    order = [int(i) for i in np.argsort(-prior, kind="stable")]
+    keep = set(order[:SHORTLIST])
+    for side in sides or []:
+        speaking = (i for i in order if mentions(_read(hits, candidates[i]), side.text))
+        keep |= {i for i in [next(speaking, None)] if i is not None}
+    return [candidates[i] for i in sorted(keep)]
 
 
 def _not_found(

@@ -32,7 +32,7 @@ from retriever.models import (
     int8_model_is_ready,
 )
 from retriever.onnx_embedder import OnnxEmbedder
-from retriever.threads import FEW_QUERIES, thread_limit
+from retriever.threads import FEW_PASSAGES, FEW_QUERIES, thread_limit
 
 logger = logging.getLogger(__name__)
 
@@ -174,16 +174,20 @@ class SentenceTransformerEmbedder:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         prefixed = [self.prefixes.query + text for text in texts]
-        if len(texts) > FEW_QUERIES:
-            return self._encode(prefixed, progress=False)
-        # A few short questions run on one thread (retriever.threads says why).
+        return self._encode_few(prefixed, few=len(texts) <= FEW_QUERIES, progress=False)
+
+    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        prefixed = [self.prefixes.passage + text for text in texts]
+        return self._encode_few(prefixed, few=len(texts) <= FEW_PASSAGES, progress=progress)
+
+    def _encode_few(self, texts: list[str], *, few: bool, progress: bool) -> np.ndarray:
+        if not few:
+            return self._encode(texts, progress=progress)
+        # A few short texts run on one thread (retriever.threads says why).
         import torch
 
         with thread_limit(torch.get_num_threads, torch.set_num_threads, 1):
-            return self._encode(prefixed, progress=False)
-
-    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode([self.prefixes.passage + text for text in texts], progress=progress)
+            return self._encode(texts, progress=progress)
 
     def _encode(self, texts: list[str], *, progress: bool) -> np.ndarray:
         vectors = self.model.encode(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from retriever.models import MODEL_FILE, PASSAGE_PREFIX, QUERY_PREFIX, TOKENIZER_FILE
-from retriever.threads import FEW_QUERIES
+from retriever.threads import FEW_PASSAGES, FEW_QUERIES
 
 MAX_TOKENS = 512  # the model's position limit; longer texts are truncated, as torch does
 # Texts per forward pass: larger batches pad more on uneven Chinese passages, smaller ones
@@ -79,8 +79,9 @@ class OnnxEmbedder:
         return self._encode([self.query_prefix + text for text in texts], threads)
 
     def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        threads = 1 if len(texts) <= FEW_PASSAGES else os.cpu_count() or 1
         prefixed = [self.passage_prefix + text for text in texts]
-        return self._encode(prefixed, os.cpu_count() or 1, progress=progress)
+        return self._encode(prefixed, threads, progress=progress)
 
     def _encode(self, texts: list[str], threads: int, *, progress: bool = False) -> np.ndarray:
         from tqdm import tqdm

@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 
 # Up to this many questions in one call are embedded on a single thread.
 FEW_QUERIES = 8
+# And up to this many passages: the sentences an answer is chosen from are query-time work
+# (retriever.answer embeds at most a dozen and a few), not a build.
+FEW_PASSAGES = 16
 
 
 @contextlib.contextmanager
