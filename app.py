@@ -20,13 +20,18 @@ from fastapi.exceptions import RequestValidationError
 from gradio.utils import get_upload_folder
 
 from retriever import IndexLoadError
+from web import conversations
 from web.access import AccessError, check_host, load_access
 from web.api import api_router, validation_error
 from web.browser_uploads import BrowserUploads, UploadGuard
+from web.citations import Citations
+from web.feedback import AnswerLog, Feedback, FeedbackLog
+from web.libraries import Libraries
 from web.library import Library
-from web.limits import BodyLimit, QuestionLimit
+from web.limits import BodyLimit, FeedbackLimit, QuestionLimit
 from web.locale import LABELS, ChinesePage
 from web.page import WATCH_IDLE_SECONDS, Page
+from web.preview import Previews
 from web.settings import Settings, SettingsError
 from web.uploads import UPLOAD_SUFFIXES
 
@@ -37,8 +42,12 @@ EXAMPLES = [
     "辦公室主任的直接上級是誰？",
 ]
 WEB = Path(__file__).with_name("web")
-CSS = (WEB / "page.css").read_text(encoding="utf-8")
-JS = (WEB / "page.js").read_text(encoding="utf-8")
+CSS = "\n".join((WEB / name).read_text(encoding="utf-8") for name in ("page.css", "layout.css"))
+# Gradio runs one function when the page loads; it runs each of ours in turn.
+SCRIPTS = [
+    (WEB / name).read_text(encoding="utf-8").strip() for name in ("page.js", "conversations.js")
+]
+JS = "() => {\n" + "\n".join(f"({script})();" for script in SCRIPTS) + "\n}"
 
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
 for name in ("retriever", "web"):  # our own progress lines, without the libraries' chatter
@@ -62,17 +71,31 @@ library.retriever.ask(EXAMPLES[0])
 
 uploads = BrowserUploads(Path(get_upload_folder()))
 limit = QuestionLimit(settings.questions_per_minute)
-page = Page(library, access, limit, uploads)
+# Answers are remembered for 👍/👎, which are appended to feedback/ (web/feedback.py);
+# citations open their passage in its document (web/preview.py).
+answers = AnswerLog()
+feedback = Feedback(
+    answers,
+    FeedbackLog(settings.feedback_folder, max_bytes=settings.max_feedback_bytes),
+    FeedbackLimit(settings.feedback_per_minute),
+)
+previews = Previews(library)
+page = Page(library, access, limit, uploads, answers)
 
 with gr.Blocks(title="中文文档问答") as demo:
-    gr.HTML("<h1>中文文档问答</h1><p>答案里的每句话都摘自你的文档，并标明出处。</p>")
+    gr.HTML(
+        "<h1>中文文档问答</h1><p>答案里的每句话都摘自你的文档，并标明出处。</p>", elem_id="title"
+    )
     info = gr.HTML(elem_id="index-info", js_on_load=None)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            gr.ChatInterface(
+    # The page is the window's height; the chat takes what the title and the question box
+    # leave, the one scroll area of the conversation (web/layout.css).
+    with gr.Row(equal_height=False, elem_id="main"):
+        with gr.Column(scale=3, elem_id="chat-column"):
+            conversations.bar()
+            chat = gr.ChatInterface(
                 page.respond,
                 chatbot=gr.Chatbot(
-                    height=620,
+                    height="100%",  # of what web/layout.css gives it
                     elem_id="chat",
                     label="对话",
                     autoscroll=False,  # web/page.js scrolls to each answer's start instead
@@ -95,8 +118,9 @@ with gr.Blocks(title="中文文档问答") as demo:
                 fill_height=False,
                 validator=page.check_question,
             )
-        with gr.Column(scale=2):
-            gr.HTML("<h3>我的文档</h3>")
+        with gr.Column(scale=2, elem_id="side"):
+            conversations.conversation_list()
+            gr.HTML("<h3>我的文档</h3>", elem_id="documents-title")
             # Editors only: page.state hides these columns from readers.
             with gr.Column(visible=False, elem_id="adding") as adding:
                 files = gr.File(
@@ -123,6 +147,9 @@ with gr.Blocks(title="中文文档问答") as demo:
                     )
                     restore_button = gr.Button("恢复并重建索引", elem_id="restore", scale=1)
 
+    # The source preview and the 👍/👎 messenger: small, and laid out wherever (a dialog).
+    Citations(access, previews, feedback).render()
+    conversations.keep_in_browser(demo, chat)
     state = [info, documents, chosen, trash, trashed, adding, editing]
     demo.load(page.state, outputs=state, api_name="page_state")
     # The index line follows a rebuild as it runs (web/page.py says how often it is asked
@@ -170,7 +197,16 @@ api = FastAPI(
     exception_handlers={RequestValidationError: validation_error},
 )
 # Before mounting the page at "/", which would otherwise take every path.
-api.include_router(api_router(library, access, limit))
+api.include_router(
+    api_router(
+        Libraries(library, settings.bases_folder, max_bases=settings.max_bases),
+        access,
+        limit,
+        answers=answers,
+        previews=previews,
+        feedback=feedback,
+    )
+)
 # For the page and the API alike. The middleware added last runs first: BodyLimit caps each
 # body before UploadGuard (or anything else) reads it.
 api.add_middleware(UploadGuard, uploads=uploads)

@@ -4,9 +4,11 @@ from retriever import Retriever
 retriever = Retriever.load("index")
 hits = retriever.search("办公室主任和行政主管哪个大?", k=5)
 answer = retriever.ask("办公室主任和行政主管哪个大?")
+hr = Retriever.load(base="hr")  # a knowledge base in bases/ (retriever.bases)
 """
 
 from retriever.answer import Answer, Citation, Quote
+from retriever.bases import Base, BaseError, Bases
 from retriever.building import BuildReport
 from retriever.config import BackendSettings, ChunkSettings, LexicalSettings, SearchSettings
 from retriever.index import IndexInfo
@@ -19,6 +21,9 @@ from retriever.staging import IndexFolderError
 __all__ = [
     "Answer",
     "BackendSettings",
+    "Base",
+    "BaseError",
+    "Bases",
     "BuildReport",
     "Candidate",
     "ChunkSettings",

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from retriever.backends import DENSE_BACKENDS
+from retriever.bases_cli import add_base_commands, add_base_option, base_folders, build_command
 from retriever.config import BackendSettings, ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError, file_hashes
 from retriever.documents_cli import add_document_commands
@@ -74,7 +75,8 @@ def _embedder(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    check_index_target(Path(args.index), Path(args.corpus))  # before the model takes seconds
+    corpus, index = base_folders(args)
+    check_index_target(index, corpus)  # before the model takes seconds
     chunking = ChunkSettings(max_chars=args.max_chars)
     # No --backend: the engines the index already uses (retriever.search._backends_of).
     backends = BackendSettings(dense=args.backend) if args.backend else None
@@ -83,14 +85,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.milvus_uri:  # read by the Milvus backend when it creates a collection
         os.environ["RETRIEVER_MILVUS_URI"] = args.milvus_uri
     if args.if_stale and index_is_current(
-        args.index, args.corpus, args.model, chunking=chunking, backends=backends
+        index, corpus, args.model, chunking=chunking, backends=backends
     ):
-        print(f"{args.index} is up to date with {args.corpus}", file=sys.stderr)
+        print(f"{index} is up to date with {corpus}", file=sys.stderr)
         return 0
     started = time.perf_counter()
     report = Retriever.build(
-        args.corpus,
-        args.index,
+        corpus,
+        index,
         embedder=_embedder(args),
         chunking=chunking,
         backends=backends,
@@ -101,7 +103,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"skipped {skipped.reason}", file=sys.stderr)
     seconds = time.perf_counter() - started
     if not report.changed:
-        print(f"{info.folder} is up to date with {args.corpus} ({seconds:.1f} s)", file=sys.stderr)
+        print(f"{info.folder} is up to date with {corpus} ({seconds:.1f} s)", file=sys.stderr)
         return 0
     print(
         f"built {info.folder}: {info.files} files, {info.documents} documents, {info.chunks} "
@@ -113,10 +115,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace, settings: SearchSettings = SearchSettings()) -> Retriever:
+    """The index the arguments name (--base's, or --index), ready to search."""
+    _, index = base_folders(args)
+    try:
+        return Retriever.load(index, cache_dir=_cache_dir(), settings=settings)
+    except IndexLoadError as error:
+        if not args.base:
+            raise
+        # Its message says to run `build`, which would build the default base.
+        raise IndexLoadError(f"{error} (for this base: `{build_command(args)}`)") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = Retriever.load(args.index, cache_dir=_cache_dir()).search(
-        args.question, k=args.k, mode=args.mode
-    )
+    hits = _load(args).search(args.question, k=args.k, mode=args.mode)
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0
@@ -129,8 +141,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    settings = SearchSettings(min_confidence=args.min_confidence)
-    retriever = Retriever.load(args.index, cache_dir=_cache_dir(), settings=settings)
+    retriever = _load(args, SearchSettings(min_confidence=args.min_confidence))
     answer = retriever.ask(args.question, k=args.k)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -176,13 +187,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    folder, corpus = Path(args.index), Path(args.corpus)
+    corpus, folder = base_folders(args)
     manifest = open_manifest(folder)
     current = corpus.exists() and index_is_current(folder, corpus)
     if args.json:
         print(json.dumps({**manifest.raw, "up_to_date": current}, ensure_ascii=False, indent=2))
     else:
-        lines = _index_lines(folder, manifest) + _corpus_lines(folder, manifest, corpus, current)
+        lines = _index_lines(folder, manifest) + _corpus_lines(
+            manifest, corpus, current, build_command(args)
+        )
         print("\n".join(lines))
     return 0
 
@@ -212,8 +225,9 @@ def _index_lines(folder: Path, manifest: Manifest) -> list[str]:
     ]
 
 
-def _corpus_lines(folder: Path, manifest: Manifest, corpus: Path, current: bool) -> list[str]:
-    """Whether the index still matches the corpus folder, and if not, what changed."""
+def _corpus_lines(manifest: Manifest, corpus: Path, current: bool, rebuild: str) -> list[str]:
+    """Whether the index still matches the corpus folder, and if not, what changed and the
+    command (`rebuild`) that catches up."""
     if current:
         return [f"corpus   {corpus}: up to date ({_count(len(manifest.corpus_hashes), 'file')})"]
     if not corpus.exists():
@@ -227,15 +241,7 @@ def _corpus_lines(folder: Path, manifest: Manifest, corpus: Path, current: bool)
             f"{len(now.keys() - then.keys())} new, {changed} changed, "
             f"{len(then.keys() - now.keys())} gone since the build"
         )
-    where = "".join(
-        f" {option} {path}"
-        for option, path, default in (("--corpus", corpus, "corpus"), ("--index", folder, "index"))
-        if path != Path(default)
-    )
-    return [
-        f"corpus   {corpus}: out of date: {why}",
-        f"         update it with `python -m retriever build{where}`",
-    ]
+    return [f"corpus   {corpus}: out of date: {why}", f"         update it with `{rebuild}`"]
 
 
 def _count(number: int, noun: str) -> str:
@@ -307,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
             'python -m retriever ask "行政助理负责什么工作?"',
             'python -m retriever search -k 3 "考勤报表"',
             "python -m retriever remove old.txt      move a document to the trash",
+            "python -m retriever bases create hr     a knowledge base of its own",
+            'python -m retriever ask --base hr "年假有几天?"',
             "python -m retriever COMMAND --help      a command's options and examples",
         ],
     )
@@ -334,11 +342,13 @@ def parser() -> argparse.ArgumentParser:
             "python -m retriever build",
             "python -m retriever build --if-stale      nothing to do when index/ is current",
             "python -m retriever build --corpus docs --index docs-index --max-chars 200",
+            "python -m retriever build --base hr         the knowledge base hr",
             "python -m retriever build --backend milvus",
         ],
     )
-    build.add_argument("--corpus", default="corpus", help="folder of source files (corpus)")
-    build.add_argument("--index", default="index", help="index folder to write (index)")
+    build.add_argument("--corpus", help="folder of source files (corpus)")
+    build.add_argument("--index", help="index folder to write (index)")
+    add_base_option(build)
     build.add_argument(
         "--max-chars",
         type=_whole_number(MIN_CHUNK_CHARS),
@@ -369,6 +379,7 @@ def parser() -> argparse.ArgumentParser:
                 'python -m retriever search "办公室主任的职责"',
                 'python -m retriever search -k 3 --mode bm25 "考勤报表"',
                 'python -m retriever search --json "考勤" > hits.json',
+                'python -m retriever search --base hr "年假"',
             ],
         ),
         (
@@ -378,6 +389,7 @@ def parser() -> argparse.ArgumentParser:
             [
                 'python -m retriever ask "行政助理负责什么工作?"',
                 'python -m retriever ask -k 3 --json "办公室主任和行政主管哪个大?"',
+                'python -m retriever ask --base hr "年假有几天?"',
             ],
         ),
     ):
@@ -388,7 +400,8 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument(
             "-k", type=_whole_number(1, MAX_K), default=5, help=f"passages to return, 1-{MAX_K} (5)"
         )
-        command.add_argument("--index", default="index", help="index folder (index)")
+        command.add_argument("--index", help="index folder (index)")
+        add_base_option(command)
         command.add_argument("--json", action="store_true", help="one JSON document on stdout")
         if name == "search":
             command.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
@@ -428,11 +441,13 @@ def parser() -> argparse.ArgumentParser:
         examples=[
             "python -m retriever info",
             "python -m retriever info --index docs-index --corpus docs",
+            "python -m retriever info --base hr",
             "python -m retriever info --json       the whole manifest, and up_to_date",
         ],
     )
-    info.add_argument("--index", default="index", help="index folder (index)")
-    info.add_argument("--corpus", default="corpus", help="corpus folder to compare (corpus)")
+    info.add_argument("--index", help="index folder (index)")
+    info.add_argument("--corpus", help="corpus folder to compare (corpus)")
+    add_base_option(info)
     info.add_argument(
         "--json", action="store_true", help="the index's manifest.json and up_to_date, as JSON"
     )
@@ -447,6 +462,7 @@ def parser() -> argparse.ArgumentParser:
     )
     prepare.set_defaults(run=cmd_prepare_model)
     add_document_commands(commands)
+    add_base_commands(commands)
     return main
 
 

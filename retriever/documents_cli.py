@@ -7,6 +7,7 @@
 
 They change only the corpus folder, as the page and the HTTP API do (retriever.trash), and
 never the index: run `python -m retriever build` after them (`make run` does it at start).
+Each takes --base NAME to work on a knowledge base's corpus (retriever.bases_cli).
 """
 
 from __future__ import annotations
@@ -16,32 +17,34 @@ import json
 import sys
 from pathlib import Path
 
+from retriever.bases_cli import add_base_option, base_folders, build_command
 from retriever.index import open_manifest
 from retriever.schema import IndexLoadError
 from retriever.trash import document_names, list_trash, remove_file, restore
 
-REBUILD = "rebuild the index with `python -m retriever build` to search the change"
-
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    for name in document_names(Path(args.corpus)):
+    corpus, _ = base_folders(args)
+    for name in document_names(corpus):
         print(name)
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    corpus = Path(args.corpus)
-    entry = remove_file(corpus, args.name, _readable(corpus, Path(args.index)))
+    corpus, index = base_folders(args)
+    entry = remove_file(corpus, args.name, _readable(corpus, index))
+    base = f" --base {args.base}" if args.base else ""
     print(
         f"moved {entry.name} to the trash as {entry.id} (restore: python -m retriever "
-        f"restore {entry.id}); {REBUILD}",
+        f"restore{base} {entry.id}); {_rebuild(args)}",
         file=sys.stderr,
     )
     return 0
 
 
 def cmd_trash(args: argparse.Namespace) -> int:
-    entries = list_trash(Path(args.corpus))
+    corpus, _ = base_folders(args)
+    entries = list_trash(corpus)
     if args.json:
         print(json.dumps([entry.to_dict() for entry in entries], ensure_ascii=False, indent=2))
     elif not entries:
@@ -52,12 +55,17 @@ def cmd_trash(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    entry, displaced = restore(Path(args.corpus), args.id)
+    corpus, _ = base_folders(args)
+    entry, displaced = restore(corpus, args.id)
     print(f"restored {entry.name}", file=sys.stderr)
     if displaced is not None:
         print(f"the file it replaced is in the trash as {displaced.id}", file=sys.stderr)
-    print(REBUILD, file=sys.stderr)
+    print(_rebuild(args), file=sys.stderr)
     return 0
+
+
+def _rebuild(args: argparse.Namespace) -> str:
+    return f"rebuild the index with `{build_command(args)}` to search the change"
 
 
 def _readable(corpus: Path, index: Path) -> list[str]:
@@ -77,7 +85,8 @@ def add_document_commands(commands: argparse._SubParsersAction) -> None:
         parser = commands.add_parser(
             name, help=help_text, description=help_text.capitalize() + ".", examples=examples
         )
-        parser.add_argument("--corpus", default="corpus", help="the corpus folder (corpus)")
+        parser.add_argument("--corpus", help="the corpus folder (corpus)")
+        add_base_option(parser)
         parser.set_defaults(run=run)
         return parser
 
@@ -85,7 +94,11 @@ def add_document_commands(commands: argparse._SubParsersAction) -> None:
         "documents",
         cmd_documents,
         "list the corpus folder's documents",
-        ["python -m retriever documents", "python -m retriever documents --corpus docs"],
+        [
+            "python -m retriever documents",
+            "python -m retriever documents --corpus docs",
+            "python -m retriever documents --base hr",
+        ],
     )
     remove = command(
         "remove",
@@ -94,12 +107,11 @@ def add_document_commands(commands: argparse._SubParsersAction) -> None:
         [
             "python -m retriever remove old.txt",
             "python -m retriever remove sub/报销制度.docx && python -m retriever build",
+            "python -m retriever remove --base hr old.txt",
         ],
     )
     remove.add_argument("name", help="the document, as `documents` lists it")
-    remove.add_argument(
-        "--index", default="index", help="the index whose sources count as readable (index)"
-    )
+    remove.add_argument("--index", help="the index whose sources count as readable (index)")
     trash = command(
         "trash",
         cmd_trash,

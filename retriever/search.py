@@ -15,6 +15,7 @@ from typing import Any
 
 from retriever.answer import Answer, Answerer
 from retriever.answerability import AnswerCheck
+from retriever.bases import DEFAULT_ROOT, folders
 from retriever.building import BuildReport, build_index
 from retriever.comparison import find_sides
 from retriever.config import (
@@ -76,9 +77,11 @@ class Retriever:
     @classmethod
     def build(
         cls,
-        corpus_dir: Path | str,
-        index_dir: Path | str,
+        corpus_dir: Path | str | None = None,
+        index_dir: Path | str | None = None,
         *,
+        base: str | None = None,
+        bases_root: Path | str = DEFAULT_ROOT,
         embedder: Embedder | None = None,
         model: str | None = None,
         chunking: ChunkSettings = ChunkSettings(),
@@ -89,15 +92,18 @@ class Retriever:
     ) -> BuildReport:
         """Bring the index in `index_dir` up to date with the corpus, and report what it did.
 
+        `base` names a knowledge base in `bases_root` (retriever.bases) instead of the two
+        folders: its index is built from its corpus. Neither: `corpus/` into `index/`.
         Only new and changed files are read and embedded; over an unchanged corpus nothing is
         (see retriever.building). Raises IndexFolderError, before reading anything, when
         `index_dir` is not a folder a build may replace (see retriever.staging). `backends`
         None keeps the engines the existing index uses (the defaults for a new one), so a
         rebuild from the page or `make index` never moves a Milvus index to FAISS.
         """
+        corpus, index = folders(base, corpus_dir, index_dir, root=bases_root)
         return build_index(
-            Path(corpus_dir),
-            Path(index_dir),
+            corpus,
+            index,
             embedder=embedder or load_embedder(model or DEFAULT_EMBEDDER, cache_dir=cache_dir),
             chunking=chunking,
             lexical=lexical,
@@ -108,16 +114,20 @@ class Retriever:
     @classmethod
     def load(
         cls,
-        index_dir: Path | str = "index",
+        index_dir: Path | str | None = None,
         *,
+        base: str | None = None,
+        bases_root: Path | str = DEFAULT_ROOT,
         embedder: Embedder | None = None,
         model: str | None = None,
         settings: SearchSettings = SearchSettings(),
         reranker: Reranker | None = None,
         cache_dir: Path = DEFAULT_CACHE,
     ) -> Retriever:
-        """Open a built index. Raises IndexLoadError, saying what to do, if it cannot be used."""
-        folder = Path(index_dir)
+        """Open a built index: the folder `index_dir` (`index/` by default), or the index of
+        knowledge base `base` in `bases_root` (retriever.bases). Raises IndexLoadError, saying
+        what to do, if it cannot be used, and a BaseError for a base that does not exist."""
+        _, folder = folders(base, None, index_dir, root=bases_root)
         manifest = open_manifest(folder)
         built_with = manifest.model_name
         asked_for = embedder.name if embedder is not None else model

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the browser tests drive: Debian's Chromium and its driver (Playwright cannot
-# download its own browser here), and fonts-noto-cjk so Chinese renders in screenshots.
-# Does nothing when all three are installed; otherwise runs apt-get, through sudo when not root.
+# download its own browser here), fonts-noto-cjk so Chinese renders in screenshots, and
+# fonts-noto-color-emoji for the 👍 and 👎 under answers.
+# Does nothing when all four are installed; otherwise runs apt-get, through sudo when not root.
 set -euo pipefail
 
-packages=(chromium chromium-driver fonts-noto-cjk)
+packages=(chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

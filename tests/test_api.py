@@ -6,7 +6,10 @@ content no other test asks about.
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -59,7 +62,7 @@ def test_search_returns_hits_with_the_cli_fields(client: httpx.Client) -> None:
 
 def test_ask_answers_with_markers_that_match_the_sources(client: httpx.Client) -> None:
     answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
-    assert set(answer) == {"question", "answer", "found", "confidence", "citations"}
+    assert set(answer) == {"question", "answer", "found", "confidence", "citations", "answer_id"}
     assert answer["found"] is True
     assert "在没有特定公司的前提下" in answer["answer"]
     numbers = {citation["number"] for citation in answer["citations"]}
@@ -124,7 +127,111 @@ def test_gradio_endpoint_answers_too(server: str) -> None:
 
     reply = Client(server, verbose=False).predict(EXAMPLE, api_name="/ask")
     assert "在没有特定公司的前提下" in reply and SOURCE in reply
-    assert '<sup class="qa-marker">[1]</sup>' in reply
+    assert '<sup class="qa-marker"><button type="button" class="qa-cite" value="1"' in reply
+
+
+# --------------------------------------------------------------- citations and feedback
+
+
+def test_a_citation_opens_in_its_document_with_the_quotes_marked(client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
+    citation = next(c for c in answer["citations"] if c["answer_sentences"])
+    quotes = citation["answer_sentences"]
+    response = client.get(
+        "/api/preview",
+        params={
+            "doc_id": citation["doc_id"],
+            "start": citation["start"],
+            "end": citation["end"],
+            "mark": [f"{quote['start']}:{quote['end']}" for quote in quotes],
+        },
+    )
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert preview["source"] == SOURCE and preview["length"] > len(preview["text"])
+    # 0-based, end-exclusive offsets into the document: its slices are the hit's text.
+    document_part = preview["text"]
+    base = preview["start"]
+    passage = preview["passage"]
+    assert document_part[passage["start"] - base : passage["end"] - base] == citation["text"]
+    assert passage["start"] - base > 1000 and preview["end"] - passage["end"] > 0  # context
+    marked = [document_part[h["start"] - base : h["end"] - base] for h in preview["highlights"]]
+    assert marked == [quote["text"] for quote in quotes]
+
+
+@pytest.mark.parametrize(
+    "doc_id",
+    [
+        "../canary.txt",
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        f"/{SOURCE}",
+        f"corpus/{SOURCE}",
+        f"./{SOURCE}",
+        f"..%2F{SOURCE}",
+        ".trash",
+        "app.py",
+        "https://example.com/x.txt",
+    ],
+)
+def test_preview_serves_only_documents_of_the_index(client: httpx.Client, doc_id: str) -> None:
+    response = client.get("/api/preview", params={"doc_id": doc_id, "start": 0, "end": 10})
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"索引里没有这篇文档：{doc_id}"}
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"doc_id": SOURCE, "start": 10, "end": 5}, 422),
+        ({"doc_id": SOURCE, "start": 0, "end": 10**6}, 422),
+        ({"doc_id": SOURCE, "start": -1, "end": 5}, 422),
+        ({"doc_id": SOURCE, "start": 0, "end": 5, "mark": "0-5"}, 422),
+        ({"doc_id": SOURCE, "start": 0}, 422),
+    ],
+)
+def test_preview_refuses_offsets_outside_the_document(
+    client: httpx.Client, params: dict, status: int
+) -> None:
+    assert client.get("/api/preview", params=params).status_code == status
+
+
+def test_feedback_is_stored_and_exported_as_an_evaluation_set(client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
+    rating = {"answer_id": answer["answer_id"], "rating": "good", "comment": "引用准确"}
+    response = client.post("/api/feedback", json=rating)
+    assert response.status_code == 201, response.text
+    assert response.json()["answer_id"] == answer["answer_id"]
+    export = client.get("/api/feedback/export")
+    assert export.status_code == 200 and export.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
+        queries = [
+            json.loads(line)
+            for line in archive.read("feedback/queries.jsonl").decode().splitlines()
+        ]
+        qrels = archive.read("feedback/qrels.tsv").decode().splitlines()
+    [query] = [q for q in queries if q["id"] == f"fb-{answer['answer_id']}"]
+    assert query["text"] == EXAMPLE and query["rating"] == "good"
+    assert query["comment"] == "引用准确" and query["index"] == "default"
+    quoted = [c for c in answer["citations"] if c["answer_sentences"]]
+    assert [line for line in qrels if line.startswith(query["id"])] == [
+        f"{query['id']}\t{c['doc_id']}[{c['start']}:{c['end']}]\t1" for c in quoted
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"rating": "good", "comment": "长" * 1001}, 422),
+        ({"rating": "great"}, 422),
+        ({"rating": "good", "answer_id": "A" * 22}, 404),
+        ({"rating": "good", "answer_id": "../feedback.jsonl"}, 404),
+    ],
+)
+def test_bad_feedback_is_refused(client: httpx.Client, body: dict, status: int) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
+    response = client.post("/api/feedback", json={"answer_id": answer["answer_id"], **body})
+    assert response.status_code == status
 
 
 # --------------------------------------------------------------- changing the corpus
@@ -185,6 +292,26 @@ def test_removing_a_document_rebuilds_without_it_and_keeps_it_in_the_trash(
     assert all(hit["source"] != "travel.txt" for hit in hits)
     last = client.delete(f"/api/documents/{SOURCE}")
     assert last.status_code == 409 and "最后一篇" in last.json()["files"][0]["message"]
+
+
+def test_a_knowledge_base_answers_from_its_own_documents(client: httpx.Client) -> None:
+    created = client.post("/api/bases", json={"name": "人事"})
+    assert created.status_code == 201, created.text
+    leave = "年假制度\n员工入职满一年后每年享有五天带薪年假，满十年后享有十天。\n"
+    added = client.post(
+        "/api/documents",
+        params={"base": "人事"},
+        files=[("files", ("leave.txt", leave.encode(), "text/plain"))],
+    )
+    assert added.status_code == 200 and added.json()["index"]["documents"] == 1
+    question = "员工每年有几天带薪年假?"
+    answer = client.post("/api/ask", json={"question": question, "base": "人事"}).json()
+    assert answer["found"] is True and "五天带薪年假" in answer["answer"]
+    assert {citation["source"] for citation in answer["citations"]} == {"leave.txt"}
+    elsewhere = client.post("/api/ask", json={"question": question}).json()
+    assert all(citation["source"] != "leave.txt" for citation in elsewhere["citations"])
+    assert "leave.txt" not in {row["name"] for row in client.get("/api/documents").json()}
+    assert [base["name"] for base in client.get("/api/bases").json()] == ["default", "人事"]
 
 
 def test_a_gradio_client_adds_its_own_upload_and_removes_it(server: str, tmp_path: Path) -> None:

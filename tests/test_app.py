@@ -7,9 +7,12 @@ run the real app.
 from __future__ import annotations
 
 import html
+import io
+import json
 import re
 import threading
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,15 +28,26 @@ from retriever.corpus import CorpusError, extract_text
 from web import uploads
 from web.access import Access
 from web.browser_uploads import BrowserUploads
+from web.citations import Citations
+from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
+from web.feedback import main as feedback_main
 from web.followup import complete_followup, subject_of
 from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
-from web.limits import QuestionLimit
+from web.limits import FeedbackLimit, QuestionLimit
 from web.locale import ChinesePage
 from web.page import WATCH_BUILD_SECONDS, WATCH_IDLE_SECONDS, Page, earlier_questions
+from web.preview import Preview, PreviewError, Previews, Span, parse_marks, parse_spec
 from web.questions import question_problem
 from web.reasons import build_error, file_reason
-from web.render import answer_html, answer_text, documents_html, info_html, trash_html
-from web.settings import Quota
+from web.render import (
+    answer_html,
+    answer_text,
+    documents_html,
+    info_html,
+    preview_html,
+    trash_html,
+)
+from web.settings import MB, Quota, Settings, SettingsError
 from web.uploads import UploadError, check_content, check_name
 
 # ------------------------------------------------------------------- follow-ups
@@ -144,7 +158,9 @@ def _answer() -> Answer:
 
 def test_markers_and_sources_agree() -> None:
     page = answer_html(_answer())
-    markers = re.findall(r'<sup class="qa-marker">\[(\d)\]</sup>', page)
+    markers = re.findall(
+        r'<sup class="qa-marker"><button [^>]*value="(\d)"[^>]*>\[\1\]</button>', page
+    )
     sources = re.findall(r'<li class="qa-source" value="(\d)"><div class="qa-where">\[(\d)\]', page)
     assert markers == ["1", "2"]
     assert [value for value, _ in sources] == [label for _, label in sources] == ["1", "2", "3"]
@@ -761,3 +777,402 @@ def test_gradio_page_starts_in_chinese_whatever_the_browser_prefers() -> None:
     assert int(response.headers["content-length"]) == len(response.content)
     assert response.cookies["qa-browser"] == "x"
     assert _served("/config").json() == {"a": "<head>"}  # only the page's HTML changes
+
+
+# ------------------------------------------------------------------- citations you can follow
+
+
+def _specs(page_html: str) -> list[dict]:
+    values = re.findall(r'<button type="button" class="qa-open" value="([^"]*)"', page_html)
+    return [json.loads(html.unescape(value)) for value in values]
+
+
+def test_each_marker_and_source_opens_the_passage_in_its_document() -> None:
+    page_html = answer_html(_answer())
+    assert re.findall(r'class="qa-cite" value="(\d)"', page_html) == ["1", "2"]
+    specs = _specs(page_html)
+    assert specs[0] == {"doc_id": "规章.txt", "start": 100, "end": 119, "marks": [[106, 116]]}
+    assert [spec["marks"] for spec in specs] == [[[106, 116]], [[500, 508]], []]
+    assert "qa-rate" not in page_html  # an answer nobody remembered cannot be rated
+
+
+def test_a_remembered_answer_has_rating_buttons_with_its_id() -> None:
+    page_html = answer_html(_answer(), answer_id="abc_DEF-0123456789abcd")
+    buttons = re.findall(r'class="qa-rate" name="(good|bad)" value="([^"]*)"', page_html)
+    assert buttons == [("good", "abc_DEF-0123456789abcd"), ("bad", "abc_DEF-0123456789abcd")]
+    assert "\n" not in page_html
+
+
+def test_a_script_in_a_document_name_stays_inside_the_spec() -> None:
+    hit = _hit(1, "正文。", 0, doc_id=f'"{SCRIPT}.txt', source=f'"{SCRIPT}.txt')
+    page_html = answer_html(Answer("问?", "正文。[1]", True, 0.9, [Citation(1, hit, [])]))
+    assert "<script" not in page_html and "<img" not in page_html
+    assert _specs(page_html)[0]["doc_id"] == f'"{SCRIPT}.txt'
+
+
+def _preview(text: str, start: int, end: int, marks=(), *, low: int = 0) -> Preview:
+    return Preview(
+        doc_id="规章.txt",
+        source=f"{SCRIPT}.txt",
+        title="规章",
+        heading=SCRIPT,
+        length=len(text) + low + 10,
+        start=low,
+        end=low + len(text),
+        text=text,
+        passage=Span(start, end),
+        marks=tuple(Span(a, b) for a, b in marks),
+    )
+
+
+def test_the_preview_marks_the_quotes_inside_the_passage_and_escapes_everything() -> None:
+    text = f"前文{SCRIPT}。差旅费十五日内报销。住宿另计。后文 & 结尾"
+    start = text.index("差旅费")
+    quote = (start, start + len("差旅费十五日内报销。"))
+    shown = preview_html(_preview(text, start, text.index("后文"), [quote]))
+    assert "<script" not in shown and "<img" not in shown
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in shown
+    assert (
+        '<span class="qa-preview-passage"><mark>差旅费十五日内报销。</mark></span>'
+        '<span class="qa-preview-passage">住宿另计。</span>后文 &amp; 结尾'
+    ) in shown
+    # Counted from 1 on the page, as the sources are: offsets 11–24 are 第 12–24 字.
+    assert f"第 {start + 1}–{text.index('后文')} 字" in shown
+    assert "全文共" in shown and "前后从略" in shown and "\n" not in shown
+
+
+def test_a_preview_window_that_starts_later_keeps_its_offsets() -> None:
+    shown = preview_html(_preview("甲乙丙丁戊", 102, 104, [(103, 104)], low=100))
+    assert '…甲乙<span class="qa-preview-passage">丙</span>' in shown
+    assert '<span class="qa-preview-passage"><mark>丁</mark></span>戊…' in shown
+    assert "原文第 101–105 字" in shown
+
+
+@pytest.fixture
+def previews(library: Library) -> Previews:
+    return Previews(library, context=30)
+
+
+def test_a_preview_is_a_window_of_the_indexed_document(previews: Previews) -> None:
+    text = (previews.library.corpus_dir / "jobs.txt").read_text(encoding="utf-8")
+    start = text.index("办公室主任和行政主管,在没有")
+    end = text.index("两者职责不同。") + len("两者职责不同。")
+    quote = (start, text.index("两者"))
+    shown = previews.preview("jobs.txt", start, end, [quote])
+    assert shown.text == text[shown.start : shown.end]
+    assert shown.start < start and end < shown.end and shown.length == len(text)
+    assert shown.start == 0 or text[shown.start - 1] == "\n"  # whole lines where it can
+    assert [text[mark.start : mark.end] for mark in shown.marks] == [text[quote[0] : quote[1]]]
+    assert shown.source == "jobs.txt" and shown.heading
+    assert shown.to_dict()["highlights"] == [{"start": quote[0], "end": quote[1]}]
+
+
+@pytest.mark.parametrize(
+    "doc_id",
+    [
+        "../canary.txt",
+        "/etc/passwd",
+        "corpus/jobs.txt",
+        "./jobs.txt",
+        "jobs.txt/",
+        "JOBS.TXT",
+        ".trash/x/jobs.txt",
+        "",
+    ],
+)
+def test_a_preview_names_only_documents_of_the_served_index(
+    previews: Previews, doc_id: str
+) -> None:
+    canary = previews.library.corpus_dir.parent / "canary.txt"
+    canary.write_text("机密", encoding="utf-8")
+    with pytest.raises(PreviewError) as refused:
+        previews.preview(doc_id, 0, 2)
+    assert refused.value.status == 404 and "索引里没有这篇文档" in str(refused.value)
+
+
+def test_a_file_added_since_the_build_is_not_previewed(previews: Previews) -> None:
+    (previews.library.corpus_dir / "new.txt").write_text("新文件的内容。", encoding="utf-8")
+    with pytest.raises(PreviewError) as refused:
+        previews.preview("new.txt", 0, 2)
+    assert refused.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "marks"),
+    [(5, 2, []), (0, 10_001, []), (0, 5, [(0, 100_000)]), (100_000, 100_001, [])],
+)
+def test_offsets_outside_the_document_are_refused(
+    previews: Previews, start: int, end: int, marks: list
+) -> None:
+    with pytest.raises(PreviewError) as refused:
+        previews.preview("jobs.txt", start, end, marks)
+    assert refused.value.status == 422
+
+
+def test_a_document_changed_since_the_build_is_not_previewed(previews: Previews) -> None:
+    path = previews.library.corpus_dir / "fruit.md"
+    path.write_text("# 苹果\n改过的内容。\n", encoding="utf-8")
+    with pytest.raises(PreviewError) as refused:
+        previews.preview("fruit.md", 0, 4)
+    assert refused.value.status == 409 and "改过了" in str(refused.value)
+
+
+def test_a_document_replaced_by_a_symlink_is_not_followed(
+    previews: Previews, tmp_path: Path
+) -> None:
+    path = previews.library.corpus_dir / "fruit.md"
+    outside = tmp_path / "outside.md"
+    outside.write_bytes(path.read_bytes())  # the same bytes, so only the link gives it away
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(PreviewError) as refused:
+        previews.preview("fruit.md", 0, 4)
+    assert refused.value.status == 409
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        None,
+        [],
+        {"doc_id": "jobs.txt", "start": "0", "end": 4, "marks": []},
+        {"doc_id": "jobs.txt", "start": True, "end": 4, "marks": []},
+        {"doc_id": "jobs.txt", "start": 0, "end": 4, "marks": [[0]]},
+        {"doc_id": "jobs.txt", "start": 0, "end": 4, "marks": [[0, -1]]},
+        {"doc_id": 3, "start": 0, "end": 4, "marks": []},
+        {"doc_id": "jobs.txt", "start": 0, "end": 4},
+    ],
+)
+def test_a_malformed_preview_request_from_the_page_is_refused(spec: object) -> None:
+    with pytest.raises(PreviewError):
+        parse_spec(spec)
+
+
+def test_marks_are_written_as_slices() -> None:
+    assert parse_marks(["3:10", "0:0"]) == [(3, 10), (0, 0)]
+    for bad in ["3-10", ":4", "a:b", "1:2:3", "-1:4", "１:２"]:
+        with pytest.raises(PreviewError):
+            parse_marks([bad])
+
+
+class _Events:
+    """What the page's handlers read of a Gradio event."""
+
+    def __init__(self, **data) -> None:
+        self._data = data
+
+
+def test_the_page_opens_a_source_and_refuses_what_the_index_does_not_hold(
+    library: Library, previews: Previews, tmp_path: Path
+) -> None:
+    feedback = Feedback(AnswerLog(), FeedbackLog(tmp_path / "fb", max_bytes=MB), FeedbackLimit(0))
+    citations = Citations(Access(), previews, feedback)
+    answer = library.retriever.ask("办公室主任和行政主管哪个大?")
+    [spec] = _specs(answer_html(answer))[:1]
+    shown = citations.open_source(_Events(spec=json.dumps(spec)), _request())
+    assert "qa-preview-passage" in shown and "qa-error" not in shown
+    for bad in [json.dumps({**spec, "doc_id": "../canary.txt"}), "{", "x" * 20_000, 3]:
+        refused = citations.open_source(_Events(spec=bad), _request())
+        assert "qa-error" in refused and "qa-preview-passage" not in refused
+
+
+# ------------------------------------------------------------------- feedback
+
+
+@pytest.fixture
+def feedback(tmp_path: Path) -> Feedback:
+    return Feedback(AnswerLog(), FeedbackLog(tmp_path / "feedback", max_bytes=MB), FeedbackLimit(0))
+
+
+def _rate(feedback: Feedback, answer_id: str, rating: str = "good", comment: str = "", **kw):
+    return feedback.rate(answer_id, rating, comment, user=kw.get("user", "bob"), client="1.2.3.4")
+
+
+def test_a_rating_stores_the_answer_as_it_was_given(feedback: Feedback) -> None:
+    answer_id = feedback.answers.remember(_answer(), index="index", asked="那报销呢?")
+    entry = _rate(feedback, answer_id, "bad", "  住宿那句不对  ")
+    [stored] = feedback.log.entries()
+    assert stored == entry
+    assert stored["comment"] == "住宿那句不对" and stored["user"] == "bob"
+    assert stored["question"] == "差旅费多久内报销?" and stored["asked"] == "那报销呢?"
+    assert stored["index"] == "index" and stored["rated_at"] and stored["answered_at"]
+    assert stored["answer"] == _answer().answer
+    first = stored["citations"][0]
+    assert (first["doc_id"], first["start"], first["end"]) == ("规章.txt", 100, 119)
+    assert first["answer_sentences"] == [{"start": 106, "end": 116, "text": "差旅费十五日内报销。"}]
+    assert (feedback.log.path.stat().st_mode & 0o777) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("answer_id", "rating", "comment", "status"),
+    [
+        ("REMEMBERED", "great", "", 422),
+        ("REMEMBERED", "good", "长" * 1001, 422),
+        ("REMEMBERED", "good", "\ud800", 422),
+        ("REMEMBERED", "good", None, 422),
+        ("A" * 22, "good", "", 404),
+        ("../../etc/passwd", "good", "", 404),
+        (None, "good", "", 404),
+    ],
+)
+def test_bad_ratings_are_refused_and_nothing_is_written(
+    feedback: Feedback, answer_id, rating, comment, status: int
+) -> None:
+    remembered = feedback.answers.remember(_answer(), index="index")
+    if answer_id == "REMEMBERED":
+        answer_id = remembered
+    with pytest.raises(FeedbackError) as refused:
+        feedback.rate(answer_id, rating, comment, user="", client="c")
+    assert refused.value.status == status
+    assert not feedback.log.path.exists()
+
+
+def test_ratings_are_limited_per_client_and_the_log_in_size(tmp_path: Path) -> None:
+    answers = AnswerLog()
+    limited = Feedback(answers, FeedbackLog(tmp_path / "a", max_bytes=MB), FeedbackLimit(2))
+    answer_id = answers.remember(_answer(), index="index")
+    _rate(limited, answer_id)
+    _rate(limited, answer_id)
+    with pytest.raises(FeedbackError) as refused:
+        _rate(limited, answer_id)
+    assert refused.value.status == 429 and "每分钟最多 2 次" in str(refused.value)
+    assert len(limited.log.entries()) == 2
+    small = Feedback(answers, FeedbackLog(tmp_path / "b", max_bytes=3000), FeedbackLimit(0))
+    _rate(small, answer_id)
+    with pytest.raises(FeedbackError) as full:
+        _rate(small, answer_id, comment="再来一次" * 100)
+    assert full.value.status == 507 and len(small.log.entries()) == 1
+
+
+def test_old_answers_are_forgotten(tmp_path: Path) -> None:
+    answers = AnswerLog(size=2)
+    first, *_ = [answers.remember(_answer(), index="index") for _ in range(3)]
+    assert answers.get(first) is None
+
+
+def test_a_torn_last_line_is_skipped(feedback: Feedback) -> None:
+    answer_id = feedback.answers.remember(_answer(), index="index")
+    _rate(feedback, answer_id)
+    with feedback.log.path.open("a", encoding="utf-8") as log:
+        log.write('{"id": "torn", "rating": "go')
+    assert len(feedback.log.entries()) == 1
+
+
+def test_the_export_is_an_evaluation_set_without_a_corpus(feedback: Feedback) -> None:
+    liked = feedback.answers.remember(_answer(), index="index")
+    disliked = feedback.answers.remember(_answer(), index="index")
+    elsewhere = feedback.answers.remember(_answer(), index="other")
+    nothing = Answer(
+        "天气?", "语料中似乎没有…", False, 0.2, [Citation(1, _hit(1, "段落。", 0), [])]
+    )
+    unanswerable = feedback.answers.remember(nothing, index="index")
+    _rate(feedback, liked, "bad")
+    _rate(feedback, liked, "good", "引用准确")  # the latest rating wins
+    _rate(feedback, disliked, "bad")
+    _rate(feedback, elsewhere, "good")
+    _rate(feedback, unanswerable, "good")
+    files = export(feedback.log.entries(), index="index")
+    queries = [json.loads(line) for line in files["queries.jsonl"].splitlines()]
+    # In the order of each answer's latest rating.
+    assert [query["id"] for query in queries] == [
+        f"fb-{liked}",
+        f"fb-{disliked}",
+        f"fb-{unanswerable}",
+    ]
+    by_id = {query["id"]: query for query in queries}
+    assert (
+        by_id[f"fb-{liked}"]["rating"] == "good" and by_id[f"fb-{liked}"]["comment"] == "引用准确"
+    )
+    assert by_id[f"fb-{liked}"]["text"] == "差旅费多久内报销?"
+    assert [q["answerable"] for q in queries] == [True, None, False]
+    assert by_id[f"fb-{unanswerable}"]["cited"] == []
+    assert files["qrels.tsv"].splitlines() == [
+        f"fb-{liked}\t规章.txt[100:119]\t1",
+        f"fb-{liked}\t规章.txt[500:508]\t1",
+        f"fb-{disliked}\t规章.txt[100:119]\t0",
+        f"fb-{disliked}\t规章.txt[500:508]\t0",
+    ]
+    assert "qrels.tsv" in files["README.md"]
+    assert len(export(feedback.log.entries())["queries.jsonl"].splitlines()) == 4
+    with zipfile.ZipFile(io.BytesIO(export_zip(feedback.log.entries()))) as archive:
+        assert sorted(archive.namelist()) == [
+            "feedback/README.md",
+            "feedback/qrels.tsv",
+            "feedback/queries.jsonl",
+        ]
+
+
+def test_the_export_reads_back_as_an_evaluation_set(feedback: Feedback, tmp_path: Path) -> None:
+    from retriever.evaluation import load_dataset
+
+    answer_id = feedback.answers.remember(_answer(), index="index")
+    _rate(feedback, answer_id, "good")
+    out = tmp_path / "exported"
+    assert feedback_main(["export", str(feedback.log.folder), str(out)]) == 0
+    (out / "corpus.jsonl").write_text("", encoding="utf-8")  # the corpus is the user's
+    dataset = load_dataset(out)
+    assert dataset.questions == {f"fb-{answer_id}": "差旅费多久内报销?"}
+    assert dataset.gold[f"fb-{answer_id}"] == {"规章.txt[100:119]", "规章.txt[500:508]"}
+
+
+def test_the_page_stores_a_rating_and_says_so(library: Library, tmp_path: Path) -> None:
+    answers = AnswerLog()
+    feedback = Feedback(answers, FeedbackLog(tmp_path / "fb", max_bytes=MB), FeedbackLimit(0))
+    page = Page(library, Access(), QuestionLimit(0), BrowserUploads(tmp_path / "g"), answers)
+    reply = page.respond("办公室主任和行政主管哪个大?", [], _request())
+    [answer_id] = set(re.findall(r'class="qa-rate" name="good" value="([^"]+)"', reply))
+    citations = Citations(Access(), Previews(library), feedback)
+    said = citations.rate(_Events(answer=answer_id, rating="good", comment=""), _request())
+    assert 'data-ok="1"' in said and "已记录" in said and 'data-commented="0"' in said
+    said = citations.rate(_Events(answer=answer_id, rating="good", comment="好"), _request())
+    assert 'data-commented="1"' in said
+    assert [entry["comment"] for entry in feedback.log.entries()] == ["", "好"]
+    refused = citations.rate(_Events(answer="nope", rating="good"), _request())
+    assert 'data-ok="0"' in refused and "找不到这个回答" in refused
+    refused = citations.rate(_Events(answer=answer_id, rating="<b>", comment=3), _request())
+    assert 'data-ok="0"' in refused and "<b>" not in refused
+
+
+def test_the_feedback_folder_lives_apart_from_the_corpus_and_the_index(tmp_path: Path) -> None:
+    default = Settings.from_env({"RETRIEVER_INDEX": str(tmp_path / "data" / "index")})
+    assert default.feedback_folder == tmp_path / "data" / "feedback"
+    assert Settings().feedback_folder == Path("feedback")
+    for inside in ["corpus/feedback", "index/fb"]:
+        with pytest.raises(SettingsError, match="choose a folder of its own"):
+            Settings.from_env(
+                {
+                    "RETRIEVER_CORPUS": str(tmp_path / "corpus"),
+                    "RETRIEVER_INDEX": str(tmp_path / "index"),
+                    "RETRIEVER_FEEDBACK": str(tmp_path / inside),
+                }
+            )
+    assert Settings.from_env({"RETRIEVER_FEEDBACK_PER_MINUTE": "0"}).feedback_per_minute == 0
+
+
+# ------------------------------------------------------------------- conversations
+
+
+def test_conversations_are_kept_by_the_browser_and_handed_to_the_chat() -> None:
+    import gradio as gr
+
+    from web import conversations
+
+    with gr.Blocks() as demo:
+        chat = gr.ChatInterface(lambda message, history: message)
+        conversations.conversation_list()
+        conversations.keep_in_browser(demo, chat)
+    events = demo.get_config_file()["dependencies"]
+    ours = {event["js"]: event for event in events if "qaConversations" in (event["js"] or "")}
+    # Saving, restoring and switching run in the browser: no conversation goes to the server.
+    assert set(ours) == {
+        "(m) => qaConversations.save(m)",
+        "() => qaConversations.restore()",
+        "(m) => qaConversations.switched(m)",
+    }
+    assert not any(event["backend_fn"] for event in ours.values())
+    # A conversation put in the chat becomes the history the next answer (and a follow-up)
+    # starts from; none of this is part of the API.
+    for js in ["() => qaConversations.restore()", "(m) => qaConversations.switched(m)"]:
+        [then] = [event for event in events if event["trigger_after"] == ours[js]["id"]]
+        assert then["backend_fn"] and then["api_visibility"] == "private"
+        assert then["inputs"] == [chat.chatbot._id] and then["outputs"] == [chat.chatbot_state._id]

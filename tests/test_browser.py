@@ -2,14 +2,18 @@
 
 Playwright cannot download its own browser here, so it drives /usr/bin/chromium, which
 .ci/run installs (with fonts-noto-cjk, without which Chinese renders as boxes). Set
-RETRIEVER_SCREENSHOT=docs/screenshot.png to save the README's screenshot as well.
+RETRIEVER_SCREENSHOTS=docs to save the README's screenshot (docs/screenshot.png) and one per
+window size (docs/screenshot-1366.png, docs/screenshot-390.png) as well.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,8 +131,6 @@ def test_example_question_shows_the_cited_passage(page, tmp_path: Path) -> None:
         assert highlighted and all(sentence in text for sentence in highlighted)
     answer.evaluate("element => element.scrollIntoView({block: 'start'})")
     page.screenshot(path=tmp_path / "answer.png")
-    if target := os.environ.get("RETRIEVER_SCREENSHOT"):
-        page.screenshot(path=target)
 
 
 def test_a_follow_up_is_completed_from_the_conversation(page) -> None:
@@ -288,3 +290,211 @@ def test_a_rebuild_shows_on_the_index_line_and_its_bar_starts_at_reading(page) -
     assert "正在重建索引" not in info.inner_text()
     # Leave the index as the other tests expect it.
     assert "allowances.txt 的内容不会再出现在答案里" in remove(page, "allowances.txt")
+
+
+# ------------------------------------------------------------------- citations and feedback
+
+WINDOWS = {"1366x768": (1366, 768), "390x844": (390, 844)}
+
+
+@pytest.fixture(params=list(WINDOWS))
+def window(request, browser, server: str):
+    """The page in a laptop's window and in a phone's."""
+    width, height = WINDOWS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(server)
+    page.locator("#index-info .qa-info").wait_for()
+    yield page
+    context.close()
+
+
+def in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]
+
+
+def test_a_marker_opens_its_source_with_the_quoted_sentence_highlighted(window) -> None:
+    answer = ask(window, EXAMPLE)
+    quoted = answer.locator('.qa-source[value="1"] mark').all_inner_texts()
+    position = answer.locator('.qa-source[value="1"] .qa-position').inner_text()
+    answer.locator(".qa-cite").first.click()
+    preview = window.locator("#source-preview .qa-preview")
+    preview.locator("mark").first.wait_for()
+    assert preview.locator("mark").all_inner_texts() == quoted
+    assert "在没有特定公司的前提下" in quoted[0]
+    assert in_view(window, preview.locator("mark").first)
+    where = preview.locator(".qa-preview-where").inner_text()
+    assert "office_director_vs_admin_assistant.txt" in where and position in where
+    # The whole passage in its surroundings: text before and after it, and how far it goes.
+    passage = "".join(preview.locator(".qa-preview-passage").all_inner_texts())
+    text = preview.locator(".qa-preview-text").inner_text()
+    assert passage == answer.locator('.qa-source[value="1"] .qa-passage').inner_text()
+    assert text.index(passage) > 1000 and len(text) > len(passage) + 1000
+    assert re.search(r"原文第 \d+–\d+ 字，全文共 \d+ 字", preview.inner_text())
+    window.keyboard.press("Escape")
+    preview.wait_for(state="detached")
+    assert answer.locator('.qa-source[value="1"]').is_visible()
+    # A folded passage opens as well, from its own 查看原文.
+    answer.locator(".qa-more summary").click()
+    answer.locator(".qa-more .qa-source .qa-open").first.click()
+    preview.locator(".qa-preview-passage").first.wait_for()
+    assert preview.locator("mark").count() == 0  # the answer quotes nothing from it
+    preview.get_by_role("button", name="关闭").click()
+    preview.wait_for(state="detached")
+
+
+def test_a_thumbs_up_is_stored_with_its_comment(window, server: str) -> None:
+    import httpx
+
+    answer = ask(window, EXAMPLE)
+    up = answer.get_by_role("button", name="👍 有用")
+    up.click()
+    answer.locator(".qa-feedback-note").get_by_text("已记录").wait_for()
+    answer_id = up.get_attribute("value")
+    assert "qa-rated" in up.get_attribute("class")
+
+    def stored() -> list[dict]:
+        with httpx.Client(base_url=server, timeout=60) as client:
+            archive = client.get("/api/feedback/export")
+        assert archive.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as files:
+            lines = files.read("feedback/queries.jsonl").decode().splitlines()
+        return [q for q in map(json.loads, lines) if q["id"] == f"fb-{answer_id}"]
+
+    [query] = stored()
+    assert query["rating"] == "good" and query["text"] == EXAMPLE and query["comment"] == ""
+    answer.locator(".qa-feedback-form textarea").fill("引用的句子正好回答了问题")
+    answer.get_by_role("button", name="提交说明").click()
+    answer.locator(".qa-feedback-note").get_by_text("说明已记录").wait_for()
+    assert answer.locator(".qa-feedback-form").count() == 0
+    [query] = stored()
+    assert query["comment"] == "引用的句子正好回答了问题"
+
+
+def test_a_source_preview_shows_markup_as_text(page) -> None:
+    markup = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+    text = f"停车规定\n访客车辆停在东门外的临时车位。{markup}\n"
+    assert "索引已重建" in upload(page, [("parking.txt", text.encode())])
+    answer = ask(page, "访客车辆停在哪里?")
+    answer.locator('.qa-source[value="1"] .qa-open').click()
+    preview = page.locator("#source-preview .qa-preview-text")
+    preview.locator("mark").first.wait_for()
+    assert markup in preview.inner_text()
+    assert page.locator("#source-preview script, #source-preview img").count() == 0
+    assert page.evaluate("window.__xss") is None
+    page.keyboard.press("Escape")
+    assert "parking.txt 的内容不会再出现在答案里" in remove(page, "parking.txt")
+
+
+# ------------------------------------------------------------------- layout and conversations
+
+DIRECTOR = "办公室主任的直接上级是谁?"
+
+
+def answered(page, question: str):
+    """Ask, and wait until the question box takes the next question."""
+    answer = ask(page, question)
+    page.locator("#question textarea:enabled").wait_for()
+    return answer
+
+
+def assert_question_box_in_view(page) -> None:
+    """The question box is on screen, and the page itself does not scroll."""
+    assert in_view(page, page.locator("#question textarea"))
+    scroll = page.evaluate("[window.scrollY, document.documentElement.scrollHeight]")
+    assert scroll[0] == 0 and scroll[1] <= page.viewport_size["height"]
+
+
+def test_the_question_box_stays_in_view_and_the_chat_scrolls_alone(window, tmp_path: Path) -> None:
+    assert_question_box_in_view(window)
+    answered(window, EXAMPLE)
+    assert_question_box_in_view(window)
+    width = window.viewport_size["width"]
+    window.screenshot(path=tmp_path / f"answer-{width}.png")
+    if folder := os.environ.get("RETRIEVER_SCREENSHOTS"):
+        window.screenshot(path=Path(folder) / f"screenshot-{width}.png")
+        if width == 1366:
+            window.screenshot(path=Path(folder) / "screenshot.png")
+    for question in [DIRECTOR, "那行政助理呢?", "行政助理每天要做哪些事?"]:
+        answered(window, question)
+        assert_question_box_in_view(window)
+    # The conversation scrolls inside the chat, which ends above the question box.
+    chat = window.locator("#chat .bubble-wrap")
+    assert chat.evaluate("box => box.scrollHeight > box.clientHeight")
+    chat_box = chat.bounding_box()
+    assert chat_box["y"] + chat_box["height"] <= window.locator("#question").bounding_box()["y"]
+
+
+def conversations(page):
+    """The conversation list: beside the chat, or opened from the bar on a narrow screen."""
+    if not page.locator("#conversations").is_visible():
+        page.locator("#conversation-bar").get_by_role("button", name="对话记录").click()
+    return page.locator("#conversations .qa-conversation")
+
+
+def new_conversation(page) -> None:
+    """Click 新对话: the list's, or on a narrow screen with the list closed, the bar's."""
+    in_list = page.locator("#conversations .qa-new-conversation")
+    in_bar = page.locator("#conversation-bar .qa-new-conversation")
+    (in_list if in_list.is_visible() else in_bar).click()
+
+
+def test_conversations_survive_a_reload_and_can_be_reopened_and_deleted(
+    window, browser, server: str
+) -> None:
+    answered(window, DIRECTOR)
+    window.reload()
+    # The tab shows its conversation again, and a follow-up still reads it.
+    window.locator("#chat .qa").first.wait_for()
+    assert window.locator("#chat .message-row").first.inner_text() == DIRECTOR
+    listed = conversations(window)
+    assert listed.count() == 1
+    assert listed.locator(".qa-conversation-title").inner_text() == DIRECTOR
+    assert re.fullmatch(r"今天 \d{1,2}:\d{2}", listed.locator("time").inner_text())
+    follow_up = answered(window, "那行政助理呢?")
+    assert "按上文理解为：行政助理的直接上级是谁?" in follow_up.inner_text()
+
+    new_conversation(window)
+    window.locator("#chat .message-row").first.wait_for(state="detached")
+    answered(window, EXAMPLE)
+    titles = conversations(window).locator(".qa-conversation-title")
+    assert titles.all_inner_texts() == [EXAMPLE, DIRECTOR]  # the newest first
+
+    # Reopened from the list, a conversation goes on where it was.
+    conversations(window).filter(has_text=DIRECTOR).locator(".qa-conversation-open").click()
+    window.locator("#chat .message-row").nth(3).wait_for()
+    assert window.locator("#chat .message-row").count() == 4
+    follow_up = answered(window, "那总经理呢?")
+    assert "按上文理解为：总经理的直接上级是谁?" in follow_up.inner_text()
+    assert window.locator("#chat .message-row").count() == 6
+    assert titles.all_inner_texts() == [DIRECTOR, EXAMPLE]
+
+    # Deleting takes a second click; deleting the one shown empties the chat.
+    delete = conversations(window).filter(has_text=EXAMPLE).get_by_role("button", name="删除")
+    delete.click()
+    delete = conversations(window).filter(has_text=EXAMPLE).get_by_role("button", name="确定删除")
+    delete.click()
+    assert titles.all_inner_texts() == [DIRECTOR]
+    assert window.locator("#chat .message-row").count() == 6
+    conversations(window).get_by_role("button", name="删除").click()
+    conversations(window).get_by_role("button", name="确定删除").click()
+    window.locator("#chat .message-row").first.wait_for(state="detached")
+    assert conversations(window).count() == 0
+    window.reload()
+    window.locator("#index-info .qa-info").wait_for()
+    assert window.locator("#chat .message-row").count() == 0
+    assert conversations(window).count() == 0
+
+    # Conversations stay in the browser that had them.
+    answered(window, EXAMPLE)
+    other = browser.new_context(viewport=window.viewport_size, locale="zh-CN")
+    try:
+        page = other.new_page()
+        page.goto(server)
+        page.locator("#index-info .qa-info").wait_for()
+        assert conversations(page).count() == 0
+        assert page.locator("#conversations").get_by_text("还没有对话").is_visible()
+    finally:
+        other.close()

@@ -402,6 +402,7 @@ def local(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "RETRIEVER_MAX_DOCUMENTS": "2",
         "RETRIEVER_MAX_CORPUS_MB": "1",
         "RETRIEVER_QUESTIONS_PER_MINUTE": "40",
+        "RETRIEVER_FEEDBACK_PER_MINUTE": "3",
     }
     with running_app(folder, real_index, **limits) as url:
         yield Server(url, folder)
@@ -523,6 +524,74 @@ def test_a_refused_upload_is_deleted_too(local: Server, client: httpx.Client) ->
     assert status == 200 and "不支持的文件类型 .exe" in payload[0]
     assert not Path(path).exists()
     assert snapshot(local.corpus) == corpus
+
+
+# ------------------------------------------------------------------- source previews
+
+
+def preview_event(client: httpx.Client, spec: object) -> tuple[int, str]:
+    """Open a source as the page does: the preview's open_source event, with its spec."""
+    config = client.get("/config")
+    if config.status_code != 200:  # no login
+        return config.status_code, config.text
+    for index, event in enumerate(config.json()["dependencies"]):
+        if [name for _, name in event["targets"]] == ["open_source"]:
+            body = {
+                "fn_index": index,
+                "data": [],
+                "event_data": {"spec": spec if isinstance(spec, str) else json.dumps(spec)},
+                "session_hash": "attacker",
+                "trigger_id": event["targets"][0][0],
+            }
+            response = client.post("/gradio_api/run/predict", json=body)
+            if response.status_code != 200:
+                return response.status_code, response.text
+            return 200, response.json()["data"][0]
+    raise AssertionError("no open_source event")
+
+
+@pytest.mark.parametrize("attack", [*ATTACKS, "absolute-corpus-file", "hidden-trash", "record"])
+def test_a_preview_reads_no_file_but_the_indexed_documents(
+    local: Server, client: httpx.Client, attack: str
+) -> None:
+    doc_id = {
+        "absolute-corpus-file": lambda server: str(server.corpus / SOURCE),
+        "hidden-trash": lambda server: ".trash/x/canary.txt",
+        "record": lambda server: f"{SOURCE}#1",
+        **ATTACKS,
+    }[attack](local)
+    spec = {"doc_id": doc_id, "start": 0, "end": 10, "marks": []}
+    with nothing_changes(local):
+        status, shown = preview_event(client, spec)
+        params = {key: value for key, value in spec.items() if key != "marks"}
+        response = client.get("/api/preview", params=params)
+    assert status == 200 and "索引里没有这篇文档" in shown and "qa-preview-passage" not in shown
+    assert response.status_code == 404
+    assert SECRET not in shown + response.text
+
+
+def test_the_page_opens_an_indexed_source(local: Server, client: httpx.Client) -> None:
+    spec = {"doc_id": SOURCE, "start": 3234, "end": 3380, "marks": [[3234, 3266]]}
+    with nothing_changes(local):
+        status, shown = preview_event(client, spec)
+    assert status == 200
+    assert "<mark>办公室主任和行政主管,在没有特定公司的前提下,根本无法进行比较。</mark>" in shown
+    for bad in ["{", "[]", json.dumps({**spec, "start": "0"}), "x" * 20_000]:
+        status, shown = preview_event(client, bad)
+        assert status == 200 and "预览请求不完整" in shown
+
+
+def test_feedback_past_the_limit_gets_a_429(local: Server, client: httpx.Client) -> None:
+    answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
+    rating = {"answer_id": answer["answer_id"], "rating": "bad"}
+    with nothing_changes(local):
+        statuses = [client.post("/api/feedback", json=rating).status_code for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]  # RETRIEVER_FEEDBACK_PER_MINUTE=3
+    response = client.post("/api/feedback", json=rating)
+    assert "每分钟最多 3 次" in response.json()["detail"]
+    assert 0 < int(response.headers["retry-after"]) <= 60
+    log = local.folder / "feedback" / "feedback.jsonl"
+    assert len(log.read_text(encoding="utf-8").splitlines()) == 3
 
 
 # ------------------------------------------------------------------- request size limits
@@ -825,14 +894,22 @@ def _bearer(token: str) -> dict[str, str]:
 API_ROUTES = [
     ("GET", "/api/info", None),
     ("GET", "/api/documents", None),
+    ("GET", f"/api/preview?doc_id={SOURCE}&start=0&end=10&mark=0:5", None),
     ("POST", "/api/search", {"question": EXAMPLE}),
     ("POST", "/api/ask", {"question": EXAMPLE}),
+    ("GET", "/api/bases", None),
 ]
 EDITING_ROUTES = [
     ("POST", "/api/documents", None),
     ("DELETE", f"/api/documents/{SOURCE}", None),
     ("GET", "/api/trash", None),
     ("POST", "/api/trash/20260101T000000Z-00000000/restore", None),
+    ("GET", "/api/feedback/export", None),
+    ("POST", "/api/bases", {"name": "hr"}),
+    ("PATCH", "/api/bases/hr", {"name": "人事"}),
+    ("DELETE", "/api/bases/hr", None),
+    ("GET", "/api/bases/trash", None),
+    ("POST", "/api/bases/trash/20260101T000000Z-00000000/restore", None),
 ]
 
 
@@ -887,6 +964,7 @@ def test_a_reader_token_may_not_edit(
         response = _request(client, method, path, body, _bearer(tokens["reader"]))
     assert response.status_code == 403
     assert response.json() == {"detail": "令牌 wiki 只能提问和查看，不能修改文档库"}
+    assert not (shared.folder / "bases").exists()  # no knowledge base was made either
 
 
 @pytest.mark.parametrize(("method", "path", "body"), API_ROUTES)
@@ -904,6 +982,26 @@ def test_an_editor_token_may_see_the_trash(shared: Server, tokens: dict[str, str
     assert response.status_code == 200 and response.json() == []
 
 
+def test_a_reader_token_may_rate_and_only_an_editor_export(
+    shared: Server, tokens: dict[str, str]
+) -> None:
+    reader, editor = _bearer(tokens["reader"]), _bearer(tokens["editor"])
+    with shared.client() as client:
+        answer = client.post("/api/ask", json={"question": EXAMPLE}, headers=reader).json()
+        rating = {"answer_id": answer["answer_id"], "rating": "good"}
+        refused = client.post("/api/feedback", json=rating)
+        assert refused.status_code == 401 and refused.json()["detail"].startswith("需要 API 令牌")
+        assert client.post("/api/feedback", json=rating, headers=reader).status_code == 201
+        assert client.get("/api/feedback/export", headers=reader).status_code == 403
+        exported = client.get("/api/feedback/export", headers=editor)
+    assert exported.status_code == 200 and exported.content.startswith(b"PK")
+    [entry] = [
+        json.loads(line)
+        for line in (shared.folder / "feedback" / "feedback.jsonl").read_text().splitlines()
+    ]
+    assert entry["user"] == "wiki" and entry["answer_id"] == answer["answer_id"]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -911,6 +1009,7 @@ def test_an_editor_token_may_see_the_trash(shared: Server, tokens: dict[str, str
         ("POST", "/gradio_api/queue/join", {"data": [EXAMPLE], "fn_index": 0, "session_hash": "s"}),
         ("POST", "/gradio_api/call/add_documents", {"data": [[]]}),
         ("POST", "/gradio_api/call/page_state", {"data": []}),
+        ("POST", "/gradio_api/run/predict", {"data": [], "fn_index": 0, "session_hash": "s"}),
         ("GET", "/config", None),
         ("GET", "/gradio_api/info", None),
     ],
@@ -960,6 +1059,11 @@ def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
         assert "回收站是空的" in state[3]
         _, _, payload = gradio_call(reader, "ask", [EXAMPLE])
         assert "在没有特定公司的前提下" in payload[0]
+        spec = {"doc_id": SOURCE, "start": 3234, "end": 3380, "marks": [[3234, 3266]]}
+        status, shown = preview_event(reader, spec)
+        assert status == 200 and "<mark>办公室主任和行政主管" in shown
+    with shared.client() as stranger:
+        assert preview_event(stranger, spec)[0] == 401
 
 
 def test_an_editor_on_the_page_sees_the_editing_controls(shared: Server) -> None:

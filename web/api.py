@@ -1,7 +1,7 @@
 """The HTTP API for other applications: JSON in and out, no Gradio client needed.
 
-    POST   /api/search               {"question": "...", "k": 5}  → [hit, ...]
-    POST   /api/ask                  {"question": "...", "history": [...]}
+    POST   /api/search               {"question": "...", "k": 5, "base": "default"}  → [hit, ...]
+    POST   /api/ask                  {"question": "...", "history": [...], "base": "default"}
                                      → {"question", "answer", "found", "confidence", "citations"}
     GET    /api/info                 → the served index, and whether a rebuild runs
     GET    /api/documents            → the corpus folder's files
@@ -9,10 +9,28 @@
     DELETE /api/documents/{name}     → the outcome (the file is in the trash), after the rebuild
     GET    /api/trash                → the trash's entries, newest first
     POST   /api/trash/{id}/restore   → the outcome, after the rebuild
+    GET    /api/preview?doc_id=…&start=…&end=…&mark=a:b
+                                     → a window of the document's text around a passage
+    POST   /api/feedback             {"answer_id", "rating": "good"|"bad", "comment"}
+    GET    /api/feedback/export      → a zip of queries.jsonl, qrels.tsv, README.md
+    GET    /api/bases                → the knowledge bases, the default first
+    POST   /api/bases                {"name": "hr"} → the new, empty base (201)
+    PATCH  /api/bases/{name}         {"name": "人事"} → the base under its new name
+    DELETE /api/bases/{name}         → the bases-trash entry that restores it
+    GET    /api/bases/trash          → the deleted bases, newest first
+    POST   /api/bases/trash/{id}/restore  {"name": optional} → the restored base
 
-Hits and answers carry the same fields as `python -m retriever search/ask --json`.
+Every route about documents or questions works on one knowledge base (retriever.bases): the
+`base` field of a JSON body, or the `base` query parameter of the others (`?base=hr`); without
+it, the default base (corpus/ and index/). An unknown base is a 404, a name no base may have a
+422. A base has no index until its first documents are added: questions to it get a 409.
+Hits and answers carry the same fields as `python -m retriever search/ask --json`; an
+answer also carries `answer_id`, which feedback names it by. Offsets are 0-based and
+end-exclusive (Python slices) everywhere in the API.
 With an access file (web/access.py) every route needs `Authorization: Bearer <token>`: 401
-without a valid one; the last five routes need an editor's token, 403 otherwise.
+without a valid one; adding, removing, the trash and the feedback export need an editor's
+token, 403 otherwise, and so do creating, renaming and deleting bases. A token of the server
+reads every base: access per base is not configurable yet.
 A question that cannot be searched (empty, too long) gets a 422 with {"detail": "why"}, one
 that is not valid Unicode a 400; too many questions a 429; a malformed body FastAPI's usual
 422 listing each bad field (`validation_error`, which app.py installs).
@@ -24,11 +42,12 @@ import json
 import math
 import shutil
 import tempfile
+import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -36,12 +55,28 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from retriever import QuestionError
+from retriever import QuestionError, Retriever
+from retriever.bases import (
+    DEFAULT,
+    MAX_NAME_CHARS,
+    BadBaseName,
+    Base,
+    BaseError,
+    BaseExists,
+    DefaultBase,
+    NoSuchBase,
+    NoSuchBaseTrashEntry,
+    NotABase,
+)
 from retriever.config import MAX_QUESTION_CHARS
+from retriever.trash import document_names
 from web.access import Access, Identity, Role
+from web.feedback import MAX_COMMENT_CHARS, AnswerLog, Feedback, FeedbackError, export_zip
 from web.followup import MAX_HISTORY, complete_followup
-from web.library import Library, Outcome
+from web.libraries import BaseBusy, Libraries, TooManyBases
+from web.library import Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
+from web.preview import MAX_MARKS, PreviewError, Previews, parse_marks
 from web.questions import is_text
 
 # More passages than this is a dump of the corpus, not a search.
@@ -68,17 +103,39 @@ _FILES_FORM = {
 }
 
 
+# The knowledge base a request works on: a query parameter, or a field of a JSON body.
+BaseParameter = Annotated[str, Query(description="the knowledge base (default: the default one)")]
+
+
 class SearchRequest(BaseModel):
     question: str
     k: int = Field(default=5, ge=1, le=MAX_K)
+    base: str = DEFAULT
 
 
 class AskRequest(BaseModel):
     question: str
     k: int = Field(default=5, ge=1, le=MAX_K)
+    base: str = DEFAULT
     # Earlier questions of the same conversation, oldest first, to complete a follow-up
     # such as "那行政助理呢?"; the answer's "question" field shows what was searched.
     history: list[EarlierQuestion] = Field(default_factory=list, max_length=MAX_HISTORY)
+
+
+class FeedbackRequest(BaseModel):
+    # The id /api/ask gave the answer; the answer itself is taken from the app's memory,
+    # never from the client.
+    answer_id: str = Field(max_length=64)
+    rating: Literal["good", "bad"]
+    comment: str = Field(default="", max_length=MAX_COMMENT_CHARS)
+
+
+class BaseName(BaseModel):
+    name: str
+
+
+class RestoreBase(BaseModel):
+    name: str | None = None  # None: the name it had
 
 
 def client_address(request: Request) -> str:
@@ -87,8 +144,44 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def api_router(library: Library, access: Access, limit: QuestionLimit) -> APIRouter:
-    """The /api routes, answering from whichever index `library` serves at the time."""
+def api_router(
+    libraries: Libraries,
+    access: Access,
+    limit: QuestionLimit,
+    *,
+    answers: AnswerLog,
+    previews: Previews,
+    feedback: Feedback,
+) -> APIRouter:
+    """The /api routes, answering from whichever index each base's Library serves at the time.
+
+    `answers` remembers each answer for ratings, `previews` reads the windows of the default
+    base's documents (each other base gets its own), `feedback` stores the ratings.
+    """
+    base_previews: dict[str, Previews] = {DEFAULT: previews}
+    previews_lock = threading.Lock()
+
+    def library_of(name: str) -> Library:
+        """The Library of base `name`, or the HTTP error that says why there is none."""
+        try:
+            return libraries.get(name)
+        except BaseError as error:
+            raise _refusal(error, name) from None
+
+    def retriever_of(library: Library) -> Retriever:
+        try:
+            return library.retriever
+        except NotIndexed:
+            running = library.state.running
+            why = "正在建立索引，请稍后再问" if running else "还没有索引：请先上传文档"
+            raise HTTPException(409, f"知识库 {library.name} {why}") from None
+
+    def previews_of(library: Library) -> Previews:
+        with previews_lock:
+            known = base_previews.get(library.name)
+            if known is None or known.library is not library:  # renamed, deleted, reopened
+                known = base_previews[library.name] = Previews(library)
+            return known
 
     def reader(request: Request) -> Identity:
         """Whoever holds a valid token (anyone, without access control)."""
@@ -126,8 +219,9 @@ def api_router(library: Library, access: Access, limit: QuestionLimit) -> APIRou
     def search(request: SearchRequest) -> list[dict[str, Any]]:
         """The k passages that best match the question, best first."""
         _check_text(request.question, "the question")
+        retriever = retriever_of(library_of(request.base))
         try:
-            hits = library.retriever.search(request.question, request.k)
+            hits = retriever.search(request.question, request.k)
         except QuestionError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         return [hit.to_dict() for hit in hits]
@@ -136,45 +230,120 @@ def api_router(library: Library, access: Access, limit: QuestionLimit) -> APIRou
     def ask(request: AskRequest) -> dict[str, Any]:
         """An extractive answer with [n] markers and the passages they cite."""
         _check_text(request.question, "the question")
+        library = library_of(request.base)
+        retriever = retriever_of(library)
         question = complete_followup(request.question, request.history)
         try:
-            answer = library.retriever.ask(question, request.k)
+            answer = retriever.ask(question, request.k)
         except QuestionError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        return answer.to_dict()
+        asked = request.question if question != request.question else None
+        answer_id = answers.remember(answer, index=library.name, asked=asked)
+        return {**answer.to_dict(), "answer_id": answer_id}
+
+    @router.get("/preview", dependencies=reading)
+    def preview(
+        doc_id: Annotated[str, Query(max_length=1000)],
+        start: Annotated[int, Query(ge=0)],
+        end: Annotated[int, Query(ge=0)],
+        mark: Annotated[list[str], Query(max_length=MAX_MARKS)] = [],  # noqa: B006
+        base: BaseParameter = DEFAULT,
+    ) -> dict[str, Any]:
+        """A cited passage in its document: the document's extracted text from about 2,000
+        characters before `start` to about 2,000 after `end`, with `mark` (spans written
+        `a:b`, such as the answer's quoted sentences) to highlight.
+
+        `doc_id` is a hit's `doc_id` (for most files, its `source`). Offsets are 0-based and
+        end-exclusive, into the document's extracted text: the answer's `text` is
+        `document[start:end]`. 404 for a document the served index does not hold, 422 for
+        offsets outside it, 409 when its file changed since the index was built.
+        """
+        _check_text(doc_id, "doc_id")
+        library = library_of(base)
+        retriever_of(library)  # a base without an index has nothing to preview
+        try:
+            return previews_of(library).preview(doc_id, start, end, parse_marks(mark)).to_dict()
+        except PreviewError as error:
+            raise HTTPException(error.status, str(error)) from None
+
+    @router.post("/feedback", status_code=201)
+    def rate(
+        request: FeedbackRequest,
+        http: Request,
+        # A default, not Annotated: `reader` is local, which a string annotation cannot name.
+        identity: Identity = Depends(reader),  # noqa: B008
+    ) -> dict[str, Any]:
+        """👍 (`good`) or 👎 (`bad`) on an answer of /api/ask, with an optional comment.
+
+        Stored with the question, the answer, its cited passages, the base and the time.
+        404 when the app no longer remembers the answer (it restarted, or thousands of
+        answers came after); 429 past the limit per client.
+        """
+        _check_text(request.comment, "the comment")
+        try:
+            entry = feedback.rate(
+                request.answer_id,
+                request.rating,
+                request.comment,
+                user=identity.name,
+                client=client_address(http),
+            )
+        except FeedbackError as error:
+            headers = None
+            if error.retry_after:
+                headers = {"Retry-After": str(math.ceil(error.retry_after))}
+            raise HTTPException(error.status, str(error), headers=headers) from None
+        return {"id": entry["id"], "answer_id": entry["answer_id"], "rated_at": entry["rated_at"]}
+
+    @router.get("/feedback/export", dependencies=editing)
+    def export_feedback(index: str | None = None) -> Response:
+        """The ratings as an evaluation set in the layout of bench/datasets, without a corpus:
+        a zip of queries.jsonl, qrels.tsv (cited passages, 1 for 👍 and 0 for 👎) and a
+        README. `index` keeps only the answers of that knowledge base (its name)."""
+        data = export_zip(feedback.log.entries(), index=index)
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": 'attachment; filename="feedback.zip"'},
+        )
 
     @router.get("/info", dependencies=reading)
-    def info() -> dict[str, Any]:
-        """The served index (documents, chunks, model, when built) and the rebuild state."""
+    def info(base: BaseParameter = DEFAULT) -> dict[str, Any]:
+        """The base's served index (documents, chunks, model, when built) and the rebuild
+        state. A base without an index yet has 0 documents and `created_at` null."""
+        library = library_of(base)
         state = library.state
         return {
-            **library.retriever.info.to_dict(),
+            "base": library.name,
+            **_index_info(library),
             "rebuilding": state.running,
             "last_build_error": state.error,
         }
 
     @router.get("/documents", dependencies=reading)
-    def documents() -> list[dict[str, Any]]:
+    def documents(base: BaseParameter = DEFAULT) -> list[dict[str, Any]]:
         """The corpus folder's files: name, size, and whether the served index holds them."""
-        return [asdict(row) for row in library.documents()]
+        return [asdict(row) for row in library_of(base).documents()]
 
     @router.post("/documents", dependencies=editing, openapi_extra=_FILES_FORM)
-    async def add_documents(request: Request) -> JSONResponse:
-        """Add files (multipart field "files") to the corpus and rebuild; answers once the
-        new index is served.
+    async def add_documents(request: Request, base: BaseParameter = DEFAULT) -> JSONResponse:
+        """Add files (multipart field "files") to the base's corpus and rebuild; answers once
+        the new index is served.
 
         A file with the name of a document replaces it; the old one goes to the trash.
         422 when every file was refused; otherwise 200, with each file's outcome.
         """
-        # The form is read here, once the token has been checked; as a parameter it would be
-        # read (and spooled to disk) first, for anyone.
+        # Opening a base reads its index: on the thread pool, not the event loop.
+        library = await run_in_threadpool(library_of, base)
+        # The form is read here, once the token and the base have been checked; as a
+        # parameter it would be read (and spooled to disk) first, for anyone.
         async with request.form() as form:
             files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
             if not files:
                 raise HTTPException(422, 'no files: send them as the multipart field "files"')
-            return await run_in_threadpool(_add, files)
+            return await run_in_threadpool(_add, library, files)
 
-    def _add(files: list[UploadFile]) -> JSONResponse:
+    def _add(library: Library, files: list[UploadFile]) -> JSONResponse:
         with tempfile.TemporaryDirectory(prefix="upload-") as folder:
             uploads = []
             for number, upload in enumerate(files):
@@ -185,43 +354,148 @@ def api_router(library: Library, access: Access, limit: QuestionLimit) -> APIRou
                     shutil.copyfileobj(upload.file, target)
                 uploads.append((path, upload.filename or ""))
             outcomes = library.add(uploads)
-        return _rebuilt(outcomes)
+        return _rebuilt(library, outcomes)
 
     @router.delete("/documents/{name:path}", dependencies=editing)
-    def remove_document(name: str) -> JSONResponse:
-        """Move one file of the corpus to the trash and rebuild; answers once the new index
-        is served. 409 when it is the last readable document."""
+    def remove_document(name: str, base: BaseParameter = DEFAULT) -> JSONResponse:
+        """Move one file of the base's corpus to the trash and rebuild; answers once the new
+        index is served. 409 when it is the last readable document."""
+        library = library_of(base)
         if name not in {row.name for row in library.documents()}:
             raise HTTPException(status_code=404, detail=f"文档库里没有 {name}")
-        return _rebuilt([library.remove(name)], refused=409)
+        return _rebuilt(library, [library.remove(name)], refused=409)
 
     @router.get("/trash", dependencies=editing)
-    def trash() -> list[dict[str, Any]]:
-        """The removed and replaced files, newest first: id, name, removed_at, reason, size."""
-        return [entry.to_dict() for entry in library.trash()]
+    def trash(base: BaseParameter = DEFAULT) -> list[dict[str, Any]]:
+        """The base's removed and replaced files, newest first: id, name, removed_at, reason,
+        size."""
+        return [entry.to_dict() for entry in library_of(base).trash()]
 
     @router.post("/trash/{entry_id}/restore", dependencies=editing)
-    def restore(entry_id: str) -> JSONResponse:
-        """Put a file of the trash back (a current file of that name goes to the trash) and
-        rebuild; answers once the new index is served."""
+    def restore(entry_id: str, base: BaseParameter = DEFAULT) -> JSONResponse:
+        """Put a file of the base's trash back (a current file of that name goes to the
+        trash) and rebuild; answers once the new index is served."""
+        library = library_of(base)
         if entry_id not in {entry.id for entry in library.trash()}:
             raise HTTPException(status_code=404, detail="回收站里没有这一项")
-        return _rebuilt([library.restore(entry_id)], refused=409)
+        return _rebuilt(library, [library.restore(entry_id)], refused=409)
 
-    def _rebuilt(outcomes: list[Outcome], refused: int = 422) -> JSONResponse:
+    def _rebuilt(library: Library, outcomes: list[Outcome], refused: int = 422) -> JSONResponse:
         """Rebuild if any file changed, wait for it, and report each file and the index."""
         error = None
         if any(outcome.ok for outcome in outcomes):
             error = library.wait(library.rebuild()).error
         body = {
             "files": [asdict(outcome) for outcome in outcomes],
-            "index": library.retriever.info.to_dict(),
+            "index": _index_info(library),
             "build_error": error,
         }
         status = 200 if any(outcome.ok for outcome in outcomes) else refused
         return JSONResponse(body, status_code=500 if error else status)
 
+    # ------------------------------------------------------------------ knowledge bases
+
+    @router.get("/bases", dependencies=reading)
+    def bases() -> list[dict[str, Any]]:
+        """The knowledge bases, the default first: name, whether it is the default, when it
+        was created (null for the default), and how many documents its corpus holds."""
+        return [_base(base) for base in libraries.list()]
+
+    @router.post("/bases", dependencies=editing, status_code=201)
+    def create_base(request: BaseName) -> dict[str, Any]:
+        """A new, empty knowledge base: upload into it with `POST /api/documents?base=…`.
+        422 for a name no base may have, 409 when it is taken."""
+        try:
+            return _base(libraries.create(request.name))
+        except BaseError as error:
+            raise _refusal(error, request.name) from None
+
+    @router.patch("/bases/{name}", dependencies=editing)
+    def rename_base(name: str, request: BaseName) -> dict[str, Any]:
+        """Rename a base; its documents, index and trash move with it. Waits for a running
+        rebuild of it first. 409 for the default base, or when the new name is taken."""
+        try:
+            return _base(libraries.rename(name, request.name))
+        except BaseError as error:
+            raise _refusal(error, name, request.name) from None
+
+    @router.delete("/bases/{name}", dependencies=editing)
+    def delete_base(name: str) -> dict[str, Any]:
+        """Move a base (documents, index and all) to the bases trash; the answer's `id` is
+        what `POST /api/bases/trash/{id}/restore` takes. 409 for the default base."""
+        try:
+            return libraries.delete(name).to_dict()
+        except BaseError as error:
+            raise _refusal(error, name) from None
+
+    @router.get("/bases/trash", dependencies=editing)
+    def bases_trash() -> list[dict[str, Any]]:
+        """The deleted bases, newest first: id, name, removed_at."""
+        return [entry.to_dict() for entry in libraries.trash()]
+
+    @router.post("/bases/trash/{entry_id}/restore", dependencies=editing)
+    def restore_base(entry_id: str, request: RestoreBase | None = None) -> dict[str, Any]:
+        """Put a deleted base back, under its old name or the body's `name`. 409 when that
+        name is taken."""
+        name = request.name if request else None
+        try:
+            return _base(libraries.restore(entry_id, name))
+        except BaseError as error:
+            raise _refusal(error, name or entry_id) from None
+
+    def _refusal(error: BaseError, name: str, new_name: str | None = None) -> HTTPException:
+        """The HTTP error, in Chinese, for a refused request about base `name`."""
+        if isinstance(error, BadBaseName):  # the name is not echoed: it may be anything
+            return HTTPException(
+                422,
+                "知识库的名称只能用字母、数字、汉字、- 和 _，"
+                f"最多 {MAX_NAME_CHARS} 个字，不能以 - 开头",
+            )
+        refusals: list[tuple[type[BaseError], int, str]] = [
+            (NoSuchBase, 404, f"没有名为 {name} 的知识库"),
+            (NotABase, 409, f"{name} 不是本程序建立的知识库，不会改动它"),
+            (BaseExists, 409, f"已经有名为 {new_name or name} 的知识库或文件夹，请换一个名称"),
+            (DefaultBase, 409, "默认知识库不能改名或删除"),
+            (NoSuchBaseTrashEntry, 404, "回收站里没有这个知识库"),
+            (BaseBusy, 409, f"知识库 {name} 正在改名或删除，请稍后再试"),
+            (
+                TooManyBases,
+                409,
+                f"除默认知识库外最多只能有 {libraries.max_bases} 个知识库，已经满了",
+            ),
+        ]
+        for kind, status, message in refusals:
+            if isinstance(error, kind):
+                return HTTPException(status, message)
+        return HTTPException(409, str(error))
+
     return router
+
+
+def _index_info(library: Library) -> dict[str, Any]:
+    """The base's served index, as IndexInfo gives it; zeros for a base without one."""
+    if library.indexed:
+        return library.retriever.info.to_dict()
+    return {
+        "folder": str(library.index_dir),
+        "documents": 0,
+        "files": 0,
+        "chunks": 0,
+        "model": None,
+        "created_at": None,
+        "skipped": [],
+    }
+
+
+def _base(base: Base) -> dict[str, Any]:
+    """A base as the API lists it (its folders are the server's business)."""
+    documents = len(document_names(base.corpus)) if base.corpus.is_dir() else 0
+    return {
+        "name": base.name,
+        "default": base.is_default,
+        "created_at": base.created_at,
+        "documents": documents,
+    }
 
 
 async def validation_error(request: Request, error: RequestValidationError) -> Response:

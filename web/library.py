@@ -1,10 +1,11 @@
-"""The corpus folder and the live index the web app serves, with rebuilds in the background.
+"""One knowledge base as the web app serves it: its corpus folder and live index, with
+rebuilds in the background (web/libraries.py holds one Library per base).
 
 Questions are always answered by a loaded `Retriever`. A rebuild runs on one worker
 thread: `Retriever.build` writes the new index beside the old folder and swaps it in
 whole, then the new index is loaded and replaces the served one under a lock. Until that
 moment questions go on being answered from the old index, and a failed build leaves it
-in place.
+in place. A new base has no index until its first documents are built into one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever import Retriever
+from retriever import IndexLoadError, Retriever
+from retriever.bases import DEFAULT, Base
 from retriever.corpus import corpus_files
 from retriever.embedding import Embedder
 from retriever.trash import (
@@ -25,6 +27,7 @@ from retriever.trash import (
     NoSuchDocument,
     NothingReadableLeft,
     TrashEntry,
+    document_names,
     list_trash,
     put_file,
     remove_file,
@@ -56,6 +59,12 @@ class BuildState:
 READING = BuildState(True, "读取文档", 0.0, None)  # how every build starts
 EMBEDDED = 0.9
 LOADING = 0.95
+# Why a change is refused after the base was renamed or deleted under it (see close()).
+CLOSED = "知识库已被改名或删除，请重新选择知识库"
+
+
+class NotIndexed(LookupError):
+    """The base has no index to answer from yet: its documents have not been built into one."""
 
 
 @dataclass(frozen=True)
@@ -108,13 +117,27 @@ class Library:
     """The corpus folder, the index built from it, and the Retriever serving that index."""
 
     def __init__(
-        self, corpus_dir: Path, index_dir: Path, retriever: Retriever, quota: Quota = DEFAULT_QUOTA
+        self,
+        corpus_dir: Path,
+        index_dir: Path,
+        retriever: Retriever | None,
+        quota: Quota = DEFAULT_QUOTA,
+        *,
+        name: str = DEFAULT,
+        embedder: Embedder | None = None,
     ) -> None:
+        """`retriever` None: no index yet, and `embedder` builds the first one."""
+        self.name = name  # the knowledge base's (retriever.bases)
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
         self.quota = quota
         self._retriever = retriever
-        self._embedder = retriever.embedder  # loaded once; every later index reuses it
+        if embedder is None:
+            if retriever is None:
+                raise ValueError("a Library without an index needs the embedder to build one")
+            embedder = retriever.embedder
+        self._embedder = embedder  # loaded once; every later index reuses it
+        self._closed = False  # renamed or deleted: see close()
         self._lock = threading.Condition()  # guards the served Retriever and build state
         # Serialises changes to the corpus folder, so that two removals cannot both pass
         # the last-document check, nor two uploads the quota.
@@ -136,11 +159,42 @@ class Library:
             library.rebuild()
         return library
 
+    @classmethod
+    def open_base(cls, base: Base, embedder: Embedder, *, quota: Quota = DEFAULT_QUOTA) -> Library:
+        """Serve the base's index with `embedder` (the app's one model), rebuilding it in the
+        background when it is stale, or missing or unusable while the base has documents."""
+        # Made with the base; made again if removed by hand (the folder is ours: it has our
+        # marker), so that listing and uploading work.
+        base.corpus.mkdir(exist_ok=True)
+        try:
+            retriever = Retriever.load(base.index, embedder=embedder)
+        except IndexLoadError as error:
+            # A new base (no index yet), or an index this model cannot serve: rebuilt below.
+            logger.info("%s: %s", base.name, error)
+            retriever = None
+        library = cls(base.corpus, base.index, retriever, quota, name=base.name, embedder=embedder)
+        if (retriever is None and document_names(base.corpus)) or (
+            retriever is not None and retriever.is_stale(base.corpus)
+        ):
+            logger.info("rebuilding %s from %s", base.index, base.corpus)
+            library.rebuild()
+        return library
+
     @property
     def retriever(self) -> Retriever:
-        """The Retriever serving questions now; replaced whole when a rebuild finishes."""
+        """The Retriever serving questions now; replaced whole when a rebuild finishes.
+
+        Raises NotIndexed for a base that has no index yet."""
         with self._lock:
+            if self._retriever is None:
+                raise NotIndexed(self.name)
             return self._retriever
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the base has an index to answer from."""
+        with self._lock:
+            return self._retriever is not None
 
     @property
     def state(self) -> BuildState:
@@ -152,10 +206,13 @@ class Library:
 
     def documents(self) -> list[DocumentRow]:
         """The corpus folder's files, each with whether the served index holds it."""
-        manifest = self.retriever.manifest
-        indexed = {source["path"]: source for source in manifest["sources"]}
+        with self._lock:
+            manifest = self._retriever.manifest if self._retriever else {}
+        indexed = {source["path"]: source for source in manifest.get("sources", [])}
         skipped = {item["path"]: item["reason"] for item in manifest.get("skipped", [])}
         rows = []
+        if not self.corpus_dir.is_dir():  # the base was renamed or deleted meanwhile
+            return rows
         for path in corpus_files(self.corpus_dir):
             name = path.relative_to(self.corpus_dir).as_posix()
             try:
@@ -183,6 +240,8 @@ class Library:
             try:
                 check_name(name)
                 with self._corpus_lock:
+                    if self._closed:
+                        raise UploadError(CLOSED)
                     self._check_quota(name, path.stat().st_size)
                 data = check_content(path, name)
             except UploadError as error:
@@ -193,6 +252,8 @@ class Library:
                 continue
             with self._corpus_lock:
                 try:  # checked again: another upload may have filled the corpus meanwhile
+                    if self._closed:  # or the base was renamed or deleted
+                        raise UploadError(CLOSED)
                     self._check_quota(name, len(data))
                 except UploadError as error:
                     outcomes.append(Outcome(name, False, str(error)))
@@ -224,10 +285,18 @@ class Library:
         """Move one file of the corpus folder to the trash. Does not rebuild.
 
         Refused, with nothing touched, when no other file of the corpus is in the served
-        index: the rebuild would have nothing to index.
+        index: the rebuild would have nothing to index. (Without an index yet, every other
+        document counts: the build will say which it cannot read.)
         """
-        readable = [source["path"] for source in self.retriever.manifest["sources"]]
+        with self._lock:
+            served = self._retriever
+        if served is None:
+            readable = document_names(self.corpus_dir)
+        else:
+            readable = [source.path for source in served.manifest.sources]
         with self._corpus_lock:
+            if self._closed:
+                return Outcome(name, False, CLOSED)
             try:  # only a listed name is accepted, so none can point outside the folder
                 entry = remove_file(self.corpus_dir, name, readable)
             except NoSuchDocument:
@@ -248,6 +317,8 @@ class Library:
         """Put a file of the trash back in the corpus; a current file of the same name goes
         to the trash in its place. Does not rebuild."""
         with self._corpus_lock:
+            if self._closed:
+                return Outcome(entry_id, False, CLOSED)
             entry = next((item for item in self.trash() if item.id == entry_id), None)
             if entry is None:
                 return Outcome(entry_id, False, "回收站里没有这一项")
@@ -269,9 +340,12 @@ class Library:
         """Ask for the index to be rebuilt from the corpus folder; returns a ticket for wait().
 
         Requests made while a build runs are served by one more build after it, which reads
-        the folder as it is by then.
+        the folder as it is by then. After close() nothing is built: the ticket is one that
+        has already finished.
         """
         with self._lock:
+            if self._closed:
+                return self._finished
             self._requested += 1
             if self._worker is None:
                 self._state = READING
@@ -298,6 +372,14 @@ class Library:
                 state = self._state
             if on_progress is not None:
                 on_progress(state)
+
+    def close(self) -> None:
+        """Stop changing this base's folders, before they are renamed or moved to the trash:
+        refuse further changes and rebuilds, and wait for the builds asked for until now."""
+        with self._corpus_lock, self._lock:  # no change is under way, and none will start
+            self._closed = True
+            ticket = self._requested
+        self.wait(ticket)
 
     def _work(self) -> None:
         while True:

@@ -6,7 +6,7 @@ larger than its cap is refused with 413 before a byte of it is read; a body with
 larger cap than everything else, and only on the routes that take uploads, so a client cannot
 raise its cap by calling a JSON route "multipart".
 
-`QuestionLimit` counts each client's questions over the last minute.
+`QuestionLimit` counts each client's questions over the last minute, `FeedbackLimit` its 👍/👎.
 """
 
 from __future__ import annotations
@@ -162,3 +162,11 @@ class QuestionLimit:
     def _forget_idle(self, now: float) -> None:
         for client in [c for c, asked in self._asked.items() if asked[-1] <= now - self.WINDOW]:
             del self._asked[client]
+
+
+class FeedbackLimit(QuestionLimit):
+    """At most `per_minute` 👍/👎 entries per client in any 60 seconds; 0 turns it off. Each
+    entry is a line on disk, so one client must not be able to fill the log."""
+
+    def message(self, wait: float) -> str:
+        return f"评价太频繁：每分钟最多 {self.per_minute} 次，请 {math.ceil(wait)} 秒后再试"

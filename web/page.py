@@ -18,6 +18,7 @@ from retriever import QuestionError
 from retriever.config import MAX_QUESTION_CHARS
 from web.access import Access, Role
 from web.browser_uploads import BrowserUploads, browser_of
+from web.feedback import AnswerLog
 from web.followup import MAX_HISTORY, complete_followup
 from web.library import BuildState, Library, Outcome
 from web.limits import QuestionLimit
@@ -76,12 +77,19 @@ class Page:
     """The page's handlers, around the library, the access rules and the limits."""
 
     def __init__(
-        self, library: Library, access: Access, limit: QuestionLimit, uploads: BrowserUploads
+        self,
+        library: Library,
+        access: Access,
+        limit: QuestionLimit,
+        uploads: BrowserUploads,
+        answers: AnswerLog | None = None,
     ) -> None:
         self.library = library
         self.access = access
         self.limit = limit
         self.uploads = uploads
+        # Answers remembered for 👍/👎 (web/feedback.py); without it, answers have no buttons.
+        self.answers = answers
 
     def _role(self, request: gr.Request) -> Role | None:
         identity = self.access.user(request.username)
@@ -111,7 +119,11 @@ class Page:
             # Not reached while web/questions.py refuses all the engine refuses; should the
             # engine come to refuse more, its English reason is for the API, not the page.
             return error_html("无法搜索这个问题，请换个说法再问")
-        return answer_html(answer, asked=message if question != message else None)
+        asked = message if question != message else None
+        answer_id = None
+        if self.answers is not None:
+            answer_id = self.answers.remember(answer, index=self.library.name, asked=asked)
+        return answer_html(answer, asked=asked, answer_id=answer_id)
 
     def index_line(self) -> tuple[str, gr.Timer]:
         """The line under the title (the index served, and how far a rebuild is, if one

@@ -9,18 +9,28 @@ block alone, so `**`, `[x](y)` or `$$` in a passage stay literal too.
 Each answer carries its own copy button, holding the answer as plain text (`answer_text`):
 Gradio's copy button copies a message as it was sent, which for an answer is this HTML.
 web/page.js puts the button's value on the clipboard.
+
+Each [n] marker is a button that opens source n in its document, and each source has one
+too (查看原文): its value says which document and where (`_preview_spec`), and web/sources.js
+asks the server for the window around it (`preview_html`, from web/preview.py). An answer
+the app remembered (web/feedback.py) has 👍 and 👎 buttons, whose value is its id. Gradio's
+sanitizer keeps `value`, `name` and `title` on a button, and drops `data-*` and `aria-*`.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import pairwise
 
 from retriever import Answer, Citation, Hit, IndexInfo
 from retriever.trash import TrashEntry
 from web.library import BuildState, DocumentRow, Outcome
+from web.preview import Preview
 from web.reasons import build_error
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -39,11 +49,13 @@ def _attribute(text: str) -> str:
     return html.escape(text).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
-def answer_html(answer: Answer, *, asked: str | None = None) -> str:
+def answer_html(answer: Answer, *, asked: str | None = None, answer_id: str | None = None) -> str:
     """The answer with its [n] markers first, then the numbered passages they point to.
 
     `asked` is what the user typed when it differs from `answer.question`, the question
     searched after completing a follow-up; the page shows both so the rewrite can be checked.
+    `answer_id` is the id ratings name the answer by (web/feedback.py): with it, the answer
+    gets 👍 and 👎 buttons.
     """
     parts = ['<div class="qa">']
     if asked is not None:
@@ -51,7 +63,7 @@ def answer_html(answer: Answer, *, asked: str | None = None) -> str:
     numbers = {citation.number for citation in answer.citations}
     if answer.found:
         text = _MARKER.sub(
-            lambda m: f'<sup class="qa-marker">[{m[1]}]</sup>' if int(m[1]) in numbers else m[0],
+            lambda m: _marker(int(m[1])) if int(m[1]) in numbers else m[0],
             _text(answer.answer),
         )
         parts.append(f'<p class="qa-answer">{text}</p>')
@@ -67,11 +79,32 @@ def answer_html(answer: Answer, *, asked: str | None = None) -> str:
         )
     # The text to copy is the button's value: Gradio's sanitizer drops data-* attributes.
     parts.append(
-        '<div class="qa-actions"><button type="button" class="qa-copy" '
+        f'<div class="qa-actions">{_rating(answer_id) if answer_id else ""}'
+        '<button type="button" class="qa-copy" '
         f'value="{_attribute(answer_text(answer, asked=asked))}">复制答案和来源</button></div>'
     )
     parts.append("</div>")
     return "".join(parts)
+
+
+def _marker(number: int) -> str:
+    """An [n] marker: a button that opens source n where it stands in its document."""
+    return (
+        f'<sup class="qa-marker"><button type="button" class="qa-cite" value="{number}" '
+        f'title="查看来源 {number} 在原文中的位置">[{number}]</button></sup>'
+    )
+
+
+def _rating(answer_id: str) -> str:
+    """👍 and 👎 for an answer; web/feedback.js sends the one clicked, then offers a comment."""
+    value = _attribute(answer_id)
+    return (
+        '<span class="qa-rating">'
+        f'<button type="button" class="qa-rate" name="good" value="{value}" '
+        'title="这个回答有用">👍 有用</button>'
+        f'<button type="button" class="qa-rate" name="bad" value="{value}" '
+        'title="这个回答没用或有错">👎 没用</button></span>'
+    )
 
 
 def answer_text(answer: Answer, *, asked: str | None = None) -> str:
@@ -119,7 +152,20 @@ def _citation_html(citation: Citation) -> str:
     return (
         f'<li class="qa-source" value="{citation.number}">'
         f'<div class="qa-where">[{citation.number}] {where}</div>'
-        f'<blockquote class="qa-passage">{_highlighted(citation)}</blockquote></li>'
+        f'<blockquote class="qa-passage">{_highlighted(citation)}</blockquote>'
+        f'<button type="button" class="qa-open" value="{_attribute(_preview_spec(citation))}" '
+        'title="在整篇文档里看这一段，引用的句子高亮">查看原文</button></li>'
+    )
+
+
+def _preview_spec(citation: Citation) -> str:
+    """Which stretch of which document the source's 查看原文 opens, for web/sources.js to
+    send back as it is: the server checks every field (web/preview.py)."""
+    hit = citation.hit
+    marks = [[quote.start, quote.end] for quote in citation.quotes]
+    return json.dumps(
+        {"doc_id": hit.doc_id, "start": hit.start, "end": hit.end, "marks": marks},
+        ensure_ascii=False,
     )
 
 
@@ -134,6 +180,91 @@ def _highlighted(citation: Citation) -> str:
         cursor = end
     pieces.append(_text(hit.text[cursor:]))
     return "".join(pieces)
+
+
+def preview_html(preview: Preview) -> str:
+    """A cited passage in its document, for the page's source preview: the window of text
+    around it, the passage set off and the sentences the answer quotes marked.
+
+    Offsets are 0-based; the page counts characters from 1, as the sources do (第 a–b 字).
+    """
+    where = [f'<span class="qa-file">{_text(preview.source)}</span>']
+    if preview.heading:
+        where.append(f'<span class="qa-heading">{_text(preview.heading)}</span>')
+    where.append(
+        f'<span class="qa-position">第 {preview.passage.start + 1}–{preview.passage.end} 字</span>'
+    )
+    shown = f"原文第 {preview.start + 1}–{preview.end} 字，全文共 {preview.length} 字"
+    if preview.start > 0 or preview.end < preview.length:
+        shown += "；前后从略"
+    return _dialog(
+        f'<div class="qa-preview-where">{" · ".join(where)}</div>',
+        f'<p class="qa-preview-range">{shown}。PDF、Word 和网页显示的是提取出的文字，'
+        "不是原来的版式。</p>"
+        f'<div class="qa-preview-text">{"…" if preview.start > 0 else ""}'
+        f"{_window_html(preview)}{'…' if preview.end < preview.length else ''}</div>",
+    )
+
+
+def preview_error_html(message: str) -> str:
+    """Why a source could not be opened, in the preview's place."""
+    return _dialog(
+        '<div class="qa-preview-where">原文</div>', f'<p class="qa-error">{_text(message)}</p>'
+    )
+
+
+def preview_loading_html() -> str:
+    """What the preview shows while the server reads the document."""
+    return _dialog(
+        '<div class="qa-preview-where">原文</div>', '<p class="qa-note">正在打开原文…</p>'
+    )
+
+
+def _dialog(head: str, body: str) -> str:
+    return (
+        '<div class="qa-preview-backdrop"><div class="qa-preview" role="dialog" '
+        'aria-modal="true" aria-label="原文">'
+        f'<div class="qa-preview-head">{head}<button type="button" class="qa-preview-close" '
+        'title="关闭（Esc）">关闭</button></div>'
+        f"{body}</div></div>"
+    )
+
+
+def _window_html(preview: Preview) -> str:
+    """The window's text, escaped, with the passage in a span and the quotes in <mark>.
+
+    Cut at every edge of the passage and of the marks, each piece is wrapped in what
+    covers it, so that overlapping or partial spans still nest properly.
+    """
+    base = preview.start
+    edges = {0, len(preview.text)}
+    spans = [preview.passage, *preview.marks]
+    for span in spans:
+        edges.update(min(max(edge - base, 0), len(preview.text)) for edge in (span.start, span.end))
+    cuts = sorted(edges)
+    pieces = []
+    for low, high in pairwise(cuts):
+        piece = html.escape(preview.text[low:high])
+        if any(mark.start <= base + low and base + high <= mark.end for mark in preview.marks):
+            piece = f"<mark>{piece}</mark>"
+        if preview.passage.start <= base + low and base + high <= preview.passage.end:
+            piece = f'<span class="qa-preview-passage">{piece}</span>'
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def feedback_html(answer_id: str, rating: str, message: str, *, ok: bool, commented: bool) -> str:
+    """What became of a 👍 or 👎, for web/feedback.js to show under the answer it rates.
+
+    A fresh id each time: the page acts on a change of this HTML, and the same message twice
+    (two refusals alike) must still be a change.
+    """
+    return (
+        f'<output class="qa-feedback-result" id="fb-{secrets.token_hex(4)}" '
+        f'name="{_attribute(answer_id)}" '
+        f'data-rating="{_attribute(rating)}" data-ok="{int(ok)}" data-commented="{int(commented)}">'
+        f"{_text(message)}</output>"
+    )
 
 
 def error_html(message: str) -> str:

@@ -6,14 +6,19 @@
 | RETRIEVER_PORT | 7860 | port |
 | RETRIEVER_CORPUS | corpus | the documents |
 | RETRIEVER_INDEX | index | the index built from them |
+| RETRIEVER_BASES | bases, beside the index | the other knowledge bases (retriever.bases) |
+| RETRIEVER_MAX_BASES | 100 | knowledge bases besides the default |
 | RETRIEVER_CACHE | .cache | the model cache |
 | RETRIEVER_ACCESS_FILE | (none) | TOML file of users and API tokens (web/access.py) |
 | RETRIEVER_MAX_REQUEST_KB | 2048 | body of any request but an upload |
 | RETRIEVER_MAX_UPLOAD_MB | 200 | body of an upload request (all its files together) |
-| RETRIEVER_MAX_DOCUMENTS | 1000 | documents in the corpus |
-| RETRIEVER_MAX_CORPUS_MB | 1024 | total size of the corpus's documents |
+| RETRIEVER_MAX_DOCUMENTS | 1000 | documents in the corpus (of each knowledge base) |
+| RETRIEVER_MAX_CORPUS_MB | 1024 | total size of the corpus's documents (of each base) |
 | RETRIEVER_QUESTIONS_PER_MINUTE | 30; 0 on loopback without a proxy | per client; 0: no limit |
 | RETRIEVER_TRUSTED_PROXIES | (none) | proxies whose X-Forwarded-For names the client |
+| RETRIEVER_FEEDBACK | feedback, beside the index | folder of the 👍/👎 log (web/feedback.py) |
+| RETRIEVER_FEEDBACK_PER_MINUTE | 20 | 👍/👎 per client; 0: no limit |
+| RETRIEVER_MAX_FEEDBACK_MB | 100 | size of the 👍/👎 log; past it, feedback is refused |
 
 docs/SECURITY.md explains each limit and how to serve behind a reverse proxy.
 """
@@ -33,6 +38,12 @@ MB = 1024 * 1024
 # On a loopback address without a proxy, one person at this machine asks: no limit. Served
 # to a network, 30 questions a minute is far above what a person types.
 NETWORK_QUESTIONS_PER_MINUTE = 30
+# A person rates an answer and may add a comment: two entries. Twenty a minute is far above
+# that, and bounds how fast one client can grow the log.
+FEEDBACK_PER_MINUTE = 20
+# Each base holds up to the corpus quota, and its index stays in memory once opened, so the
+# number of bases is bounded too.
+MAX_BASES = 100
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,23 @@ class Settings:
     # Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto headers are believed; empty: none, the peer address is the client.
     trusted_proxies: str = ""
+    # The 👍/👎 log: its folder (None: "feedback" beside the index folder), the entries a
+    # client may add a minute, and the log's size past which feedback is refused.
+    feedback: Path | None = None
+    feedback_per_minute: int = FEEDBACK_PER_MINUTE
+    max_feedback_bytes: int = 100 * MB
+    # The knowledge bases besides the default one (None: "bases" beside the index folder),
+    # and how many there may be.
+    bases: Path | None = None
+    max_bases: int = MAX_BASES
+
+    @property
+    def feedback_folder(self) -> Path:
+        return self.feedback or self.index.parent / "feedback"
+
+    @property
+    def bases_folder(self) -> Path:
+        return self.bases or self.index.parent / "bases"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -82,11 +110,19 @@ class Settings:
                 raise SettingsError(
                     f"RETRIEVER_TRUSTED_PROXIES: {address!r} is not an IP address or network"
                 ) from None
+        index = Path(environ.get("RETRIEVER_INDEX", str(cls.index)))
+        corpus = Path(environ.get("RETRIEVER_CORPUS", str(cls.corpus)))
+        feedback = environ.get("RETRIEVER_FEEDBACK", "").strip()
+        feedback_folder = Path(feedback) if feedback else index.parent / "feedback"
+        _check_own_folder("RETRIEVER_FEEDBACK", feedback_folder, corpus=corpus, index=index)
+        bases = environ.get("RETRIEVER_BASES", "").strip()
+        bases_folder = Path(bases) if bases else index.parent / "bases"
+        _check_own_folder("RETRIEVER_BASES", bases_folder, corpus=corpus, index=index)
         return cls(
             host=host,
             port=_number(environ, "RETRIEVER_PORT", cls.port, minimum=1),
-            corpus=Path(environ.get("RETRIEVER_CORPUS", str(cls.corpus))),
-            index=Path(environ.get("RETRIEVER_INDEX", str(cls.index))),
+            corpus=corpus,
+            index=index,
             cache=Path(environ.get("RETRIEVER_CACHE", str(cls.cache))),
             access_file=Path(access) if access else None,
             max_request_bytes=_size(environ, "RETRIEVER_MAX_REQUEST_KB", cls.max_request_bytes, KB),
@@ -99,7 +135,31 @@ class Settings:
                 environ, "RETRIEVER_QUESTIONS_PER_MINUTE", default_rate, minimum=0
             ),
             trusted_proxies=trusted,
+            feedback=feedback_folder,
+            feedback_per_minute=_number(
+                environ, "RETRIEVER_FEEDBACK_PER_MINUTE", FEEDBACK_PER_MINUTE, minimum=0
+            ),
+            max_feedback_bytes=_size(
+                environ, "RETRIEVER_MAX_FEEDBACK_MB", cls.max_feedback_bytes, MB
+            ),
+            bases=bases_folder,
+            max_bases=_number(environ, "RETRIEVER_MAX_BASES", MAX_BASES, minimum=0),
         )
+
+
+def _check_own_folder(variable: str, folder: Path, *, corpus: Path, index: Path) -> None:
+    """The feedback log and the knowledge bases must live apart: inside the corpus a build
+    would index them (a .jsonl is a record file), inside the index folder a rebuild would
+    replace them."""
+    where = folder.resolve()
+    for name, other in (("RETRIEVER_CORPUS", corpus), ("RETRIEVER_INDEX", index)):
+        if where.is_relative_to(other.resolve()):
+            raise SettingsError(
+                f"{variable}={str(folder)!r} is inside {name}={str(other)!r}: choose a "
+                f"folder of its own, such as {folder.name or 'one'}/ beside the index"
+            )
+    if where.exists() and not where.is_dir():
+        raise SettingsError(f"{variable}={str(folder)!r} exists and is not a folder")
 
 
 def is_loopback(host: str) -> bool:
