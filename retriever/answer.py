@@ -30,7 +30,6 @@ from retriever.comparison import Side, mentions
 from retriever.corpus import normalize
 from retriever.embedding import Embedder
 from retriever.searcher import Candidates, Hit
-from retriever.store import StoredChunk
 from retriever.words import tokenize
 
 # Sentences are taken from this many of the top passages: deeper hits rarely hold the answer
@@ -133,7 +132,17 @@ class Answerer:
             assert side.evidence is not None
             at = next((i for i, hit in enumerate(hits) if hit.chunk_id == side.evidence.id), None)
             if at is None:
-                hits = [*hits, _as_hit(side.evidence, rank=len(hits) + 1)]
+                # The passage that speaks of this side, cited below the ranked hits.
+                hits = [
+                    *hits,
+                    Hit.of(
+                        side.evidence,
+                        rank=len(hits) + 1,
+                        score=0.0,
+                        dense_score=None,
+                        bm25_score=None,
+                    ),
+                ]
                 at = len(hits) - 1
             if at not in considered:
                 considered.append(at)
@@ -311,25 +320,6 @@ def _line_quotes(hit: Hit) -> list[Quote]:
             quotes.append(Quote(start, start + len(stripped), stripped))
         offset += len(line) + 1
     return quotes
-
-
-def _as_hit(chunk: StoredChunk, rank: int) -> Hit:
-    """A passage added to the sources for a comparison's side, below the ranked hits."""
-    assert chunk.id is not None  # only indexed passages are found by a search
-    return Hit(
-        rank=rank,
-        score=0.0,
-        text=chunk.text,
-        source=chunk.source,
-        doc_id=chunk.doc_id,
-        title=chunk.title,
-        heading=chunk.heading,
-        start=chunk.start,
-        end=chunk.end,
-        dense_score=None,
-        bm25_score=None,
-        chunk_id=chunk.id,
-    )
 
 
 def _as_sentence(text: str) -> str:

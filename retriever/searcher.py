@@ -27,6 +27,7 @@ from retriever.fusion import Mode, fuse
 from retriever.index import Index
 from retriever.passages import duplicate_key
 from retriever.rerank import Candidate, Reranker
+from retriever.store import StoredChunk
 
 # After NFKC, full-width ？！．～ are ? ! . ~; 。 and … stay as they are.
 _TRAILING_MARKS = re.compile(r"[\s?!.。…~]+$")
@@ -52,6 +53,33 @@ class Hit:
     dense_score: float | None
     bm25_score: float | None
     chunk_id: int
+
+    @classmethod
+    def of(
+        cls,
+        chunk: StoredChunk,
+        *,
+        rank: int,
+        score: float,
+        dense_score: float | None,
+        bm25_score: float | None,
+    ) -> Hit:
+        """An indexed passage as a hit with these scores."""
+        assert chunk.id is not None  # only indexed passages are found by a search
+        return cls(
+            rank=rank,
+            score=score,
+            text=chunk.text,
+            source=chunk.source,
+            doc_id=chunk.doc_id,
+            title=chunk.title,
+            heading=chunk.heading,
+            start=chunk.start,
+            end=chunk.end,
+            dense_score=dense_score,
+            bm25_score=bm25_score,
+            chunk_id=chunk.id,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,19 +174,12 @@ class Searcher:
             kept.append(key)
             assert chunk.id is not None  # only indexed passages are candidates
             hits.append(
-                Hit(
+                Hit.of(
+                    chunk,
                     rank=len(hits) + 1,
                     score=round(candidate.score, 6),
-                    text=chunk.text,
-                    source=chunk.source,
-                    doc_id=chunk.doc_id,
-                    title=chunk.title,
-                    heading=chunk.heading,
-                    start=chunk.start,
-                    end=chunk.end,
                     dense_score=candidates.dense.get(chunk.id),
                     bm25_score=candidates.lexical.get(chunk.id),
-                    chunk_id=chunk.id,
                 )
             )
             if len(hits) == k:
