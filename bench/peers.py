@@ -18,6 +18,12 @@ embedding model (the same local folder) and its E5 prefixes ("query: " / "passag
   for everything else (BM25 scoring with its Unicode tokenizer, convex fusion, FAISS backend).
 
 Each peer indexes a passage as "title\\ntext", the same information the project's chunks carry.
+
+Whole documents (the user-style set) go through each peer's own reading and splitting, as its
+documentation sets them up, and are searched for passage texts rather than ids:
+
+    Peer.read_documents(folder)    the folder's files as the Records the peer's build takes
+    system.passages(question, k)   the texts of the k best passages, best first
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +163,49 @@ def default_model_path() -> Path:
     return ensure_default_model(CACHE)
 
 
+def pack_lines(lines: list[str], size: int) -> list[str]:
+    """Consecutive lines joined (by newlines) into passages of at most `size` characters.
+
+    A line longer than `size` is cut at sentence ends first, and a sentence longer than
+    `size` every `size` characters, so that no passage is over the size and no text is lost.
+    """
+    pieces: list[str] = []
+    for line in lines:
+        if len(line) <= size:
+            pieces.append(line)
+            continue
+        sentences = [
+            sentence[start : start + size]
+            for sentence in _SENTENCE_END.split(line)
+            if sentence
+            for start in range(0, len(sentence), size)
+        ]
+        pieces.extend(_pack(sentences, size, ""))
+    return _pack([piece for piece in pieces if piece.strip()], size, "\n")
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
+
+
+def _pack(parts: list[str], size: int, joiner: str) -> list[str]:
+    packed: list[str] = []
+    current = ""
+    for part in parts:
+        if current and len(current) + len(joiner) + len(part) > size:
+            packed.append(current)
+            current = part
+        else:
+            current = f"{current}{joiner}{part}" if current else part
+    if current:
+        packed.append(current)
+    return packed
+
+
+def document_files(folder: Path) -> list[Path]:
+    """The files of a documents folder, in name order (hidden files left out)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def passage_ids(ranked: list[str], k: int) -> list[str]:
     """The first k distinct passage ids of a ranking of chunks (a passage's best chunk wins)."""
     seen: dict[str, None] = {}
@@ -235,6 +285,13 @@ class LangChainPeer:
 
     * chunks of 250 characters with 50 of overlap: Chatchat 0.2's defaults (CHUNK_SIZE,
       OVERLAP_SIZE), which come to ~300 characters with the overlap, like the project's 300;
+    * a passage's title goes in front of each chunk of its text, as the project's chunks carry
+      their document's title. Splitting "title\\ntext" whole cuts the title off as a chunk of
+      its own whenever the text is longer than a chunk; every paragraph of one article then
+      has the same title chunk, and the EnsembleRetriever, which merges documents by their
+      text, adds all their votes into one: on drcd_test that lone title came first for a
+      third of the questions (R@1 0.555). A user's files hold a title once,
+      so this is an artefact of indexing an article paragraph by paragraph, not the peer's;
     * separators from paragraph down to comma, Chinese punctuation first, kept at the end of
       the piece they close, as Chatchat's ChineseRecursiveTextSplitter does;
     * FAISS searched by inner product over normalised vectors, as Chatchat's FAISS pool creates
@@ -280,7 +337,48 @@ class LangChainPeer:
         self.ensemble: Any = None
         self.chunks = 0
 
+    @staticmethod
+    def read_documents(folder: Path) -> list[Record]:
+        """The folder's files as LangChain's document loaders read them, one Record a file
+        (`build` splits them).
+
+        Chatchat reads .txt, .md and .html with unstructured's loaders, which are not
+        installed here (unstructured is large and nothing else needs it). The LangChain
+        loaders that need only what is installed stand in and give the same plain text:
+        TextLoader for .txt and .md (the Markdown kept as written), BSHTMLLoader for .html
+        with its elements one to a paragraph, as unstructured joins its elements with a
+        blank line (BSHTMLLoader alone leaves runs of blank lines from the markup's layout).
+        """
+        from langchain_community.document_loaders import BSHTMLLoader, TextLoader
+
+        records = []
+        for path in document_files(folder):
+            suffix = path.suffix.lower()
+            if suffix in (".txt", ".md"):
+                loader: Any = TextLoader(str(path), encoding="utf-8", autodetect_encoding=True)
+            elif suffix in (".html", ".htm"):
+                loader = BSHTMLLoader(str(path), open_encoding="utf-8", get_text_separator="\n")
+            else:
+                raise ValueError(f"{path}: the LangChain peer reads .txt, .md and .html only")
+            text = "\n".join(document.page_content for document in loader.load())
+            if suffix in (".html", ".htm"):
+                text = "\n\n".join(line.strip() for line in text.splitlines() if line.strip())
+            records.append(Record(path.name, "", text))
+        return records
+
+    @classmethod
+    def index_settings(cls) -> dict[str, Any]:
+        """What an index depends on beyond its corpus; a cached index built otherwise is
+        rebuilt (ensure_built)."""
+        return {
+            "chunk_size": cls.CHUNK_SIZE,
+            "chunk_overlap": cls.CHUNK_OVERLAP,
+            "separators": cls.SEPARATORS,
+            "title": "before each chunk",
+        }
+
     def split(self, records: list[Record]) -> list[Any]:
+        from langchain_core.documents import Document
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         splitter = RecursiveCharacterTextSplitter(
@@ -289,10 +387,14 @@ class LangChainPeer:
             chunk_overlap=self.CHUNK_OVERLAP,
             keep_separator="end",
         )
-        return splitter.create_documents(
-            [record.content for record in records],
-            metadatas=[{"pid": record.id} for record in records],
-        )
+        return [
+            Document(
+                page_content=f"{record.title}\n{chunk}" if record.title else chunk,
+                metadata={"pid": record.id},
+            )
+            for record in records
+            for chunk in splitter.split_text(record.text)
+        ]
 
     def build(self, records: list[Record]) -> None:
         from langchain_community.vectorstores import FAISS
@@ -343,6 +445,9 @@ class LangChainPeer:
         documents = self.ensemble.invoke(question)
         return passage_ids([document.metadata["pid"] for document in documents], k)
 
+    def passages(self, question: str, k: int) -> list[str]:
+        return [document.page_content for document in self.ensemble.invoke(question)[:k]]
+
 
 class TxtaiPeer:
     """txtai Embeddings with hybrid search, as txtai's documentation sets it up.
@@ -357,6 +462,7 @@ class TxtaiPeer:
     """
 
     name = "txtai"
+    PASSAGE_CHARS: ClassVar[int] = 300
 
     def __init__(self, model_path: Path, embeddings: Any = None) -> None:
         from txtai import Embeddings
@@ -366,6 +472,11 @@ class TxtaiPeer:
         self.embeddings = embeddings or Embeddings(self.config(model_path))
         self.chunks = 0
 
+    @classmethod
+    def index_settings(cls) -> dict[str, Any]:
+        """What an index depends on beyond its corpus (see LangChainPeer.index_settings)."""
+        return {key: value for key, value in cls.config(Path()).items() if key != "path"}
+
     @staticmethod
     def config(model_path: Path) -> dict[str, Any]:
         return {
@@ -374,6 +485,28 @@ class TxtaiPeer:
             "hybrid": True,
             "instructions": {"query": QUERY_PREFIX, "data": PASSAGE_PREFIX},
         }
+
+    @classmethod
+    def read_documents(cls, folder: Path) -> list[Record]:
+        """The folder's files as txtai's Textractor reads them, in passages of at most
+        PASSAGE_CHARS (300, the project's chunk size).
+
+        Textractor turns each file into text (HTML through its HTML-to-Markdown step) and,
+        with `lines=True`, into lines: a paragraph of a web page, a list item, a table row.
+        Consecutive lines are packed into passages (`pack_lines`). txtai's other units do
+        not fit: `paragraphs=True` splits at blank lines only, which leaves the Q&A pages
+        whole (up to 4,000 characters, truncated by the model at 512 tokens); `sentences`
+        needs NLTK's English sentence splitter; a size-based `chunker` needs Chonkie, which
+        is not installed.
+        """
+        from txtai.pipeline import Textractor
+
+        textractor = Textractor(lines=True)
+        return [
+            Record(f"{path.name}#{number}", "", text)
+            for path in document_files(folder)
+            for number, text in enumerate(pack_lines(textractor(str(path)), cls.PASSAGE_CHARS))
+        ]
 
     def build(self, records: list[Record]) -> None:
         self.embeddings.index((record.id, record.content, None) for record in records)
@@ -396,6 +529,9 @@ class TxtaiPeer:
     def search(self, question: str, k: int) -> list[str]:
         results = self.embeddings.search(question, k)
         return passage_ids([str(result["id"]) for result in results], k)
+
+    def passages(self, question: str, k: int) -> list[str]:
+        return [result["text"] for result in self.embeddings.search(question, k)]
 
 
 PEERS: dict[str, type[LangChainPeer] | type[TxtaiPeer]] = {
@@ -457,12 +593,20 @@ def build_system(system: str, records: list[Record], folder: Path, model_path: P
         seconds = time.perf_counter() - started
     marker = {"system": system, "seconds": seconds, "passages": len(records)}
     marker["chunks"] = instance.chunks
+    marker["settings"] = index_settings(system)
     (staging / MARKER).write_text(json.dumps(marker), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     if system == ProjectSystem.name:  # the staging folder it was loaded from is gone
         instance = ProjectSystem.load(folder / "index", model_path, embedder=instance.embedder)
     return BuiltIndex(folder, system, seconds, instance.chunks, instance)
+
+
+def index_settings(system: str) -> dict[str, Any]:
+    """A system's index settings beyond its corpus, as saved in the cache marker. The
+    project's index checks its own settings when it is loaded."""
+    peer = PEERS.get(system)
+    return peer.index_settings() if peer is not None else {}
 
 
 def open_system(system: str, folder: Path, model_path: Path) -> Any:
@@ -475,10 +619,11 @@ def open_system(system: str, folder: Path, model_path: Path) -> Any:
 def ensure_built(
     system: str, dataset_name: str, corpus: Path, records: list[Record], cache: Path
 ) -> BuiltIndex:
-    """The cached index of a system over a corpus, built once."""
+    """The cached index of a system over a corpus, built once (and again when the system's
+    index settings have changed since)."""
     folder = index_folder(cache, system, dataset_name, corpus)
     marker = read_marker(folder)
-    if marker is not None:
+    if marker is not None and marker.get("settings", {}) == index_settings(system):
         return BuiltIndex(folder, system, None, int(marker["chunks"]))
     logger.warning("building the %s index of %s in %s (once)", system, dataset_name, folder)
     return build_system(system, records, folder, default_model_path())

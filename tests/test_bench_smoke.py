@@ -18,7 +18,8 @@ from bench.peers import PeersMissingError, check_peer_packages
 
 pytestmark = pytest.mark.model
 
-METRIC_ROW = re.compile(r"^\| (?P<system>[^|]+?) \|(?P<cells>( \**\d\.\d{3}\** \|){5})$")
+METRIC_ROW = re.compile(r"^\| (?P<system>[^|]+?) \|(?P<cells>( \**\d\.\d{3}\** \|)+)$")
+SYSTEMS = {"project bm25", "project dense", "project hybrid", "langchain", "txtai"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,14 +36,27 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-def _table_rows(markdown: str) -> dict[str, list[float]]:
-    rows = {}
+def _tables(markdown: str) -> dict[str, dict[str, list[float]]]:
+    """Each "## set (...)" section's rows: set name (before any slice suffix) → system →
+    the numbers of its row."""
+    tables: dict[str, dict[str, list[float]]] = {}
+    rows: dict[str, list[float]] = {}
     for line in markdown.splitlines():
+        if line.startswith("## "):
+            rows = tables.setdefault(re.split(r"-q\d+-c\d+| ", line[3:])[0], {})
         match = METRIC_ROW.match(line)
         if match:
             cells = [c.strip().strip("*") for c in match["cells"].strip(" |").split("|")]
             rows[match["system"]] = [float(c) for c in cells]
-    return rows
+    return tables
+
+
+def _check_passage_table(rows: dict[str, list[float]]) -> None:
+    assert set(rows) == SYSTEMS
+    for values in rows.values():
+        assert len(values) == 5 and all(0.0 <= v <= 1.0 for v in values)
+        r1, r5, r10, hit10, _ = values
+        assert r1 <= r5 <= r10 <= hit10  # recall grows with k; a hit needs only one gold
 
 
 def test_quality_scores_every_system(cache: Path, tmp_path: Path) -> None:
@@ -51,13 +65,37 @@ def test_quality_scores_every_system(cache: Path, tmp_path: Path) -> None:
     output = tmp_path / "quality.md"
     argv = ["--sets", "dureader_demo", "--limit", "5", "--corpus-limit", "20", "-q"]
     assert main([*argv, "--cache", str(cache), "--output", str(output)]) == 0
-    rows = _table_rows(output.read_text(encoding="utf-8"))
-    assert set(rows) == {"project bm25", "project dense", "project hybrid", "langchain", "txtai"}
-    for values in rows.values():
-        assert all(0.0 <= v <= 1.0 for v in values)
-        r1, r5, r10, hit10, _ = values
-        assert r1 <= r5 <= r10 <= hit10  # recall grows with k; a hit needs only one gold
+    tables = _tables(output.read_text(encoding="utf-8"))
+    assert list(tables) == ["dureader_demo"]
+    _check_passage_table(tables["dureader_demo"])
     assert (cache / "bench" / "quality_details.json").is_file()
+
+
+def test_quality_covers_traditional_and_whole_document_sets(cache: Path, tmp_path: Path) -> None:
+    """drcd_test like the other passage sets; the user-style set with each peer reading the
+    documents itself (three documents: the first questions' one and two more)."""
+    import json
+
+    from bench.quality import main
+
+    output = tmp_path / "quality.md"
+    argv = ["--sets", "drcd_test", "userstyle", "--limit", "6", "--corpus-limit", "3", "-q"]
+    assert main([*argv, "--cache", str(cache), "--output", str(output)]) == 0
+    report = output.read_text(encoding="utf-8")
+    tables = _tables(report)
+    assert list(tables) == ["drcd_test", "userstyle"]
+    _check_passage_table(tables["drcd_test"])
+    assert set(tables["userstyle"]) == {"project (ask)", "langchain", "txtai"}
+    for top1, top3 in tables["userstyle"].values():
+        assert 0.0 <= top1 <= top3 <= 1.0
+    assert re.search(
+        r"## userstyle-q\d+-c3 \(\d+ answerable questions of \d+, 3 documents\)", report
+    )
+    details = json.loads((cache / "bench" / "quality_details.json").read_text(encoding="utf-8"))
+    (userstyle,) = (ranks for name, ranks in details.items() if name.startswith("userstyle"))
+    for system in ("project (ask)", "langchain", "txtai"):  # one rank per answerable question
+        ranks = userstyle["first_gold_rank"][system].values()
+        assert ranks and all(rank is None or 1 <= rank <= 3 for rank in ranks)
 
 
 def test_speed_reports_every_system(cache: Path, tmp_path: Path) -> None:
