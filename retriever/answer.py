@@ -26,7 +26,7 @@ from retriever.answer_rules import (
 )
 from retriever.answerability import AnswerCheck
 from retriever.chunking import split_sentences
-from retriever.comparison import Side, mentions
+from retriever.comparison import Side
 from retriever.corpus import normalize
 from retriever.embedding import Embedder
 from retriever.searcher import Candidates, Hit
@@ -149,10 +149,10 @@ class Answerer:
         candidates = _candidates(hits, considered, opinions=asks_opinion(question))
         if not candidates or not judgement.found:
             return _not_found(question, hits, confidence)
-        candidates = _shortlist(candidates, _prior(question, candidates, hits), hits, sides)
-        scores = _prior(question, candidates, hits) + self._similarity(
-            searched.vector, candidates, hits
-        )
+        prior = _prior(question, candidates, hits)
+        kept = _shortlist(candidates, prior, hits, sides)
+        candidates = [candidates[i] for i in kept]
+        scores = prior[kept] + self._similarity(searched.vector, candidates, hits)
         order = np.argsort(-scores)
         best = float(scores[order[0]])
         chosen = [
@@ -163,8 +163,8 @@ class Answerer:
         if asks_list(question):
             chosen = _whole_list(chosen[0], hits) or chosen
         for side in sides or []:
-            if not any(mentions(_read(hits, c), side.text) for c in chosen):
-                speaking = [i for i in order if mentions(_read(hits, candidates[i]), side.text)]
+            if not any(side.mentioned_in(_read(hits, c)) for c in chosen):
+                speaking = [i for i in order if side.mentioned_in(_read(hits, candidates[i]))]
                 if speaking:
                     i = speaking[0]
                     chosen.append(_Candidate(candidates[i][0], candidates[i][1], float(scores[i])))
@@ -226,18 +226,18 @@ def _shortlist(
     prior: np.ndarray,
     hits: list[Hit],
     sides: list[Side] | None,
-) -> list[tuple[int, Quote]]:
-    """The SHORTLIST sentences with the best prior, in passage order, and for each side of a
-    comparison the best one that speaks of it: embedding every sentence of five long passages
-    cost most of an answer's time."""
+) -> list[int]:
+    """The indexes of the SHORTLIST sentences with the best prior, in passage order, and for
+    each side of a comparison the best one that speaks of it: embedding every sentence of
+    five long passages cost most of an answer's time."""
     if len(candidates) <= SHORTLIST:
-        return candidates
+        return list(range(len(candidates)))
     order = [int(i) for i in np.argsort(-prior, kind="stable")]
     keep = set(order[:SHORTLIST])
     for side in sides or []:
-        speaking = (i for i in order if mentions(_read(hits, candidates[i]), side.text))
+        speaking = (i for i in order if side.mentioned_in(_read(hits, candidates[i])))
         keep |= {i for i in [next(speaking, None)] if i is not None}
-    return [candidates[i] for i in sorted(keep)]
+    return sorted(keep)
 
 
 def _not_found(

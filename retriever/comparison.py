@@ -10,7 +10,7 @@ more, compared on the normalised text, so traditional and simplified forms match
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from retriever.corpus import normalize
 from retriever.index import Index
@@ -30,10 +30,17 @@ CANDIDATES_PER_SIDE = 20
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison and the best passage that speaks of it (None: no passage)."""
+    """One side of a comparison, its words, and the best passage that speaks of it (None: no
+    passage)."""
 
     text: str
+    words: tuple[str, ...]
     evidence: StoredChunk | None
+
+    def mentioned_in(self, text: str) -> bool:
+        """Whether a text speaks of this side: it holds every word of it."""
+        plain = normalize(text)
+        return bool(self.words) and all(word in plain for word in self.words)
 
 
 def compared(question: str) -> tuple[str, str] | None:
@@ -58,21 +65,15 @@ def find_sides(index: Index, question: str) -> list[Side] | None:
     if sides is None:
         return None
     found = []
-    for side in sides:
-        words = _words(side)
-        evidence = None
-        for chunk_id, _ in index.lexical.search(normalize(side), CANDIDATES_PER_SIDE):
-            chunk = index.by_id[chunk_id]
-            text = normalize(f"{chunk.heading}\n{chunk.text}")
-            if words and all(word in text for word in words):
-                evidence = chunk
-                break
-        found.append(Side(side, evidence))
+    for text in sides:
+        side = Side(text, tuple(_words(text)), None)
+        chunks = (
+            index.by_id[chunk_id]
+            for chunk_id, _ in index.lexical.search(normalize(text), CANDIDATES_PER_SIDE)
+        )
+        evidence = next(
+            (chunk for chunk in chunks if side.mentioned_in(f"{chunk.heading}\n{chunk.text}")),
+            None,
+        )
+        found.append(replace(side, evidence=evidence))
     return found
-
-
-def mentions(text: str, side: str) -> bool:
-    """Whether a sentence speaks of a side: it holds every word of it."""
-    plain = normalize(text)
-    words = _words(side)
-    return bool(words) and all(word in plain for word in words)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from retriever import Retriever
+from retriever.chunking import Span  # 0-based, end-exclusive offsets into the text
 from retriever.corpus import CorpusError, Document, read_file
 from web.library import Library
 
@@ -45,14 +46,6 @@ class PreviewError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class Span:
-    """A stretch of the document's text: 0-based, end-exclusive offsets."""
-
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
