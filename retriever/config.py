@@ -42,16 +42,31 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class FusionWeights:
+    """How a hybrid score is made from a candidate's evidence, in units of cosine similarity:
+    its cosine, plus `bm25` times its BM25 score over the best candidate's, plus `lead` times
+    the best BM25 match's lead over the runner-up (over the best score), plus `coverage`
+    times the share of the question's content words its text holds, plus `title` times the
+    share its document's title holds (retriever.fusion).
+
+    These defaults are the rule for a model without a fit; the default model's weights are
+    fitted on evaluation splits by bench.fit_fusion and shipped in retriever/data/fusion.json.
+    """
+
+    bm25: float = 0.015
+    lead: float = 0.04
+    coverage: float = 0.0
+    title: float = 0.0
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """How the dense and BM25 rankings are fused, and when an answer counts as found."""
 
     candidates: int = 50
-    # The BM25 bonus, in units of cosine similarity: a hit's score is its cosine plus
-    # lexical_weight * its BM25 score / the best BM25 score, and the best BM25 match also
-    # gets lead_weight * (its BM25 score - the runner-up's) / its BM25 score. Tuned on the
-    # evaluation sets for the default model (python -m bench.tune, docs/BENCHMARKS.md).
-    lexical_weight: float = 0.015
-    lead_weight: float = 0.04
+    # None: the weights fitted for the index's model (retriever/data/fusion.json), or
+    # FusionWeights() for a model without a fit.
+    fusion: FusionWeights | None = None
     # The confidence (retriever.answerability) at which the corpus counts as answering a
     # question. None: the cut fitted for the index's model.
     min_confidence: float | None = None

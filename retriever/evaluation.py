@@ -7,7 +7,7 @@ sets' README defines them. Passages are ranked by their best chunk.
 The rankings are what `Retriever.search` returns: the searcher's own stages (candidates,
 fusion, reranker, repeats dropped; retriever.searcher), with more candidates per question
 (DEPTH) so that ten distinct passages survive. Each question's candidates are found once and
-ranked again for each mode or fusion setting (`score`), as bench.tune does over a grid.
+ranked again for each mode or fusion setting (`score`), as bench.fit_fusion does per fold.
 """
 
 from __future__ import annotations

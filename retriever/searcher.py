@@ -2,12 +2,13 @@
 
 1. Candidates (`Searcher.candidates`): the question is embedded and each backend gives its
    top `depth` chunks; each candidate of one side gets its exact score from the other
-   (`scores` for given ids), so fusion never guesses. This is the costly stage: one query
-   embedding and two index look-ups.
-2. `rank`: fusion (retriever.fusion), the reranker if there is one (retriever.rerank), then
-   the passages that repeat a higher one are dropped and the first k become Hits.
+   (`scores` for given ids), so fusion never guesses, and the share of the question's words
+   it holds. This is the costly stage: one query embedding and the index look-ups.
+2. `rank`: fusion (retriever.fusion, with the weights fitted for the embedding model), the
+   reranker if there is one (retriever.rerank), then the passages that repeat a higher one
+   are dropped and the first k become Hits.
 
-`search`, `ask`, `python -m retriever eval`, bench.tune and bench.quality all run these same
+`search`, `ask`, `python -m retriever eval`, bench.fit_fusion and bench.quality all run these same
 stages; the evaluation keeps the candidates of each question and ranks them again per mode
 or fusion setting, which costs only the second stage.
 """
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from retriever.config import MAX_QUESTION_CHARS, SearchSettings
+from retriever.config import MAX_QUESTION_CHARS, FusionWeights, SearchSettings
 from retriever.corpus import normalize
 from retriever.embedding import Embedder
-from retriever.fusion import Mode, fuse
+from retriever.fusion import Candidates, Mode, fitted_weights, fuse
 from retriever.index import Index
 from retriever.passages import duplicate_key
 from retriever.rerank import Candidate, Reranker
 from retriever.store import StoredChunk
+from retriever.words import telling_words
 
 # After NFKC, full-width ？！．～ are ? ! . ~; 。 and … stay as they are.
 _TRAILING_MARKS = re.compile(r"[\s?!.。…~]+$")
@@ -85,17 +88,6 @@ class Hit:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Candidates:
-    """A question's candidates with both their scores: ({chunk id: cosine}, {chunk id: BM25
-    score}). Without a query vector (BM25 mode) the dense side is empty."""
-
-    question: str
-    vector: np.ndarray | None
-    dense: dict[int, float]
-    lexical: dict[int, float]
-
-
 class Searcher:
     """Ranks an index's passages for questions: an index, the model that embeds questions,
     search settings, and an optional reranker."""
@@ -111,6 +103,7 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
+        self.weights = settings.fusion or fitted_weights(embedder.name) or FusionWeights()
 
     def with_settings(self, **changes: Any) -> Searcher:
         return Searcher(self.index, self.embedder, replace(self.settings, **changes), self.reranker)
@@ -155,12 +148,20 @@ class Searcher:
             candidates |= dense.keys()
         bm25 = dict(top)
         bm25.update(self.index.lexical.scores(normalized, candidates - bm25.keys()))
-        return Candidates(question, vector, dense, {i: bm25.get(i, 0.0) for i in candidates})
+        lexical = {i: bm25.get(i, 0.0) for i in candidates}
+        coverage = self.index.lexical.coverage(normalized, candidates)
+        words = telling_words(normalized)
+        chunks = self.index.by_id
+        titles = {
+            i: len(words & title_words(chunks[i].title)) / len(words) if words else 0.0
+            for i in candidates
+        }
+        return Candidates(question, vector, dense, lexical, coverage, titles)
 
     def rank(self, candidates: Candidates, k: int, mode: Mode) -> list[Hit]:
         """Stage 2: fuse, rerank, and keep the first k passages that repeat none above."""
         chunks = self.index.by_id
-        fused = fuse(candidates.dense, candidates.lexical, self.settings, mode)
+        fused = fuse(candidates, self.weights, mode)
         ranked = [Candidate(chunks[chunk_id], score) for chunk_id, score in fused]
         if self.reranker is not None:
             ranked = self.reranker.rerank(candidates.question, ranked)
@@ -191,6 +192,12 @@ def _repeats(key: str, other: str) -> bool:
     """Same passage, or one a truncated copy of the other (scraped pages repeat summaries)."""
     shorter, longer = sorted((key, other), key=len)
     return shorter == longer or (len(shorter) >= 20 and shorter in longer)
+
+
+@lru_cache(maxsize=100_000)
+def title_words(title: str) -> frozenset[str]:
+    """A document title's content words, cut once per title: every chunk shares them."""
+    return frozenset(telling_words(title))
 
 
 def search_text(question: str) -> str:

@@ -10,10 +10,13 @@ keyword search that misses. BM25 (retriever.backends.bm25s_lexical) and answers
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 
 from retriever.corpus import normalize
 from retriever.stopwords_zh import STOPWORDS_ZH
+
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 @lru_cache(maxsize=1)
@@ -33,6 +36,17 @@ def tokenize(text: str, *, search_mode: bool = True) -> list[str]:
     return [word for word in words if any(ch.isalnum() for ch in word)]
 
 
-def content_words(text: str) -> set[str]:
+def content_words(text: str, *, search_mode: bool = True) -> set[str]:
     """The distinct words of the text that carry meaning: function words left out."""
-    return set(tokenize(text)) - STOPWORDS_ZH
+    return set(tokenize(text, search_mode=search_mode)) - STOPWORDS_ZH
+
+
+def telling_words(text: str, *, search_mode: bool = True) -> set[str]:
+    """The content words that tell passages apart: single Chinese characters (做, 事, 人)
+    left out too, as alone they are the most ambiguous words, and a passage holding one says
+    little about what it means. Digits and Latin letters stay, even alone (第3条)."""
+    return {
+        word
+        for word in content_words(text, search_mode=search_mode)
+        if len(word) > 1 or not _HAN.fullmatch(word)
+    }

@@ -47,7 +47,7 @@ def test_unknown_coverage_takes_the_prior_not_zero() -> None:
 
 
 def _candidates(vector: np.ndarray, cosines: list[float]) -> Candidates:
-    return Candidates("q", vector, dict(enumerate(cosines)), {})
+    return Candidates("q", vector, dict(enumerate(cosines)), {}, {}, {})
 
 
 def test_evidence_is_relative_to_the_question_baseline_and_the_corpus() -> None:

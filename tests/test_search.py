@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from retriever import Candidate, QuestionError, Retriever, SearchSettings
-from retriever.fusion import fuse
+from retriever import Candidate, QuestionError, Retriever
+from retriever.config import FusionWeights
+from retriever.fusion import Candidates, fitted_weights, fuse
+from retriever.models import INT8_MODEL_NAME
 
 
 @pytest.fixture
@@ -71,13 +73,51 @@ def test_question_with_no_known_word_still_answers(retriever: Retriever) -> None
     assert retriever.search("qwxyz", k=2)
 
 
+def candidates(
+    cosines: dict[int, float],
+    bm25: dict[int, float],
+    coverage: dict[int, float] | None = None,
+    title: dict[int, float] | None = None,
+) -> Candidates:
+    return Candidates("q", None, cosines, bm25, coverage or {}, title or {})
+
+
 def test_keywords_decide_only_where_the_model_is_unsure() -> None:
-    settings = SearchSettings(lexical_weight=0.03)
-    unsure = fuse({1: 0.861, 2: 0.860, 3: 0.855}, {1: 0.0, 2: 1.0, 3: 4.0}, settings, "hybrid")
+    weights = FusionWeights(bm25=0.03, lead=0.0)
+    bm25 = {1: 0.0, 2: 1.0, 3: 4.0}
+    unsure = fuse(candidates({1: 0.861, 2: 0.860, 3: 0.855}, bm25), weights, "hybrid")
     assert [i for i, _ in unsure] == [3, 2, 1]
-    sure = fuse({1: 0.95, 2: 0.86, 3: 0.85}, {1: 0.0, 2: 1.0, 3: 4.0}, settings, "hybrid")
+    sure = fuse(candidates({1: 0.95, 2: 0.86, 3: 0.85}, bm25), weights, "hybrid")
     assert [i for i, _ in sure] == [1, 3, 2]
-    assert fuse({1: 0.9}, {1: 0.0, 2: 3.0}, settings, "bm25") == [(2, 3.0)]
+    assert fuse(candidates({1: 0.9}, {1: 0.0, 2: 3.0}), weights, "bm25") == [(2, 3.0)]
+
+
+def test_the_share_of_question_words_held_breaks_a_near_tie() -> None:
+    cosines, bm25 = {1: 0.861, 2: 0.855}, {1: 2.0, 2: 2.0}
+    by_text = fuse(
+        candidates(cosines, bm25, coverage={1: 0.25, 2: 1.0}),
+        FusionWeights(bm25=0.0, lead=0.0, coverage=0.03),
+        "hybrid",
+    )
+    assert [i for i, _ in by_text] == [2, 1]
+    assert by_text[0][1] == pytest.approx(0.855 + 0.03)
+    by_title = fuse(
+        candidates(cosines, bm25, title={2: 0.5}),
+        FusionWeights(bm25=0.0, lead=0.0, title=0.02),
+        "hybrid",
+    )
+    assert by_title == [(2, pytest.approx(0.865)), (1, pytest.approx(0.861))]
+
+
+def test_the_default_model_is_ranked_with_its_fitted_weights(
+    retriever: Retriever, hashing_embedder
+) -> None:
+    fitted = fitted_weights(INT8_MODEL_NAME)
+    assert fitted is not None and fitted.coverage > 0  # bench.fit_fusion's choice is shipped
+    assert fitted_weights("a-model-nobody-fitted") is None
+    assert retriever.searcher.weights == FusionWeights()  # the stand-in model has no fit
+    chosen = FusionWeights(bm25=0.5)
+    assert retriever.with_settings(fusion=chosen).searcher.weights == chosen
 
 
 def test_answer_markers_match_citation_numbers(retriever: Retriever) -> None:
@@ -138,4 +178,4 @@ def test_a_reranker_reorders_what_fusion_ranked(
     reversed_hits = reranked.search("苹果有什么好处", k=10)
     assert [h.chunk_id for h in reversed_hits] == [h.chunk_id for h in fused][::-1]
     assert [h.rank for h in reversed_hits] == list(range(1, len(fused) + 1))
-    assert reranked.with_settings(lexical_weight=0.02).searcher.reranker is not None
+    assert reranked.with_settings(fusion=FusionWeights()).searcher.reranker is not None

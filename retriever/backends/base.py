@@ -118,3 +118,9 @@ class LexicalBackend(ABC):
     def scores(self, question: str, ids: Collection[int]) -> dict[int, float]:
         """The score of `question` for each of `ids` the index holds (0.0 where no word
         matches)."""
+
+    @abstractmethod
+    def coverage(self, question: str, ids: Collection[int]) -> dict[int, float]:
+        """For each of `ids` the index holds, the share of the question's content words
+        (retriever.words.telling_words) that its text holds; 0.0 for a question without
+        any."""

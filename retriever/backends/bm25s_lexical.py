@@ -25,7 +25,7 @@ import numpy as np
 
 from retriever.backends.base import LexicalBackend, Scored
 from retriever.config import LexicalSettings
-from retriever.words import tokenize
+from retriever.words import telling_words, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -121,12 +121,46 @@ class Bm25sLexical(LexicalBackend):
         if not ids:
             return {}
         scores = self._scores(question)
-        if self._row_of is None:
-            self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids)}
-        rows = self._row_of
+        rows = self._rows()
         return {i: float(scores[rows[i]]) for i in ids if i in rows}
 
+    def coverage(self, question: str, ids: Collection[int]) -> dict[int, float]:
+        rows = self._rows()
+        held = [i for i in ids if i in rows]
+        words = telling_words(question, search_mode=self.settings.search_mode)
+        bm25 = self._index()
+        if not held or not words or bm25 is None:
+            return dict.fromkeys(held, 0.0)
+        # Each word weighs its BM25 inverse document frequency in this corpus: a word most
+        # passages hold (办公室 in a document about 办公室主任) says little about which one
+        # answers, and jieba's search mode cuts one term into several words (办公, 公室,
+        # 办公室), which would otherwise count it several times. A word no passage holds
+        # weighs the most and is held by none.
+        passages = bm25.scores["num_docs"]
+        holding = np.diff(bm25.scores["indptr"])
+        known = np.array([self._vocab.get(w, -1) for w in words], dtype=np.int64)
+        counts = np.where(known >= 0, holding[np.maximum(known, 0)], 0)
+        weights = np.log1p((passages - counts + 0.5) / (counts + 0.5))
+        weight_of = dict(zip(known[known >= 0].tolist(), weights[known >= 0], strict=True))
+        total = float(weights.sum())
+        # All passages' tokens tested at once; a word a passage repeats counts once.
+        segments = [self._tokens[self._offsets[rows[i]] : self._offsets[rows[i] + 1]] for i in held]
+        tokens = np.concatenate(segments)
+        owner = np.repeat(np.arange(len(held)), [len(segment) for segment in segments])
+        match = np.isin(tokens, np.fromiter(weight_of, dtype=np.int64))
+        pairs = np.unique(np.stack([owner[match], tokens[match]]), axis=1)
+        shares = np.zeros(len(held))
+        for row, token in pairs.T:
+            shares[row] += weight_of[int(token)]
+        return {i: float(share) / total for i, share in zip(held, shares, strict=True)}
+
     # ------------------------------------------------------------------------ inside
+
+    def _rows(self) -> dict[int, int]:
+        """Row of each chunk id."""
+        if self._row_of is None:
+            self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids)}
+        return self._row_of
 
     def _token_ids(self, text: str) -> np.ndarray:
         """The text's words as token ids, new words added to the vocabulary."""
