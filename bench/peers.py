@@ -277,6 +277,10 @@ class ProjectSystem:
         hits = self.retriever.search(question, k=k)
         return passage_ids([hit.doc_id.split("#", 1)[-1] for hit in hits], k)
 
+    def ask(self, question: str) -> None:
+        """A whole answer, as the page and `/api/ask` give it (the peers have no such step)."""
+        self.retriever.ask(question)
+
 
 class LangChainPeer:
     """A Langchain-Chatchat-style hybrid retriever.

@@ -14,7 +14,8 @@ memory never count for another:
 * cold start: from the moment the parent starts the process to the first answered question,
   with the index already built (interpreter start, imports, model and index load, 1 search).
 * latency: every question once more after the first, retrieval alone (`search(q, 10)`),
-  median and 95th percentile.
+  median and 95th percentile; for the project also a whole answer (`ask(q)`: retrieval, the
+  answer check and the quoted sentences), which the peers have no counterpart of.
 * peak memory: the serving process's peak resident set size (getrusage), after all questions.
 
 Serving is measured `--runs` times (default 3) and the medians are reported, with each
@@ -110,9 +111,20 @@ def child_serve(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         system.search(question, K)
         latencies.append((time.perf_counter() - started) * 1000)
+    answers = []
+    if hasattr(system, "ask"):
+        for question in questions:
+            started = time.perf_counter()
+            system.ask(question)
+            answers.append((time.perf_counter() - started) * 1000)
     print(
         json.dumps(
-            {"cold_start": cold_start, "latencies_ms": latencies, "peak_rss_mb": peak_rss_mb()}
+            {
+                "cold_start": cold_start,
+                "latencies_ms": latencies,
+                "ask_latencies_ms": answers,
+                "peak_rss_mb": peak_rss_mb(),
+            }
         )
     )
 
@@ -150,6 +162,7 @@ class SystemSpeed:
     cold_start: list[float]
     latency_median_ms: list[float]
     latency_p95_ms: list[float]
+    ask_median_ms: list[float]  # a whole answer: the project only
     peak_rss_mb: list[float]
 
     @property
@@ -188,7 +201,7 @@ def measure(
             chunks = built["chunks"]
     marker = read_marker(folder) or {}
     chunks = chunks or int(marker.get("chunks", 0))
-    cold, medians, p95s, rss = [], [], [], []
+    cold, medians, p95s, asks, rss = [], [], [], [], []
     for run in range(runs):
         print(f"  {system}: serve {run + 1}/{runs}", file=sys.stderr, flush=True)
         served = run_child(
@@ -208,6 +221,8 @@ def measure(
         cold.append(served["cold_start"])
         medians.append(statistics.median(served["latencies_ms"]))
         p95s.append(percentile(served["latencies_ms"], 0.95))
+        if served["ask_latencies_ms"]:
+            asks.append(statistics.median(served["ask_latencies_ms"]))
         rss.append(served["peak_rss_mb"])
     return SystemSpeed(
         system,
@@ -218,6 +233,7 @@ def measure(
         cold,
         medians,
         p95s,
+        asks,
         rss,
     )
 
@@ -264,8 +280,8 @@ def markdown(
         + (f" Serving with {torch_threads} torch thread(s)." if torch_threads else ""),
         "",
         "| system | chunks | build | passages/s | cold start | latency p50 | latency p95 "
-        "| peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ask p50 | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cold, p50, p95, rss = (
@@ -279,6 +295,7 @@ def markdown(
             f"| {cold:.2f} s ({_ratio(cold, med(base.cold_start))}) "
             f"| {p50:.1f} ms ({_ratio(p50, med(base.latency_median_ms))}) "
             f"| {p95:.1f} ms ({_ratio(p95, med(base.latency_p95_ms))}) "
+            f"| {f'{med(r.ask_median_ms):.1f} ms' if r.ask_median_ms else '–'} "
             f"| {rss:.0f} MB ({_ratio(rss, med(base.peak_rss_mb))}) |"
         )
     if any(not r.build_seconds for r in results):

@@ -109,8 +109,10 @@ def test_speed_reports_every_system(cache: Path, tmp_path: Path) -> None:
     rows = [line for line in output.read_text(encoding="utf-8").splitlines() if line[:2] == "| "]
     systems = [row.split("|")[1].strip() for row in rows[1:]]
     assert systems == ["project", "langchain", "txtai"]
-    assert all(row.count("|") == 9 and " ms (" in row and " MB (" in row for row in rows[1:])
+    assert all(row.count("|") == 10 and " ms (" in row and " MB (" in row for row in rows[1:])
     assert "(1.00×)" in rows[1]  # the project is the base of every ratio
+    asks = [row.split("|")[8].strip() for row in rows[1:]]  # a whole answer: the project's only
+    assert asks[0].endswith(" ms") and float(asks[0][:-3]) > 0 and asks[1:] == ["–", "–"]
 
 
 def test_onnx_int8_builds_and_scores(cache: Path, tmp_path: Path) -> None:
