@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from gradio.utils import get_upload_folder
 
 from retriever import IndexLoadError
+from retriever.bases import DEFAULT
 from web import conversations
 from web.access import AccessError, check_host, load_access
 from web.api import api_router, validation_error
@@ -31,7 +32,7 @@ from web.library import Library
 from web.limits import BodyLimit, FeedbackLimit, QuestionLimit
 from web.locale import LABELS, ChinesePage
 from web.page import WATCH_IDLE_SECONDS, Page
-from web.preview import Previews
+from web.preview import BasePreviews, Previews
 from web.settings import Settings, SettingsError
 from web.uploads import UPLOAD_SUFFIXES
 
@@ -79,8 +80,9 @@ feedback = Feedback(
     FeedbackLog(settings.feedback_folder, max_bytes=settings.max_feedback_bytes),
     FeedbackLimit(settings.feedback_per_minute),
 )
-previews = Previews(library)
-page = Page(library, access, limit, uploads, answers)
+libraries = Libraries(library, settings.bases_folder, max_bases=settings.max_bases)
+previews = BasePreviews(libraries, Previews(library))
+page = Page(libraries, access, limit, uploads, answers)
 
 with gr.Blocks(title="中文文档问答") as demo:
     gr.HTML(
@@ -91,6 +93,15 @@ with gr.Blocks(title="中文文档问答") as demo:
     # leave, the one scroll area of the conversation (web/layout.css).
     with gr.Row(equal_height=False, elem_id="main"):
         with gr.Column(scale=3, elem_id="chat-column"):
+            # Custom values, because a Gradio API client has no page load to fill in the
+            # choices; every handler checks the name it gets.
+            base = gr.Dropdown(
+                [DEFAULT],
+                value=DEFAULT,
+                label="知识库",
+                elem_id="base",
+                allow_custom_value=True,
+            )
             conversations.bar()
             chat = gr.ChatInterface(
                 page.respond,
@@ -112,7 +123,10 @@ with gr.Blocks(title="中文文档问答") as demo:
                     elem_id="question",
                     label="问题",  # shown over a refusal of the validator
                 ),
-                examples=EXAMPLES,
+                # No base in the examples: they are asked of the base chosen at the time,
+                # and stay buttons in the empty chat.
+                examples=[[example, None] for example in EXAMPLES],
+                additional_inputs=[base],
                 api_name="ask",
                 concurrency_limit=4,
                 fill_height=False,
@@ -120,6 +134,18 @@ with gr.Blocks(title="中文文档问答") as demo:
             )
         with gr.Column(scale=2, elem_id="side"):
             conversations.conversation_list()
+            # Editors only, like the document controls below.
+            with gr.Accordion("管理知识库", open=False, visible=False, elem_id="bases") as bases:
+                base_name = gr.Textbox(
+                    label="名称（文字、数字、- 和 _）", max_lines=1, elem_id="base-name"
+                )
+                with gr.Row():
+                    create_button = gr.Button("新建", elem_id="create-base")
+                    rename_button = gr.Button("把当前知识库改成这个名称", elem_id="rename-base")
+                    delete_button = gr.Button(
+                        "删除当前知识库", variant="stop", elem_id="delete-base"
+                    )
+                base_outcome = gr.HTML(elem_id="base-outcome", js_on_load=None)
             gr.HTML("<h3>我的文档</h3>", elem_id="documents-title")
             # Editors only: page.state hides these columns from readers.
             with gr.Column(visible=False, elem_id="adding") as adding:
@@ -150,18 +176,30 @@ with gr.Blocks(title="中文文档问答") as demo:
     # The source preview and the 👍/👎 messenger: small, and laid out wherever (a dialog).
     Citations(access, previews, feedback).render()
     conversations.keep_in_browser(demo, chat)
-    state = [info, documents, chosen, trash, trashed, adding, editing]
-    demo.load(page.state, outputs=state, api_name="page_state")
+    state = [info, documents, chosen, trash, trashed, adding, editing, bases]
+    demo.load(page.bases, outputs=base, api_name="bases").then(
+        page.state, inputs=base, outputs=state, api_name="page_state"
+    )
+    # A base chosen, created, renamed or deleted: the side shows that base's documents.
+    base.input(page.state, inputs=base, outputs=state, api_visibility="private")
+    for button, handler, inputs in (
+        (create_button, page.create_base, [base_name]),
+        (rename_button, page.rename_base, [base, base_name]),
+        (delete_button, page.delete_base, [base]),
+    ):
+        button.click(
+            handler, inputs=inputs, outputs=[base_outcome, base], concurrency_id="bases"
+        ).then(page.state, inputs=base, outputs=state, api_visibility="private")
     # The index line follows a rebuild as it runs (web/page.py says how often it is asked
     # for). Outside the queue: small requests, never waiting behind questions or rebuilds.
     watch = gr.Timer(WATCH_IDLE_SECONDS)
     quietly = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
-    watch.tick(page.index_line, outputs=[info, watch], **quietly)
+    watch.tick(page.index_line, inputs=base, outputs=[info, watch], **quietly)
     # Each editing button asks for the index line often first: its rebuild is starting.
     # One queue for the three: two rebuilds asked for at once would only wait on each other.
     add_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
         page.add_documents,
-        inputs=files,
+        inputs=[files, base],
         outputs=[outcome, *state, files],
         api_name="add_documents",
         show_progress_on=outcome,
@@ -169,7 +207,7 @@ with gr.Blocks(title="中文文档问答") as demo:
     )
     remove_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
         page.remove_document,
-        inputs=chosen,
+        inputs=[chosen, base],
         outputs=[outcome, *state],
         api_name="remove_document",
         show_progress_on=outcome,
@@ -177,7 +215,7 @@ with gr.Blocks(title="中文文档问答") as demo:
     )
     restore_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
         page.restore_document,
-        inputs=trashed,
+        inputs=[trashed, base],
         outputs=[outcome, *state],
         api_name="restore_document",
         show_progress_on=outcome,
@@ -199,7 +237,7 @@ api = FastAPI(
 # Before mounting the page at "/", which would otherwise take every path.
 api.include_router(
     api_router(
-        Libraries(library, settings.bases_folder, max_bases=settings.max_bases),
+        libraries,
         access,
         limit,
         answers=answers,

@@ -23,20 +23,36 @@ from conftest import page_pdf, text_pdf
 from starlette.testclient import TestClient
 
 from retriever import Answer, Citation, Hit, IndexInfo, QuestionError, Quote, Retriever
+from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
 from retriever.corpus import CorpusError, extract_text
 from web import uploads
-from web.access import Access
+from web.access import Access, Role, _Credential
 from web.browser_uploads import BrowserUploads
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
 from web.feedback import main as feedback_main
 from web.followup import complete_followup, subject_of
+from web.libraries import Libraries
 from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
 from web.limits import FeedbackLimit, QuestionLimit
 from web.locale import ChinesePage
-from web.page import WATCH_BUILD_SECONDS, WATCH_IDLE_SECONDS, Page, earlier_questions
-from web.preview import Preview, PreviewError, Previews, Span, parse_marks, parse_spec
+from web.page import (
+    EDITORS_ONLY,
+    WATCH_BUILD_SECONDS,
+    WATCH_IDLE_SECONDS,
+    Page,
+    earlier_questions,
+)
+from web.preview import (
+    BasePreviews,
+    Preview,
+    PreviewError,
+    Previews,
+    Span,
+    parse_marks,
+    parse_spec,
+)
 from web.questions import question_problem
 from web.reasons import build_error, file_reason
 from web.render import (
@@ -670,14 +686,15 @@ def _request() -> SimpleNamespace:
 
 @pytest.fixture
 def page(library: Library, tmp_path: Path) -> Page:
-    return Page(library, Access(), QuestionLimit(0), BrowserUploads(tmp_path / "gradio"))
+    libraries = Libraries(library, tmp_path / "bases")
+    return Page(libraries, Access(), QuestionLimit(0), BrowserUploads(tmp_path / "gradio"))
 
 
 def test_a_follow_up_completed_past_the_limit_is_searched_as_typed(page: Page) -> None:
     earlier = "办公室主任" * 199 + "的职责"  # its subject alone is 995 characters
     history = [{"role": "user", "content": earlier}]
     assert len(complete_followup("它每天做什么?", [earlier])) > MAX_QUESTION_CHARS
-    reply = page.respond("它每天做什么?", history, _request())
+    reply = page.respond("它每天做什么?", history, DEFAULT, _request())
     assert "qa-error" not in reply and "按上文理解为" not in reply
 
 
@@ -687,16 +704,16 @@ def test_a_question_the_engine_refuses_gets_a_chinese_reply(
     def refuse(question: str) -> None:
         raise QuestionError("the question is empty")
 
-    monkeypatch.setattr(page.library.retriever, "ask", refuse)
-    reply = page.respond("办公室主任是谁?", [], _request())
+    monkeypatch.setattr(page.libraries.default.retriever, "ask", refuse)
+    reply = page.respond("办公室主任是谁?", [], DEFAULT, _request())
     assert "无法搜索这个问题，请换个说法再问" in reply and "empty" not in reply
-    assert "请先输入问题" in page.respond("\u200b", [], _request())
+    assert "请先输入问题" in page.respond("\u200b", [], DEFAULT, _request())
 
 
 def test_the_progress_bar_starts_with_reading_and_no_made_up_percent(page: Page) -> None:
     shown: list[tuple[float, str]] = []
     page.remove_document(
-        "fruit.md", _request(), lambda fraction, desc: shown.append((fraction, desc))
+        "fruit.md", DEFAULT, _request(), lambda fraction, desc: shown.append((fraction, desc))
     )
     assert shown[0] == (0.0, "正在重建索引：读取文档")
     assert all(fraction == 0.0 for fraction, desc in shown if re.search(r"计算向量 0/", desc))
@@ -706,11 +723,11 @@ def test_what_the_page_says_after_a_rebuild_fits_the_change(page: Page) -> None:
     def progress(fraction: float, desc: str) -> None:
         pass
 
-    removed = page.remove_document("fruit.md", _request(), progress)[0]
+    removed = page.remove_document("fruit.md", DEFAULT, _request(), progress)[0]
     assert "索引已重建，fruit.md 的内容不会再出现在答案里。" in removed
     assert "新加入" not in removed
-    [entry] = page.library.trash()
-    restored = page.restore_document(entry.id, _request(), progress)[0]
+    [entry] = page.libraries.default.trash()
+    restored = page.restore_document(entry.id, DEFAULT, _request(), progress)[0]
     assert "索引已重建，fruit.md 又可以提问了。" in restored
 
 
@@ -724,7 +741,7 @@ def test_build_progress_moves_with_the_passages_embedded(library: Library) -> No
 
 
 def test_the_index_line_follows_a_rebuild(page: Page, library: Library, tmp_path: Path) -> None:
-    line, again = page.index_line()
+    line, again = page.index_line(DEFAULT)
     assert "正在重建索引" not in line and again.value == WATCH_IDLE_SECONDS
     embedder = library.retriever.embedder
     library.add([_upload(tmp_path, "travel.txt", "差旅费须在十五个工作日内报销。".encode())])
@@ -732,13 +749,43 @@ def test_the_index_line_follows_a_rebuild(page: Page, library: Library, tmp_path
     ticket = library.rebuild()
     assert library.state.running and library.state.fraction == 0.0  # reading, at once
     assert embedder.building.wait(timeout=30)
-    line, again = page.index_line()
+    line, again = page.index_line(DEFAULT)
     assert "正在重建索引（计算向量 0/" in line and again.value == WATCH_BUILD_SECONDS
     embedder.gate.set()
     library.wait(ticket)
-    line, again = page.index_line()
+    line, again = page.index_line(DEFAULT)
     assert "3 篇文档" in line and "正在重建索引" not in line
     assert again.value == WATCH_IDLE_SECONDS
+
+
+def test_the_page_creates_renames_and_deletes_knowledge_bases(page: Page) -> None:
+    said, picker = page.create_base(" 制度 ", _request())
+    assert "已新建知识库「制度」" in said and picker.value == "制度"
+    assert picker.choices == [(DEFAULT, DEFAULT), ("制度", "制度")]
+    # A new base has no index: asking it says so, in Chinese; the default base still answers.
+    assert "知识库「制度」还没有索引：请先上传文档" in page.respond("报销?", [], "制度", _request())
+    assert "还没有索引" in page.index_line("制度")[0]
+    assert "qa-answer" in page.respond("办公室主任和行政主管哪个大?", [], DEFAULT, _request())
+    for name, why in (("制度", "已经有叫「制度」的知识库了"), ("../etc", "不能作知识库的名称")):
+        said, picker = page.create_base(name, _request())
+        assert why in said and picker.value == DEFAULT
+    said, picker = page.rename_base("制度", "规章", _request())
+    assert "已改名为「规章」" in said and picker.value == "规章"
+    assert "没有叫「制度」的知识库" in page.respond("报销?", [], "制度", _request())
+    assert "默认知识库不能改名或删除" in page.delete_base(DEFAULT, _request())[0]
+    said, picker = page.delete_base("规章", _request())
+    assert "已移到知识库回收站" in said and picker.value == DEFAULT
+    assert [base.name for base in page.libraries.list()] == [DEFAULT]
+    assert [entry.name for entry in page.libraries.trash()] == ["规章"]
+
+
+def test_readers_cannot_change_the_knowledge_bases(library: Library, tmp_path: Path) -> None:
+    access = Access(users={"ann": _Credential(Role.READER, "not a real hash")})
+    uploads = BrowserUploads(tmp_path / "gradio")
+    page = Page(Libraries(library, tmp_path / "bases"), access, QuestionLimit(0), uploads)
+    reader = SimpleNamespace(username="ann", client=SimpleNamespace(host="127.0.0.1"), cookies={})
+    assert EDITORS_ONLY in page.create_base("x", reader)[0]
+    assert [base.name for base in page.libraries.list()] == [DEFAULT]
 
 
 # ------------------------------------------------------------------- the page's language
@@ -791,7 +838,13 @@ def test_each_marker_and_source_opens_the_passage_in_its_document() -> None:
     page_html = answer_html(_answer())
     assert re.findall(r'class="qa-cite" value="(\d)"', page_html) == ["1", "2"]
     specs = _specs(page_html)
-    assert specs[0] == {"doc_id": "规章.txt", "start": 100, "end": 119, "marks": [[106, 116]]}
+    assert specs[0] == {
+        "doc_id": "规章.txt",
+        "start": 100,
+        "end": 119,
+        "marks": [[106, 116]],
+        "base": DEFAULT,
+    }
     assert [spec["marks"] for spec in specs] == [[[106, 116]], [[500, 508]], []]
     assert "qa-rate" not in page_html  # an answer nobody remembered cannot be rated
 
@@ -941,6 +994,7 @@ def test_a_document_replaced_by_a_symlink_is_not_followed(
         {"doc_id": "jobs.txt", "start": 0, "end": 4, "marks": [[0, -1]]},
         {"doc_id": 3, "start": 0, "end": 4, "marks": []},
         {"doc_id": "jobs.txt", "start": 0, "end": 4},
+        {"base": 3, "doc_id": "jobs.txt", "start": 0, "end": 4, "marks": []},
     ],
 )
 def test_a_malformed_preview_request_from_the_page_is_refused(spec: object) -> None:
@@ -966,7 +1020,8 @@ def test_the_page_opens_a_source_and_refuses_what_the_index_does_not_hold(
     library: Library, previews: Previews, tmp_path: Path
 ) -> None:
     feedback = Feedback(AnswerLog(), FeedbackLog(tmp_path / "fb", max_bytes=MB), FeedbackLimit(0))
-    citations = Citations(Access(), previews, feedback)
+    libraries = Libraries(library, tmp_path / "bases")
+    citations = Citations(Access(), BasePreviews(libraries, previews), feedback)
     answer = library.retriever.ask("办公室主任和行政主管哪个大?")
     [spec] = _specs(answer_html(answer))[:1]
     shown = citations.open_source(_Events(spec=json.dumps(spec)), _request())
@@ -974,6 +1029,10 @@ def test_the_page_opens_a_source_and_refuses_what_the_index_does_not_hold(
     for bad in [json.dumps({**spec, "doc_id": "../canary.txt"}), "{", "x" * 20_000, 3]:
         refused = citations.open_source(_Events(spec=bad), _request())
         assert "qa-error" in refused and "qa-preview-passage" not in refused
+    for base, why in (("nobody", "没有叫「nobody」的知识库"), ("../x", "不能作知识库的名称")):
+        elsewhere = json.dumps({**spec, "base": base})
+        refused = citations.open_source(_Events(spec=elsewhere), _request())
+        assert why in refused and "qa-preview-passage" not in refused
 
 
 # ------------------------------------------------------------------- feedback
@@ -1118,10 +1177,11 @@ def test_the_export_reads_back_as_an_evaluation_set(feedback: Feedback, tmp_path
 def test_the_page_stores_a_rating_and_says_so(library: Library, tmp_path: Path) -> None:
     answers = AnswerLog()
     feedback = Feedback(answers, FeedbackLog(tmp_path / "fb", max_bytes=MB), FeedbackLimit(0))
-    page = Page(library, Access(), QuestionLimit(0), BrowserUploads(tmp_path / "g"), answers)
-    reply = page.respond("办公室主任和行政主管哪个大?", [], _request())
+    libraries = Libraries(library, tmp_path / "bases")
+    page = Page(libraries, Access(), QuestionLimit(0), BrowserUploads(tmp_path / "g"), answers)
+    reply = page.respond("办公室主任和行政主管哪个大?", [], DEFAULT, _request())
     [answer_id] = set(re.findall(r'class="qa-rate" name="good" value="([^"]+)"', reply))
-    citations = Citations(Access(), Previews(library), feedback)
+    citations = Citations(Access(), BasePreviews(libraries, Previews(library)), feedback)
     said = citations.rate(_Events(answer=answer_id, rating="good", comment=""), _request())
     assert 'data-ok="1"' in said and "已记录" in said and 'data-commented="0"' in said
     said = citations.rate(_Events(answer=answer_id, rating="good", comment="好"), _request())

@@ -25,7 +25,7 @@ from web.feedback import AnswerLog, Feedback, FeedbackLog
 from web.libraries import BaseBusy, Libraries
 from web.library import CLOSED, Library
 from web.limits import FeedbackLimit, QuestionLimit
-from web.preview import Previews
+from web.preview import BasePreviews, Previews
 from web.settings import Settings, SettingsError
 
 EDITOR = {"Authorization": "Bearer editor-token"}
@@ -62,7 +62,7 @@ def client(libraries: Libraries, answers: AnswerLog, tmp_path: Path) -> Iterator
             load_access(access_file),
             QuestionLimit(0),
             answers=answers,
-            previews=Previews(libraries.default),
+            previews=BasePreviews(libraries, Previews(libraries.default)),
             feedback=feedback,
         )
     )

@@ -498,3 +498,50 @@ def test_conversations_survive_a_reload_and_can_be_reopened_and_deleted(
         assert page.locator("#conversations").get_by_text("还没有对话").is_visible()
     finally:
         other.close()
+
+
+def open_side(page) -> None:
+    """The side panel: beside the chat, or opened from the bar on a narrow screen."""
+    if not page.locator("#documents-title").is_visible():
+        page.locator("#conversation-bar").get_by_role("button", name="我的文档").click()
+
+
+def close_side(page) -> None:
+    if page.locator(".qa-close-panel").first.is_visible():
+        page.locator(".qa-close-panel").first.click()
+
+
+def choose_base(page, name: str) -> None:
+    page.locator("#base input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def test_a_knowledge_base_is_created_filled_and_asked_on_the_page(window) -> None:
+    name = f"差旅制度{window.viewport_size['width']}"
+    open_side(window)
+    window.locator("#bases").get_by_text("管理知识库").click()
+    window.locator("#base-name input").fill(name)
+    window.locator("#create-base").click()
+    window.locator("#base-outcome").get_by_text(f"已新建知识库「{name}」").wait_for()
+    assert window.locator("#base input").input_value() == name
+    window.locator("#index-info").get_by_text("还没有索引").wait_for()
+    travel = "差旅费报销规定\n\n员工出差回来后，须在十五个工作日内提交差旅费报销单。"
+    outcome = upload(window, [("差旅.txt", travel.encode())])
+    assert "差旅.txt 已加入文档库" in outcome
+    assert "差旅.txt" in window.locator("#documents").inner_text()
+    assert "office_director" not in window.locator("#documents").inner_text()
+    close_side(window)
+    answer = ask(window, "出差回来多久内要报销?")
+    assert "十五个工作日" in answer.locator(".qa-answer").inner_text()
+    assert answer.locator(".qa-file").first.inner_text() == "差旅.txt"
+    # The cited passage opens in the new base's document.
+    answer.locator(".qa-open").first.click()
+    preview = window.locator("#source-preview")
+    preview.locator("mark").first.wait_for()
+    assert "十五个工作日" in preview.locator("mark").first.inner_text()
+    preview.get_by_role("button", name="关闭").click()
+    # The default base is one choice away, and answers from its own documents.
+    choose_base(window, "default")
+    window.locator("#index-info").get_by_text("知识库「").wait_for(state="detached")
+    answer = ask(window, EXAMPLE)
+    assert answer.locator(".qa-file").first.inner_text() != "差旅.txt"

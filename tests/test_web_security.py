@@ -26,6 +26,7 @@ import pytest
 from conftest import ROOT
 from web_server import app_environment, running_app, snapshot
 
+from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
 from web.access import (
     ANONYMOUS,
@@ -485,7 +486,7 @@ def test_names_given_to_gradio_events_never_reach_outside_the_corpus(
     local: Server, client: httpx.Client, name: str, value: str, says: str
 ) -> None:
     with nothing_changes(local):
-        status, event, payload = gradio_call(client, name, [value])
+        status, event, payload = gradio_call(client, name, [value, DEFAULT])
     assert (status, event) == (200, "complete")
     assert says in payload[0]
 
@@ -503,7 +504,7 @@ def test_the_browser_that_uploaded_a_file_can_add_it_and_its_copy_is_deleted(
 ) -> None:
     other, path = someone_else
     before = snapshot(local.corpus)
-    status, event, payload = gradio_call(other, "add_documents", [[file_data(path)]])
+    status, event, payload = gradio_call(other, "add_documents", [[file_data(path)], DEFAULT])
     assert (status, event) == (200, "complete")
     assert "别人的文件.txt 已加入文档库" in payload[0] and "索引已重建" in payload[0]
     assert set(snapshot(local.corpus)) == {*before, "别人的文件.txt"}
@@ -520,7 +521,7 @@ def test_the_browser_that_uploaded_a_file_can_add_it_and_its_copy_is_deleted(
 def test_a_refused_upload_is_deleted_too(local: Server, client: httpx.Client) -> None:
     path = upload(client, "tool.exe", b"MZ\x90\x00")
     corpus = snapshot(local.corpus)
-    status, _, payload = gradio_call(client, "add_documents", [[file_data(path)]])
+    status, _, payload = gradio_call(client, "add_documents", [[file_data(path)], DEFAULT])
     assert status == 200 and "不支持的文件类型 .exe" in payload[0]
     assert not Path(path).exists()
     assert snapshot(local.corpus) == corpus
@@ -720,7 +721,7 @@ def test_the_chat_explains_an_unsearchable_question_in_chinese(
     local: Server, client: httpx.Client, question: str, says: str
 ) -> None:
     with nothing_changes(local):
-        status, event, payload = gradio_call(client, "ask", [question])
+        status, event, payload = gradio_call(client, "ask", [question, DEFAULT])
     assert (status, event) == (200, "complete")
     assert f'<p class="qa-error">{says}' in payload[0]
     assert "the question" not in payload[0]
@@ -853,7 +854,7 @@ def test_questions_past_the_limit_get_a_429_and_the_chat_says_why(
         spoofed = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"}
         response = client.post("/api/search", json={"question": EXAMPLE}, headers=spoofed)
         assert response.status_code == 429
-        _, _, payload = gradio_call(client, "ask", [EXAMPLE])
+        _, _, payload = gradio_call(client, "ask", [EXAMPLE, DEFAULT])
         assert "提问太频繁" in payload[0]
         assert client.get("/api/info").status_code == 200  # not a question
 
@@ -1045,19 +1046,21 @@ def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
         path = upload(reader, "travel.txt", TRAVEL.encode())
         corpus = snapshot(shared.corpus)
         for name, data in [
-            ("add_documents", [[file_data(path)]]),
-            ("remove_document", [SOURCE]),
-            ("restore_document", ["20260101T000000Z-00000000"]),
+            ("add_documents", [[file_data(path)], DEFAULT]),
+            ("remove_document", [SOURCE, DEFAULT]),
+            ("restore_document", ["20260101T000000Z-00000000", DEFAULT]),
+            ("create_base", ["人事"]),
+            ("delete_base", [DEFAULT]),
         ]:
             status, event, payload = gradio_call(reader, name, data)
             assert (status, event) == (200, "complete")
             assert "只有编辑者可以修改文档库。" in payload[0]
         assert snapshot(shared.corpus) == corpus
         assert not Path(path).exists(), "the refused upload is deleted"
-        _, _, state = gradio_call(reader, "page_state", [])
-        assert [column["visible"] for column in state[-2:]] == [False, False]
+        _, _, state = gradio_call(reader, "page_state", [DEFAULT])
+        assert [column["visible"] for column in state[-3:]] == [False, False, False]
         assert "回收站是空的" in state[3]
-        _, _, payload = gradio_call(reader, "ask", [EXAMPLE])
+        _, _, payload = gradio_call(reader, "ask", [EXAMPLE, DEFAULT])
         assert "在没有特定公司的前提下" in payload[0]
         spec = {"doc_id": SOURCE, "start": 3234, "end": 3380, "marks": [[3234, 3266]]}
         status, shown = preview_event(reader, spec)
@@ -1068,8 +1071,8 @@ def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
 
 def test_an_editor_on_the_page_sees_the_editing_controls(shared: Server) -> None:
     with logged_in(shared, "alice") as editor:
-        _, _, state = gradio_call(editor, "page_state", [])
-    assert [column["visible"] for column in state[-2:]] == [True, True]
+        _, _, state = gradio_call(editor, "page_state", [DEFAULT])
+    assert [column["visible"] for column in state[-3:]] == [True, True, True]
 
 
 def test_an_editor_adds_and_removes_through_gradio_client_with_a_login(shared: Server) -> None:

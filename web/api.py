@@ -42,7 +42,6 @@ import json
 import math
 import shutil
 import tempfile
-import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -76,7 +75,7 @@ from web.followup import MAX_HISTORY, complete_followup
 from web.libraries import BaseBusy, Libraries, TooManyBases
 from web.library import Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
-from web.preview import MAX_MARKS, PreviewError, Previews, parse_marks
+from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
 from web.questions import is_text
 
 # More passages than this is a dump of the corpus, not a search.
@@ -150,16 +149,14 @@ def api_router(
     limit: QuestionLimit,
     *,
     answers: AnswerLog,
-    previews: Previews,
+    previews: BasePreviews,
     feedback: Feedback,
 ) -> APIRouter:
     """The /api routes, answering from whichever index each base's Library serves at the time.
 
-    `answers` remembers each answer for ratings, `previews` reads the windows of the default
-    base's documents (each other base gets its own), `feedback` stores the ratings.
+    `answers` remembers each answer for ratings, `previews` reads the windows of each base's
+    documents, `feedback` stores the ratings.
     """
-    base_previews: dict[str, Previews] = {DEFAULT: previews}
-    previews_lock = threading.Lock()
 
     def library_of(name: str) -> Library:
         """The Library of base `name`, or the HTTP error that says why there is none."""
@@ -175,13 +172,6 @@ def api_router(
             running = library.state.running
             why = "正在建立索引，请稍后再问" if running else "还没有索引：请先上传文档"
             raise HTTPException(409, f"知识库 {library.name} {why}") from None
-
-    def previews_of(library: Library) -> Previews:
-        with previews_lock:
-            known = base_previews.get(library.name)
-            if known is None or known.library is not library:  # renamed, deleted, reopened
-                known = base_previews[library.name] = Previews(library)
-            return known
 
     def reader(request: Request) -> Identity:
         """Whoever holds a valid token (anyone, without access control)."""
@@ -262,7 +252,8 @@ def api_router(
         library = library_of(base)
         retriever_of(library)  # a base without an index has nothing to preview
         try:
-            return previews_of(library).preview(doc_id, start, end, parse_marks(mark)).to_dict()
+            window = previews.of(library).preview(doc_id, start, end, parse_marks(mark))
+            return window.to_dict()
         except PreviewError as error:
             raise HTTPException(error.status, str(error)) from None
 

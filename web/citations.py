@@ -23,9 +23,11 @@ from typing import Any
 
 import gradio as gr
 
+from retriever.bases import BaseError
 from web.access import Access
 from web.feedback import Feedback, FeedbackError
-from web.preview import PreviewError, Previews, parse_spec
+from web.libraries import base_error
+from web.preview import BasePreviews, PreviewError, parse_spec
 from web.render import feedback_html, preview_error_html, preview_html
 
 WEB = Path(__file__).parent
@@ -38,7 +40,7 @@ MAX_SPEC_CHARS = 10_000
 class Citations:
     """The handlers behind the source preview and the 👍/👎 buttons."""
 
-    def __init__(self, access: Access, previews: Previews, feedback: Feedback) -> None:
+    def __init__(self, access: Access, previews: BasePreviews, feedback: Feedback) -> None:
         self.access = access
         self.previews = previews
         self.feedback = feedback
@@ -67,10 +69,13 @@ class Citations:
                 parsed = json.loads(spec)
             except (ValueError, RecursionError):
                 raise PreviewError(422, "预览请求不完整") from None
-            doc_id, start, end, marks = parse_spec(parsed)
-            return preview_html(self.previews.preview(doc_id, start, end, marks))
+            base, doc_id, start, end, marks = parse_spec(parsed)
+            previews = self.previews.named(base)
+            return preview_html(previews.preview(doc_id, start, end, marks))
         except PreviewError as error:
             return preview_error_html(str(error))
+        except BaseError as error:
+            return preview_error_html(base_error(error, base))
 
     def rate(self, event: gr.EventData, request: gr.Request) -> str:
         """Store a 👍 or 👎 ({"answer", "rating", "comment"}); say how it went."""

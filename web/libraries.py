@@ -18,7 +18,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from retriever.bases import DEFAULT, Base, BaseError, Bases, BaseTrashEntry
+from retriever.bases import (
+    DEFAULT,
+    MAX_NAME_CHARS,
+    BadBaseName,
+    Base,
+    BaseError,
+    BaseExists,
+    Bases,
+    BaseTrashEntry,
+    DefaultBase,
+    NoSuchBase,
+    NotABase,
+)
 from web.library import Library
 from web.settings import MAX_BASES
 
@@ -120,3 +132,25 @@ class Libraries:
             raise TooManyBases(
                 f"there are {others} knowledge bases besides the default, the most allowed"
             )
+
+
+def base_error(error: Exception, name: str) -> str:
+    """Why a change to the knowledge bases, or a request to one, was refused, in Chinese."""
+    shown = name[:80]
+    reasons: list[tuple[type[Exception], str]] = [
+        (
+            BadBaseName,
+            f"「{shown}」不能作知识库的名称：只能用文字、数字、- 和 _，不以 - 开头，"
+            f"最多 {MAX_NAME_CHARS} 个字",
+        ),
+        (BaseExists, f"已经有叫「{shown}」的知识库了，换个名称吧"),
+        (NoSuchBase, f"没有叫「{shown}」的知识库（也许刚被改名或删除）：请刷新页面"),
+        (DefaultBase, "默认知识库不能改名或删除"),
+        (NotABase, f"「{shown}」这个文件夹不是本程序建的知识库，没有动它"),
+        (BaseBusy, f"知识库「{shown}」正在改名或删除，请稍后再试"),
+        (TooManyBases, "知识库的数量已到上限，请先删除不用的知识库"),
+    ]
+    for kind, chinese in reasons:
+        if isinstance(error, kind):
+            return chinese
+    return f"知识库操作没有完成，程序给出的原因是：{error}"

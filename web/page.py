@@ -15,12 +15,14 @@ from typing import Any
 import gradio as gr
 
 from retriever import QuestionError
+from retriever.bases import DEFAULT, BaseError, NoSuchBase
 from retriever.config import MAX_QUESTION_CHARS
 from web.access import Access, Role
 from web.browser_uploads import BrowserUploads, browser_of
 from web.feedback import AnswerLog
 from web.followup import MAX_HISTORY, complete_followup
-from web.library import BuildState, Library, Outcome
+from web.libraries import Libraries, base_error
+from web.library import BuildState, Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
 from web.questions import question_problem
 from web.reasons import build_error
@@ -74,17 +76,21 @@ def _text_of(content: object) -> str:
 
 
 class Page:
-    """The page's handlers, around the library, the access rules and the limits."""
+    """The page's handlers, around the knowledge bases, the access rules and the limits.
+
+    Each handler gets the knowledge base the page has chosen (its name, from the page's
+    picker); the default base is always there.
+    """
 
     def __init__(
         self,
-        library: Library,
+        libraries: Libraries,
         access: Access,
         limit: QuestionLimit,
         uploads: BrowserUploads,
         answers: AnswerLog | None = None,
     ) -> None:
-        self.library = library
+        self.libraries = libraries
         self.access = access
         self.limit = limit
         self.uploads = uploads
@@ -100,10 +106,15 @@ class Page:
         problem = question_problem(message)
         return gr.validate(problem is None, problem or "")
 
-    def respond(self, message: str, history: list[dict], request: gr.Request) -> str:
-        """Answer `message`, completed from the user's earlier messages if it is a follow-up."""
+    def respond(self, message: str, history: list[dict], base: str, request: gr.Request) -> str:
+        """Answer `message` from knowledge base `base`, completed from the user's earlier
+        messages if it is a follow-up."""
         if self._role(request) is None:
             return error_html("请先登录。")
+        try:
+            library = self._library(base)
+        except BaseError as error:
+            return error_html(base_error(error, str(base)))
         problem = question_problem(message)
         if problem:
             return error_html(problem)
@@ -114,7 +125,11 @@ class Page:
         if question_problem(question):  # completed from a long earlier question, past the limit
             question = message
         try:
-            answer = self.library.retriever.ask(question)
+            answer = library.retriever.ask(question)
+        except NotIndexed:
+            running = library.state.running
+            why = "正在建立索引，请稍后再问" if running else "还没有索引：请先上传文档"
+            return error_html(f"知识库「{library.name}」{why}")
         except QuestionError:
             # Not reached while web/questions.py refuses all the engine refuses; should the
             # engine come to refuse more, its English reason is for the API, not the page.
@@ -122,29 +137,45 @@ class Page:
         asked = message if question != message else None
         answer_id = None
         if self.answers is not None:
-            answer_id = self.answers.remember(answer, index=self.library.name, asked=asked)
-        return answer_html(answer, asked=asked, answer_id=answer_id)
+            answer_id = self.answers.remember(answer, index=library.name, asked=asked)
+        return answer_html(answer, asked=asked, answer_id=answer_id, base=library.name)
 
-    def index_line(self) -> tuple[str, gr.Timer]:
-        """The line under the title (the index served, and how far a rebuild is, if one
-        runs), and when the page should ask for it again: the page's timer asks every few
+    def index_line(self, base: str) -> tuple[str, gr.Timer]:
+        """The line under the title (the chosen base's index, and how far a rebuild is, if
+        one runs), and when the page should ask for it again: the page's timer asks every few
         seconds, so that the line follows a rebuild whoever started it."""
-        state = self.library.state
+        try:
+            library = self._library(base)
+        except BaseError as error:
+            return error_html(base_error(error, str(base))), gr.Timer(WATCH_IDLE_SECONDS)
+        state = library.state
         again = WATCH_BUILD_SECONDS if state.running else WATCH_IDLE_SECONDS
-        return info_html(self.library.retriever.info, state), gr.Timer(again)
+        return _info(library), gr.Timer(again)
 
     def watch_rebuild(self) -> gr.Timer:
         """The page's timer, asking often: for an editing button, whose rebuild is starting."""
         return gr.Timer(WATCH_BUILD_SECONDS)
 
-    def state(self, request: gr.Request) -> tuple[Any, ...]:
-        """The index line, the documents, the removal choices, the trash and its choices,
+    def bases(self, request: gr.Request, chosen: str = DEFAULT) -> Any:
+        """The knowledge base picker: every base, `chosen` selected if it still exists."""
+        if self._role(request) is None:
+            return gr.Dropdown(choices=[DEFAULT], value=DEFAULT)
+        names = [base.name for base in self.libraries.list()]
+        return gr.Dropdown(choices=names, value=chosen if chosen in names else DEFAULT)
+
+    def state(self, base: str, request: gr.Request) -> tuple[Any, ...]:
+        """The chosen base's index line, documents, removal choices, trash and its choices,
         and whether the editing controls show (to editors only)."""
         editor = self._role(request) == Role.EDITOR
-        rows = self.library.documents()
-        trash = self.library.trash() if editor else []
+        try:
+            library = self._library(base)
+        except BaseError as error:
+            library = self.libraries.default
+            gr.Warning(base_error(error, str(base)))
+        rows = library.documents()
+        trash = library.trash() if editor else []
         return (
-            info_html(self.library.retriever.info, self.library.state),
+            _info(library),
             documents_html(rows),
             gr.Dropdown(choices=[row.name for row in rows], value=None),
             trash_html(trash),
@@ -154,12 +185,18 @@ class Page:
             ),
             gr.Column(visible=editor),
             gr.Column(visible=editor),
+            gr.Accordion(visible=editor),
         )
 
     def add_documents(
-        self, paths: list[str] | None, request: gr.Request, progress: gr.Progress = PROGRESS
+        self,
+        paths: list[str] | None,
+        base: str,
+        request: gr.Request,
+        progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
-        """Add the uploaded files to the corpus and rebuild the index; the upload area empties.
+        """Add the uploaded files to the chosen base's documents and rebuild its index; the
+        upload area empties.
 
         Only files this browser uploaded are read; each of Gradio's copies is deleted after,
         whatever became of it.
@@ -168,11 +205,20 @@ class Page:
         claimed = [(path, self.uploads.claim(browser, path)) for path in paths or []]
         try:
             if self._role(request) != Role.EDITOR:
-                return (outcomes_html([], EDITORS_ONLY), *self.state(request), None)
+                return (outcomes_html([], EDITORS_ONLY), *self.state(base, request), None)
             if not claimed:
-                return (outcomes_html([], "请先选择要上传的文件。"), *self.state(request), None)
+                return (
+                    outcomes_html([], "请先选择要上传的文件。"),
+                    *self.state(base, request),
+                    None,
+                )
+            try:
+                library = self._library(base)
+            except BaseError as error:
+                message = base_error(error, str(base))
+                return (outcomes_html([], message), *self.state(base, request), None)
             outcomes = [
-                self.library.add([(file, file.name)])[0] if file else _not_uploaded(path)
+                library.add([(file, file.name)])[0] if file else _not_uploaded(path)
                 for path, file in claimed
             ]
         finally:
@@ -180,48 +226,118 @@ class Page:
                 if file:
                     self.uploads.discard(file)
         if any(outcome.ok for outcome in outcomes):
-            note = self._rebuild(progress, "新加入的内容现在可以提问了。")
+            note = self._rebuild(library, progress, "新加入的内容现在可以提问了。")
         else:
             note = "没有文件被加入。"
-        return (outcomes_html(outcomes, note), *self.state(request), None)
+        return (outcomes_html(outcomes, note), *self.state(base, request), None)
 
     def remove_document(
-        self, name: str | None, request: gr.Request, progress: gr.Progress = PROGRESS
+        self,
+        name: str | None,
+        base: str,
+        request: gr.Request,
+        progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
-        """Move one document to the trash and rebuild the index."""
+        """Move one document of the chosen base to its trash and rebuild its index."""
         if self._role(request) != Role.EDITOR:
-            return (outcomes_html([], EDITORS_ONLY), *self.state(request))
+            return (outcomes_html([], EDITORS_ONLY), *self.state(base, request))
         if not name:
-            return (outcomes_html([], "请先选择要删除的文档。"), *self.state(request))
-        outcome = self.library.remove(name)
-        note = self._rebuild(progress, f"{name} 的内容不会再出现在答案里。") if outcome.ok else ""
-        return (outcomes_html([outcome], note), *self.state(request))
+            return (outcomes_html([], "请先选择要删除的文档。"), *self.state(base, request))
+        try:
+            library = self._library(base)
+        except BaseError as error:
+            return (outcomes_html([], base_error(error, str(base))), *self.state(base, request))
+        outcome = library.remove(name)
+        done = f"{name} 的内容不会再出现在答案里。"
+        note = self._rebuild(library, progress, done) if outcome.ok else ""
+        return (outcomes_html([outcome], note), *self.state(base, request))
 
     def restore_document(
-        self, entry_id: str | None, request: gr.Request, progress: gr.Progress = PROGRESS
+        self,
+        entry_id: str | None,
+        base: str,
+        request: gr.Request,
+        progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
-        """Put a file of the trash back and rebuild the index."""
+        """Put a file of the chosen base's trash back and rebuild its index."""
         if self._role(request) != Role.EDITOR:
-            return (outcomes_html([], EDITORS_ONLY), *self.state(request))
+            return (outcomes_html([], EDITORS_ONLY), *self.state(base, request))
         if not entry_id:
-            return (outcomes_html([], "请先选择要恢复的文件。"), *self.state(request))
-        outcome = self.library.restore(entry_id)
-        note = self._rebuild(progress, f"{outcome.name} 又可以提问了。") if outcome.ok else ""
-        return (outcomes_html([outcome], note), *self.state(request))
+            return (outcomes_html([], "请先选择要恢复的文件。"), *self.state(base, request))
+        try:
+            library = self._library(base)
+        except BaseError as error:
+            return (outcomes_html([], base_error(error, str(base))), *self.state(base, request))
+        outcome = library.restore(entry_id)
+        done = f"{outcome.name} 又可以提问了。"
+        note = self._rebuild(library, progress, done) if outcome.ok else ""
+        return (outcomes_html([outcome], note), *self.state(base, request))
 
-    def _rebuild(self, progress: gr.Progress, done: str) -> str:
+    def create_base(self, name: str, request: gr.Request) -> tuple[str, Any]:
+        """Create a knowledge base named `name` and choose it; say what happened."""
+        return self._change_bases(request, DEFAULT, name, "create")
+
+    def rename_base(self, base: str, name: str, request: gr.Request) -> tuple[str, Any]:
+        """Rename the chosen base to `name`."""
+        return self._change_bases(request, base, name, "rename")
+
+    def delete_base(self, base: str, request: gr.Request) -> tuple[str, Any]:
+        """Move the chosen base to the bases' trash (the API and the CLI restore it), and
+        choose the default base."""
+        return self._change_bases(request, base, "", "delete")
+
+    def _change_bases(
+        self, request: gr.Request, base: str, name: str, action: str
+    ) -> tuple[str, Any]:
+        """What happened, and the picker with the base to show next chosen."""
+        if self._role(request) != Role.EDITOR:
+            return outcomes_html([], EDITORS_ONLY), self.bases(request, base)
+        name = (name or "").strip()
+        try:
+            if action == "create":
+                created = self.libraries.create(name).name
+                message = f"已新建知识库「{created}」：上传文档后就可以提问了。"
+                return outcomes_html([], message), self.bases(request, created)
+            if action == "rename":
+                renamed = self.libraries.rename(base, name).name
+                message = f"知识库「{base}」已改名为「{renamed}」。"
+                return outcomes_html([], message), self.bases(request, renamed)
+            entry = self.libraries.delete(base)
+            message = f"知识库「{base}」已移到知识库回收站（{entry.id}），可以用 API 或命令行恢复。"
+            return outcomes_html([], message), self.bases(request, DEFAULT)
+        except BaseError as error:
+            named = base if action == "delete" or isinstance(error, NoSuchBase) else name
+            return outcomes_html([], base_error(error, named)), self.bases(request, base)
+
+    def _library(self, base: str | None) -> Library:
+        """The Library of the chosen base; raises a BaseError (retriever.bases,
+        web.libraries) for a name that is not one."""
+        if not isinstance(base, str) or not base:
+            return self.libraries.default
+        return self.libraries.get(base)
+
+    def _rebuild(self, library: Library, progress: gr.Progress, done: str) -> str:
         """Rebuild the index, moving the progress bar until the new index is served; then
         say how it went, with `done` (what the change means for questions) if it worked."""
 
         def show(state: BuildState) -> None:
             progress(state.fraction, desc=f"正在重建索引：{state.stage}")
 
-        ticket = self.library.rebuild()
-        show(self.library.state)  # at once: the library reports no sooner than its interval
-        state = self.library.wait(ticket, show)
+        ticket = library.rebuild()
+        show(library.state)  # at once: the library reports no sooner than its interval
+        state = library.wait(ticket, show)
         if state.error:
             return f"重建索引失败，仍在使用原来的索引：{build_error(state.error)}"
         return f"索引已重建，{done}"
+
+
+def _info(library: Library) -> str:
+    """The index line of a base, which may have no index yet."""
+    try:
+        info = library.retriever.info
+    except NotIndexed:
+        info = None
+    return info_html(info, library.state, library.name)
 
 
 def _not_uploaded(path: str) -> Outcome:

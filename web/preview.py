@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from retriever import Retriever
+from retriever.bases import DEFAULT
 from retriever.chunking import Span  # 0-based, end-exclusive offsets into the text
 from retriever.corpus import CorpusError, Document, read_file
-from web.library import Library
+from web.libraries import Libraries
+from web.library import Library, NotIndexed
 
 # Characters shown on each side of the cited passage.
 CONTEXT_CHARS = 2000
@@ -86,6 +88,33 @@ class _Known:
     title: str
     sha256: str
     headings: dict[tuple[int, int], str]  # (start, end) of each passage → its heading
+
+
+class BasePreviews:
+    """One Previews per knowledge base, made on its first preview: the default base's is
+    given, each other base's follows its Library (a renamed or reopened base gets a new one)."""
+
+    def __init__(self, libraries: Libraries, default: Previews) -> None:
+        self.libraries = libraries
+        self._known: dict[str, Previews] = {default.library.name: default}
+        self._lock = threading.Lock()
+
+    def of(self, library: Library) -> Previews:
+        with self._lock:
+            known = self._known.get(library.name)
+            if known is None or known.library is not library:
+                known = self._known[library.name] = Previews(library)
+            return known
+
+    def named(self, base: str) -> Previews:
+        """The Previews of base `base`; raises a BaseError for a name that is not a base,
+        PreviewError 409 for a base without an index."""
+        library = self.libraries.get(base)
+        try:
+            library.retriever  # noqa: B018 (a base without an index has nothing to preview)
+        except NotIndexed:
+            raise PreviewError(409, f"知识库「{base}」还没有索引") from None
+        return self.of(library)
 
 
 class Previews:
@@ -235,10 +264,14 @@ def _is_digits(text: str) -> bool:
     return 0 < len(text) <= 10 and text.isascii() and text.isdigit()
 
 
-def parse_spec(spec: object) -> tuple[str, int, int, list[tuple[int, int]]]:
-    """The page's request for a preview, {"doc_id", "start", "end", "marks": [[a, b], ...]},
-    checked field by field: it comes from the browser, so it may be anything."""
+def parse_spec(spec: object) -> tuple[str, str, int, int, list[tuple[int, int]]]:
+    """The page's request for a preview, {"base", "doc_id", "start", "end", "marks": [[a,
+    b], ...]}, as (base, doc_id, start, end, marks), checked field by field: it comes from
+    the browser, so it may be anything. Without "base", the default base."""
     if not isinstance(spec, dict):
+        raise PreviewError(422, "预览请求不完整")
+    base = spec.get("base", DEFAULT)
+    if not isinstance(base, str) or len(base) > 200:
         raise PreviewError(422, "预览请求不完整")
     doc_id, start, end, marks = (spec.get(key) for key in ("doc_id", "start", "end", "marks"))
     if not isinstance(doc_id, str) or not _is_offset(start) or not _is_offset(end):
@@ -250,7 +283,7 @@ def parse_spec(spec: object) -> tuple[str, int, int, list[tuple[int, int]]]:
         if not (isinstance(mark, list) and len(mark) == 2 and all(map(_is_offset, mark))):
             raise PreviewError(422, "预览请求不完整")
         spans.append((mark[0], mark[1]))
-    return doc_id, start, end, spans
+    return base, doc_id, start, end, spans
 
 
 def _is_offset(value: object) -> bool:

@@ -28,6 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from retriever import Answer, Citation, Hit, IndexInfo
+from retriever.bases import DEFAULT
 from retriever.trash import TrashEntry
 from web.library import BuildState, DocumentRow, Outcome
 from web.preview import Preview
@@ -49,13 +50,20 @@ def _attribute(text: str) -> str:
     return html.escape(text).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
-def answer_html(answer: Answer, *, asked: str | None = None, answer_id: str | None = None) -> str:
+def answer_html(
+    answer: Answer,
+    *,
+    asked: str | None = None,
+    answer_id: str | None = None,
+    base: str = DEFAULT,
+) -> str:
     """The answer with its [n] markers first, then the numbered passages they point to.
 
     `asked` is what the user typed when it differs from `answer.question`, the question
     searched after completing a follow-up; the page shows both so the rewrite can be checked.
     `answer_id` is the id ratings name the answer by (web/feedback.py): with it, the answer
-    gets 👍 and 👎 buttons.
+    gets 👍 and 👎 buttons. `base` is the knowledge base that answered, whose documents the
+    sources' 查看原文 opens.
     """
     parts = ['<div class="qa">']
     if asked is not None:
@@ -71,11 +79,12 @@ def answer_html(answer: Answer, *, asked: str | None = None, answer_id: str | No
         parts.append(f'<p class="qa-not-found">{_text(answer.answer)}</p>')
     parts.append(f'<p class="qa-sources-title">{_sources_title(answer)}</p>')
     shown, folded = _shown_and_folded(answer)
-    parts.append(f'<ol class="qa-sources">{"".join(map(_citation_html, shown))}</ol>')
+    parts.append(f'<ol class="qa-sources">{"".join(_citation_html(c, base) for c in shown)}</ol>')
     if folded:
         parts.append(
             f'<details class="qa-more"><summary>其他相关段落（{len(folded)}）</summary>'
-            f'<ol class="qa-sources">{"".join(map(_citation_html, folded))}</ol></details>'
+            f'<ol class="qa-sources">{"".join(_citation_html(c, base) for c in folded)}</ol>'
+            "</details>"
         )
     # The text to copy is the button's value: Gradio's sanitizer drops data-* attributes.
     parts.append(
@@ -145,28 +154,27 @@ def _where(hit: Hit) -> list[tuple[str, str]]:
     return parts
 
 
-def _citation_html(citation: Citation) -> str:
+def _citation_html(citation: Citation, base: str) -> str:
     where = " · ".join(
         f'<span class="{name}">{_text(part)}</span>' for name, part in _where(citation.hit)
     )
+    spec = _attribute(_preview_spec(citation, base))
     return (
         f'<li class="qa-source" value="{citation.number}">'
         f'<div class="qa-where">[{citation.number}] {where}</div>'
         f'<blockquote class="qa-passage">{_highlighted(citation)}</blockquote>'
-        f'<button type="button" class="qa-open" value="{_attribute(_preview_spec(citation))}" '
+        f'<button type="button" class="qa-open" value="{spec}" '
         'title="在整篇文档里看这一段，引用的句子高亮">查看原文</button></li>'
     )
 
 
-def _preview_spec(citation: Citation) -> str:
-    """Which stretch of which document the source's 查看原文 opens, for web/sources.js to
-    send back as it is: the server checks every field (web/preview.py)."""
+def _preview_spec(citation: Citation, base: str) -> str:
+    """Which stretch of which document of which base the source's 查看原文 opens, for
+    web/sources.js to send back as it is: the server checks every field (web/preview.py)."""
     hit = citation.hit
     marks = [[quote.start, quote.end] for quote in citation.quotes]
-    return json.dumps(
-        {"doc_id": hit.doc_id, "start": hit.start, "end": hit.end, "marks": marks},
-        ensure_ascii=False,
-    )
+    spec = {"doc_id": hit.doc_id, "start": hit.start, "end": hit.end, "marks": marks}
+    return json.dumps(spec | {"base": base}, ensure_ascii=False)
 
 
 def _highlighted(citation: Citation) -> str:
@@ -272,13 +280,18 @@ def error_html(message: str) -> str:
     return f'<div class="qa"><p class="qa-error">{_text(message)}</p></div>'
 
 
-def info_html(info: IndexInfo, state: BuildState) -> str:
-    """Which index the page serves: documents, chunks, model, when it was built."""
-    built = datetime.fromisoformat(info.created_at).strftime("%Y-%m-%d %H:%M %Z").strip()
-    line = (
-        f"当前索引：{info.documents} 篇文档 · {info.chunks} 个段落 · "
-        f"模型 {_text(info.model)} · 建于 {_text(built)}"
-    )
+def info_html(info: IndexInfo | None, state: BuildState, base: str = DEFAULT) -> str:
+    """Which index the page serves: documents, chunks, model, when it was built; None: the
+    knowledge base has no index yet."""
+    where = "" if base == DEFAULT else f"知识库「{_text(base)}」· "
+    if info is None:
+        line = f"{where}还没有索引：请先上传文档"
+    else:
+        built = datetime.fromisoformat(info.created_at).strftime("%Y-%m-%d %H:%M %Z").strip()
+        line = (
+            f"{where}当前索引：{info.documents} 篇文档 · {info.chunks} 个段落 · "
+            f"模型 {_text(info.model)} · 建于 {_text(built)}"
+        )
     if state.running:
         line += f' · <span class="qa-building">正在重建索引（{_text(state.stage)}）</span>'
     elif state.error:
