@@ -136,22 +136,25 @@ class Bm25sLexical(LexicalBackend):
         # answers, and jieba's search mode cuts one term into several words (办公, 公室,
         # 办公室), which would otherwise count it several times. A word no passage holds
         # weighs the most and is held by none.
+        indptr = bm25.scores["indptr"]  # a word's passages: indptr[id] to indptr[id + 1]
+        ids = np.array([self._vocab.get(w, -1) for w in words], dtype=np.int64)
+        known = np.unique(ids[ids >= 0])
+        holding = (indptr[known + 1] - indptr[known]).astype(np.float64)
         passages = bm25.scores["num_docs"]
-        holding = np.diff(bm25.scores["indptr"])
-        known = np.array([self._vocab.get(w, -1) for w in words], dtype=np.int64)
-        counts = np.where(known >= 0, holding[np.maximum(known, 0)], 0)
-        weights = np.log1p((passages - counts + 0.5) / (counts + 0.5))
-        weight_of = dict(zip(known[known >= 0].tolist(), weights[known >= 0], strict=True))
-        total = float(weights.sum())
-        # All passages' tokens tested at once; a word a passage repeats counts once.
+        weights = _idf(passages, holding)
+        total = float(weights.sum() + _idf(passages, np.zeros(1))[0] * int((ids < 0).sum()))
+        if not len(known):
+            return dict.fromkeys(held, 0.0)
+        # Every candidate's tokens at once; each (passage, word) pair counts once.
         segments = [self._tokens[self._offsets[rows[i]] : self._offsets[rows[i] + 1]] for i in held]
         tokens = np.concatenate(segments)
         owner = np.repeat(np.arange(len(held)), [len(segment) for segment in segments])
-        match = np.isin(tokens, np.fromiter(weight_of, dtype=np.int64))
-        pairs = np.unique(np.stack([owner[match], tokens[match]]), axis=1)
-        shares = np.zeros(len(held))
-        for row, token in pairs.T:
-            shares[row] += weight_of[int(token)]
+        at = np.minimum(np.searchsorted(known, tokens), len(known) - 1)
+        match = known[at] == tokens
+        pairs = np.unique(owner[match] * len(known) + at[match])
+        shares = np.bincount(
+            pairs // len(known), weights=weights[pairs % len(known)], minlength=len(held)
+        )
         return {i: float(share) / total for i, share in zip(held, shares, strict=True)}
 
     # ------------------------------------------------------------------------ inside
@@ -197,3 +200,8 @@ class Bm25sLexical(LexicalBackend):
         if not token_ids:
             return np.zeros(self.count, dtype=np.float32)
         return np.asarray(bm25.get_scores(token_ids), dtype=np.float32)
+
+
+def _idf(passages: int, holding: np.ndarray) -> np.ndarray:
+    """BM25's inverse document frequency of words that `holding` of `passages` hold."""
+    return np.log1p((passages - holding + 0.5) / (holding + 0.5))
