@@ -66,8 +66,9 @@ def fitted_weights(model: str, path: Path = FITTED) -> FusionWeights | None:
 def features(candidates: Candidates) -> dict[int, tuple[float, ...]]:
     """Each candidate's evidence, in FEATURES' order.
 
-    `dense` and `lexical` hold every candidate's cosine and BM25 score (a candidate of one
-    side gets its exact score on the other side too, so fusion never guesses a missing one).
+    `candidates.dense` and `.lexical` hold every candidate's cosine and BM25 score (a
+    candidate of one side gets its exact score on the other side too, so fusion never
+    guesses a missing one).
     """
     dense, lexical = candidates.dense, candidates.lexical
     best, runner_up = ([*sorted(lexical.values(), reverse=True)[:2], 0.0, 0.0])[:2]

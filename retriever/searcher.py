@@ -149,11 +149,13 @@ class Searcher:
         bm25 = dict(top)
         bm25.update(self.index.lexical.scores(normalized, candidates - bm25.keys()))
         lexical = {i: bm25.get(i, 0.0) for i in candidates}
-        coverage = self.index.lexical.coverage(normalized, candidates)
-        words = telling_words(normalized)
+        # The question's words, cut once for both shares, as BM25 cuts (retriever.words).
+        search_mode = self.index.manifest.lexical.search_mode
+        words = telling_words(normalized, search_mode=search_mode)
+        coverage = self.index.lexical.coverage(words, candidates)
         chunks = self.index.by_id
         titles = {
-            i: len(words & title_words(chunks[i].title)) / len(words) if words else 0.0
+            i: len(words & title_words(chunks[i].title, search_mode)) / len(words) if words else 0.0
             for i in candidates
         }
         return Candidates(question, vector, dense, lexical, coverage, titles)
@@ -195,9 +197,9 @@ def _repeats(key: str, other: str) -> bool:
 
 
 @lru_cache(maxsize=100_000)
-def title_words(title: str) -> frozenset[str]:
-    """A document title's content words, cut once per title: every chunk shares them."""
-    return frozenset(telling_words(title))
+def title_words(title: str, search_mode: bool) -> frozenset[str]:
+    """A document title's telling words, cut once per title: every chunk shares them."""
+    return frozenset(telling_words(title, search_mode=search_mode))
 
 
 def search_text(question: str) -> str:

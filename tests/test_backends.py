@@ -27,6 +27,7 @@ from retriever.backends import (
 )
 from retriever.backends.base import DenseBackend, LexicalBackend
 from retriever.config import LexicalSettings
+from retriever.words import telling_words
 
 DIM = 16
 IDS = [3, 8, 15, 16, 42, 99, 100, 7001]
@@ -205,15 +206,17 @@ def test_lexical_coverage_is_the_share_of_question_words_held(lexical_cls) -> No
     # Five words: 办公, 公室, 办公室, 主任 (jieba's search mode) and 负责; 办公 is in three
     # passages, the others in two, so 办公 weighs less.
     total = weight(3) + 4 * weight(2)
-    shares = index.coverage("办公室主任负责什么", [3, 8, 42, 99, 123456])  # 123456: not held
+    words = telling_words("办公室主任负责什么")
+    shares = index.coverage(words, [3, 8, 42, 99, 123456])  # 123456: not held
     assert shares.keys() == {3, 8, 42, 99}
     assert shares[3] == pytest.approx(1.0)  # 办公室主任负责协调各部门的工作
     assert shares[8] == pytest.approx(weight(2) / total)  # 行政助理负责…: only 负责
     assert shares[42] == pytest.approx(weight(3) / total)  # 办公用品的采购计划…: only 办公
     assert shares[99] == pytest.approx(1 - weight(2) / total)  # 办公室主任的直接上级…
-    assert index.coverage("的了吗", [3]) == {3: 0.0}  # function words only
-    assert index.coverage("工作做", [3]) == {3: 1.0}  # a single character (做) does not count
-    assert index.coverage("量子计算", [3]) == {3: 0.0}  # no word known
+    assert index.coverage(telling_words("的了吗"), [3]) == {3: 0.0}  # function words only
+    # A single character (做) does not count.
+    assert index.coverage(telling_words("工作做"), [3]) == {3: 1.0}
+    assert index.coverage(telling_words("量子计算"), [3]) == {3: 0.0}  # no word known
 
 
 def test_lexical_delete_removes_only_those_ids(lexical_cls) -> None:

@@ -120,7 +120,6 @@ class LexicalBackend(ABC):
         matches)."""
 
     @abstractmethod
-    def coverage(self, question: str, ids: Collection[int]) -> dict[int, float]:
-        """For each of `ids` the index holds, the share of the question's content words
-        (retriever.words.telling_words) that its text holds; 0.0 for a question without
-        any."""
+    def coverage(self, words: Collection[str], ids: Collection[int]) -> dict[int, float]:
+        """For each of `ids` the index holds, the share of `words` (a question's telling
+        words, retriever.words.telling_words) that its text holds; 0.0 without words."""

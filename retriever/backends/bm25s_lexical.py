@@ -25,7 +25,7 @@ import numpy as np
 
 from retriever.backends.base import LexicalBackend, Scored
 from retriever.config import LexicalSettings
-from retriever.words import telling_words, tokenize
+from retriever.words import tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -124,10 +124,9 @@ class Bm25sLexical(LexicalBackend):
         rows = self._rows()
         return {i: float(scores[rows[i]]) for i in ids if i in rows}
 
-    def coverage(self, question: str, ids: Collection[int]) -> dict[int, float]:
+    def coverage(self, words: Collection[str], ids: Collection[int]) -> dict[int, float]:
         rows = self._rows()
         held = [i for i in ids if i in rows]
-        words = telling_words(question, search_mode=self.settings.search_mode)
         bm25 = self._index()
         if not held or not words or bm25 is None:
             return dict.fromkeys(held, 0.0)
@@ -137,14 +136,15 @@ class Bm25sLexical(LexicalBackend):
         # 办公室), which would otherwise count it several times. A word no passage holds
         # weighs the most and is held by none.
         indptr = bm25.scores["indptr"]  # a word's passages: indptr[id] to indptr[id + 1]
-        ids = np.array([self._vocab.get(w, -1) for w in words], dtype=np.int64)
-        known = np.unique(ids[ids >= 0])
+        word_ids = np.array([self._vocab.get(w, -1) for w in words], dtype=np.int64)
+        known = np.unique(word_ids[word_ids >= 0])
+        if not len(known):
+            return dict.fromkeys(held, 0.0)
         holding = (indptr[known + 1] - indptr[known]).astype(np.float64)
         passages = bm25.scores["num_docs"]
         weights = _idf(passages, holding)
-        total = float(weights.sum() + _idf(passages, np.zeros(1))[0] * int((ids < 0).sum()))
-        if not len(known):
-            return dict.fromkeys(held, 0.0)
+        unknown = int((word_ids < 0).sum())
+        total = float(weights.sum() + _idf(passages, np.zeros(1))[0] * unknown)
         # Every candidate's tokens at once; each (passage, word) pair counts once.
         segments = [self._tokens[self._offsets[rows[i]] : self._offsets[rows[i] + 1]] for i in held]
         tokens = np.concatenate(segments)
