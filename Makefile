@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-MODEL := .cache/models/multilingual-e5-small-int8/build_info.json
+# Written last by prepare-model: the kernel chosen for this machine (retriever.kernels).
+MODEL := .cache/models/multilingual-e5-small/kernel.json
 
 .PHONY: run test install model index lint format eval clean browser
 

@@ -34,7 +34,7 @@ from bench.peers import CACHE, DATASETS
 from bench.scale import DEPTH, _folder_mb, _latencies, _rss_mb, query_vectors, synthetic_vectors
 from bench.speed import run_child
 
-EVAL_INDEX = CACHE / "eval" / "dureader_demo-multilingual-e5-small-int8"
+EVAL_INDEX = CACHE / "eval" / "dureader_demo-multilingual-e5-small-onnx-int8"
 SYNTHETIC_SIZE = 100_000
 BACKENDS = ("faiss", "milvus")
 

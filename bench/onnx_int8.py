@@ -35,7 +35,6 @@ from retriever.modelbuild.default_model import ensure_default_model
 from retriever.modelbuild.onnx_export import build_onnx_model
 from retriever.modelbuild.staging import staged_folder
 from retriever.models import (
-    INT8_MODEL_NAME,
     INT8_RECIPE_VERSION,
     MARKER_NAME,
     MODEL_FILE,
@@ -58,7 +57,7 @@ def fp32_onnx_embedder(cache: Path) -> OnnxEmbedder:
             build_onnx_model(ensure_default_model(cache), staging, quantize=False)
             seconds = {"seconds": round(time.monotonic() - started, 1)}
             (staging / MARKER_NAME).write_text(json.dumps(seconds), encoding="utf-8")
-    return OnnxEmbedder(folder, FP32_ONNX_NAME)
+    return OnnxEmbedder(folder, FP32_ONNX_NAME, kernel="onnx-fp32")
 
 
 # ------------------------------------------------------------------ measuring
@@ -138,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = 1 if args.quick else args.runs
 
     # Models come from the default cache (they are shared); indexes go to --cache.
-    int8 = load_embedder(INT8_MODEL_NAME, cache_dir=CACHE)
-    torch_fp32 = load_embedder(DEFAULT_MODEL_NAME, cache_dir=CACHE)
+    int8 = load_embedder(DEFAULT_MODEL_NAME, cache_dir=CACHE, kernel="onnx-int8")
+    torch_fp32 = load_embedder(DEFAULT_MODEL_NAME, cache_dir=CACHE, kernel="torch-fp32")
     embedders: dict[str, Any] = {"torch fp32": torch_fp32}
     folders = {"onnx int8": int8_model_dir(CACHE)}
     if not args.quick:  # the fp32 export only separates ONNX Runtime's gain from int8's

@@ -206,11 +206,12 @@ def real_vectors() -> np.ndarray:
     or `python -m retriever eval`)."""
     import faiss
 
-    path = CACHE / "eval" / "dureader_demo-multilingual-e5-small" / "dense" / "vectors.faiss"
+    index = CACHE / "eval" / "dureader_demo-multilingual-e5-small-torch-fp32"
+    path = index / "dense" / "vectors.faiss"
     if not path.is_file():
         raise FileNotFoundError(
             f"there is no {path}: run `python -m retriever eval bench/datasets/dureader_demo "
-            "--model multilingual-e5-small` once to build it"
+            "--kernel torch-fp32` once to build it"
         )
     index = faiss.downcast_index(faiss.read_index(str(path)).index)  # inside the IndexIDMap2
     return index.reconstruct_n(0, index.ntotal)

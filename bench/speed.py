@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import resource
 import statistics
@@ -53,7 +54,10 @@ from bench.peers import (
     read_records,
     take_slice,
 )
+from retriever.embedding import KERNEL_ENV
 from retriever.evaluation import load_dataset
+from retriever.kernels import Cpu, read_choice
+from retriever.models import default_model_dir
 
 logger = logging.getLogger("bench.speed")
 
@@ -265,14 +269,18 @@ def markdown(
         rate = r.passages_per_second
         return f"{rate:.1f} ({_ratio(rate, base.passages_per_second)})" if rate else "–"
 
+    cpu = Cpu.this_machine()
+    choice = read_choice(default_model_dir(CACHE), cpu)
+    kernel = os.environ.get(KERNEL_ENV) or (choice.kernel if choice else "not yet chosen")
     lines = [
         "# Speed and memory: the project and its peers",
         "",
         f"Command: `{command}`  ",
         f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-        f"Machine: {platform.machine()}, {_cores()} cores, {_memory_gb()} GB, no GPU  ",
+        f"Machine: {platform.machine()}, {cpu.model} ({' '.join(cpu.flags)}), {_cores()} cores, "
+        f"{_memory_gb()} GB, no GPU  ",
         f"Data: {dataset}, {base.passages} passages, {questions} questions; same model for all "
-        "(multilingual-e5-small, local: the project runs it as its int8 ONNX Runtime graph, "
+        f"(multilingual-e5-small, local: the project runs it on its {kernel} kernel, "
         "the peers in fp32 through sentence-transformers). "
         f"Serving: median of {runs} fresh processes; "
         f"builds: {len(base.build_seconds) or 'cached'} run(s) each. "

@@ -41,7 +41,7 @@ from bench.peers import CACHE, DATASETS, REPO, Record, read_records, write_recor
 from bench.quality import _cores, _memory_gb
 from bench.scale import SEED, synthetic_passages
 from retriever import Retriever
-from retriever.models import INT8_MODEL_NAME
+from retriever.models import DEFAULT_MODEL_NAME
 from retriever.passages import duplicate_key
 
 SIZES = (10_000, 100_000)
@@ -54,8 +54,9 @@ class StandIn:
     """The default model's name and dimension, and a random unit vector per text: a base
     index the real model can update, built in seconds rather than hours."""
 
-    name = INT8_MODEL_NAME
+    name = DEFAULT_MODEL_NAME
     dim = 384
+    kernel = "stand-in"
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encode_passages(texts)

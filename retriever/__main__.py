@@ -18,10 +18,10 @@ from retriever.bases_cli import add_base_commands, add_base_option, base_folders
 from retriever.config import BackendSettings, ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError, file_hashes
 from retriever.documents_cli import add_document_commands
-from retriever.embedding import DEFAULT_EMBEDDER
+from retriever.embedding import DEFAULT_EMBEDDER, KERNEL_ENV
 from retriever.index import open_manifest
+from retriever.kernels import KERNELS
 from retriever.manifest import Manifest
-from retriever.models import DEFAULT_MODEL_NAME
 from retriever.schema import IndexLoadError
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
 from retriever.staging import check_index_target
@@ -69,6 +69,7 @@ def _embedder(args: argparse.Namespace):
     return load_embedder(
         args.model,
         cache_dir=_cache_dir(),
+        kernel=args.kernel,
         query_prefix=args.query_prefix,
         passage_prefix=args.passage_prefix,
     )
@@ -202,15 +203,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _index_lines(folder: Path, manifest: Manifest) -> list[str]:
     """What `info` says of the index: where, when and with what it was built, what it holds."""
-    # The library that runs the model, as retriever.embedding.load_embedder picks it by name.
-    runtime = "onnxruntime" if manifest.model_name == DEFAULT_EMBEDDER else "sentence-transformers"
+    # What ran the model (retriever.kernels); indexes built before the choice do not say.
+    if manifest.kernel:
+        runtime = {"onnx": "onnxruntime", "torch": "torch"}.get(manifest.kernel.split("-")[0])
+        version = f" ({runtime} {manifest.versions.get(runtime, '?')})" if runtime else ""
+        kernel = f"run on {manifest.kernel}{version} on {manifest.cpu}"
+    else:
+        kernel = "kernel not recorded (built before kernels were chosen per machine)"
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     skipped = [item.reason for item in manifest.skipped]
     return [
         f"index    {folder} ({_size(size)} on disk)",
         f"built    {_when(manifest.created_at)}",
-        f"model    {manifest.model_name} ({manifest.model_dim} dimensions), run by "
-        f"{runtime} {manifest.versions.get(runtime, '')}".rstrip(),
+        f"model    {manifest.model_name} ({manifest.model_dim} dimensions), {kernel}",
         f"engines  {manifest.backends.dense} for vectors, {manifest.backends.lexical} for words",
         f"holds    {_count(manifest.chunk_count, 'passage')} of at most "
         f"{manifest.chunking.max_chars} characters, from "
@@ -281,10 +286,19 @@ def _when(created_at: str) -> str:
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
     from retriever.answerability import background_vectors
-    from retriever.embedding import load_embedder
+    from retriever.embedding import load_embedder, machine_kernel
     from retriever.modelbuild.onnx_export import ensure_int8_model  # build-time code only
 
     print(ensure_int8_model(_cache_dir()))
+    choice = machine_kernel(_cache_dir(), force=args.kernel, remeasure=True)
+    for measured in choice.measurements:
+        print(
+            f"{measured.kernel:<11} {measured.passages_per_second:>7.1f} passages/s, "
+            f"cosine to fp32 at least {measured.min_cosine:.4f}"
+            + ("" if measured.passed else " (too far: not kept)")
+        )
+    how = "forced" if choice.forced else "the fastest"
+    print(f"kernel {choice.kernel} ({how}) on {choice.cpu.model} ({' '.join(choice.cpu.flags)})")
     # The answer check's baseline, embedded once here rather than on the first question.
     background_vectors(load_embedder(DEFAULT_EMBEDDER, cache_dir=_cache_dir()), _cache_dir())
     return 0
@@ -301,6 +315,15 @@ class CommandParser(argparse.ArgumentParser):
         if examples:
             kwargs["epilog"] = "examples:\n" + "\n".join(f"  {line}" for line in examples)
         super().__init__(*args, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
+def add_kernel_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        help="what runs the default model (default: the fastest on this machine, chosen by "
+        f"prepare-model; the {KERNEL_ENV} environment variable sets it for every command)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -325,10 +348,11 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--model",
             default=DEFAULT_EMBEDDER,
-            help=f"embedding model (default: {DEFAULT_EMBEDDER}, built offline, run by ONNX "
-            f"Runtime; {DEFAULT_MODEL_NAME} is its fp32 form on torch); any other "
-            "sentence-transformers model name or local folder",
+            help=f"embedding model (default: {DEFAULT_EMBEDDER}, built offline, run on this "
+            "machine's fastest kernel); any other sentence-transformers model name or local "
+            "folder, run by torch",
         )
+        add_kernel_option(command)
         command.add_argument("--query-prefix", help="text put before questions (model default)")
         command.add_argument("--passage-prefix", help="text put before passages (model default)")
         command.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -456,10 +480,16 @@ def parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser(
         "prepare-model",
         help="build the default model (offline)",
-        description="Build the default model's int8 ONNX form, once, offline (about a\n"
-        "minute); `build` does it by itself when it is missing.",
-        examples=["python -m retriever prepare-model"],
+        description="Build the default model's folders, once, offline (about a minute), then\n"
+        "time each kernel this CPU can run it on and keep the fastest whose vectors stay\n"
+        "within a cosine of 0.99 of fp32's (seconds). `build` does both by itself when\n"
+        "they are missing.",
+        examples=[
+            "python -m retriever prepare-model",
+            "python -m retriever prepare-model --kernel torch-fp32   keep fp32 on this machine",
+        ],
     )
+    add_kernel_option(prepare)
     prepare.set_defaults(run=cmd_prepare_model)
     add_document_commands(commands)
     add_base_commands(commands)

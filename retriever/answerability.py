@@ -31,15 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from retriever.background import BACKGROUND_TEXT, background_passages
 from retriever.embedding import Embedder
+from retriever.models import canonical_model_name
 from retriever.searcher import Candidates, Hit
 from retriever.words import content_words
 
 logger = logging.getLogger(__name__)
 
-DATA = Path(__file__).resolve().parent / "data"
-BACKGROUND_TEXT = DATA / "background.txt"
-FITTED = DATA / "answerability.json"
+FITTED = BACKGROUND_TEXT.parent / "answerability.json"
 # The question's baseline is its 10th-best background cosine, not its best: one background
 # passage that happens to be about the same thing as the user's corpus must not decide.
 BACKGROUND_RANK = 10
@@ -92,7 +92,7 @@ def load_fitted(model: str, path: Path = FITTED) -> FittedModel | None:
     """The fitted values for `model`, or None if it has none."""
     if not path.is_file():
         return None
-    fitted = json.loads(path.read_text("utf-8"))["models"].get(model)
+    fitted = json.loads(path.read_text("utf-8"))["models"].get(canonical_model_name(model))
     if fitted is None:
         return None
     return FittedModel(
@@ -105,15 +105,12 @@ def load_fitted(model: str, path: Path = FITTED) -> FittedModel | None:
     )
 
 
-def background_passages() -> list[str]:
-    return [line for line in BACKGROUND_TEXT.read_text("utf-8").splitlines() if line.strip()]
-
-
 def background_vectors(embedder: Embedder, cache_dir: Path | None) -> np.ndarray:
-    """The background passages embedded by `embedder`: computed once per model and kept in
-    `cache_dir` (about 10 s for the default model on 2 cores), or in memory without one."""
+    """The background passages embedded by `embedder`: computed once per model and kernel,
+    kept in `cache_dir` (about 10 s for the default model on 2 cores), or in memory without
+    one."""
     text = BACKGROUND_TEXT.read_bytes()
-    digest = hashlib.sha256(text + embedder.name.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text + f"{embedder.name} {embedder.kernel}".encode()).hexdigest()[:16]
     cached = None if cache_dir is None else Path(cache_dir) / "background" / f"{digest}.npy"
     if cached is not None and cached.is_file():
         vectors = np.load(cached)

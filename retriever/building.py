@@ -38,7 +38,9 @@ from retriever.corpus import (
 )
 from retriever.embedding import Embedder
 from retriever.index import Index, IndexInfo, open_manifest
+from retriever.kernels import Cpu
 from retriever.manifest import Manifest
+from retriever.models import canonical_model_name
 from retriever.passages import assign_ids, dense_text, lexical_text, passages_of
 from retriever.schema import IndexLoadError
 from retriever.staging import check_index_target
@@ -84,9 +86,13 @@ def build_index(
         backends = _usable_backends(recorded)
     hashes = file_hashes(corpus_dir)
     # How the index is to be made; what it holds is filled in once the corpus is read.
+    cpu = Cpu.this_machine()
     wanted = Manifest(
         model_name=embedder.name,
         model_dim=embedder.dim,
+        kernel=embedder.kernel,
+        cpu=cpu.model,
+        cpu_flags=cpu.flags,
         chunking=chunking,
         lexical=lexical,
         backends=backends,
@@ -190,9 +196,10 @@ def _previous_index(index_dir: Path, manifest: Manifest | None, wanted: Manifest
 
 
 def _made_by(manifest: Manifest) -> tuple[object, ...]:
-    """What decides every passage's vector and words: the model, the settings, the backends."""
+    """What decides every passage's vector and words: the model, the settings, the backends.
+    Not the kernel: each gives the model's vectors to a cosine of 0.99 (retriever.kernels)."""
     return (
-        manifest.model_name,
+        canonical_model_name(manifest.model_name),
         manifest.model_dim,
         manifest.chunking,
         manifest.lexical,

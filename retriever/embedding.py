@@ -1,12 +1,12 @@
 """Dense embeddings, with each model's query/passage prefixes.
 
-Two kinds of model behind one protocol: the default model runs as an int8 ONNX Runtime graph
-(retriever.onnx_embedder: about three times torch's speed on a CPU, for a retrieval quality
-within 0.01 of R@10), and any other sentence-transformers model, the default's fp32 form
-included, runs through sentence-transformers. `load_embedder` picks by name.
+The default model (multilingual-e5-small, built offline by retriever.modelbuild) runs on the
+kernel this machine is fastest at (retriever.kernels): the int8 ONNX graph on ONNX Runtime
+(retriever.onnx_embedder), or its fp32 weights on torch in bf16 or fp32. Any other
+sentence-transformers model runs on torch. `load_embedder` picks by name and kernel.
 
-The default model's folders are built once, offline, by retriever.modelbuild. Loading imports
-that code only when a folder is missing or stale (a fresh clone's first run), never to serve.
+The default model's folders are built once, offline. Loading imports that code only when a
+folder is missing or stale (a fresh clone's first run), never to serve.
 
 Questions and passages are encoded by separate calls because E5 and BGE prefix them
 differently; a model that is asked with the wrong prefix loses several points of recall.
@@ -15,17 +15,30 @@ differently; a model that is asked with the wrong prefix loses several points of
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from retriever.background import background_passages
+from retriever.kernels import (
+    Cpu,
+    KernelChoice,
+    available,
+    check_kernel,
+    fastest,
+    measure,
+    read_choice,
+    sample_texts,
+    write_choice,
+)
 from retriever.models import (
     DEFAULT_MODEL_NAME,
-    INT8_MODEL_NAME,
     PASSAGE_PREFIX,
     QUERY_PREFIX,
+    canonical_model_name,
     default_model_dir,
     default_model_is_built,
     int8_model_dir,
@@ -45,8 +58,10 @@ KNOWN_PREFIXES: dict[str, tuple[str, str]] = {
     "bge-large-zh": ("为这个句子生成表示以用于检索相关文章：", ""),
 }
 
-# The model an index is built with when none is named: the default model, int8, ONNX Runtime.
-DEFAULT_EMBEDDER = INT8_MODEL_NAME
+# The model an index is built with when none is named, on this machine's kernel.
+DEFAULT_EMBEDDER = DEFAULT_MODEL_NAME
+# Names the kernel for every load of the default model, as --kernel does for one command.
+KERNEL_ENV = "RETRIEVER_KERNEL"
 
 # Texts per forward pass: larger batches pad more on uneven Chinese passages, smaller ones
 # lose matrix efficiency. On a 2-core CPU torch was fastest at 32.
@@ -63,6 +78,7 @@ class Embedder(Protocol):
 
     name: str
     dim: int
+    kernel: str  # what runs it (retriever.kernels), recorded in the index it builds
 
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
@@ -92,24 +108,83 @@ def load_embedder(
     name: str = DEFAULT_EMBEDDER,
     *,
     cache_dir: Path,
+    kernel: str | None = None,
     query_prefix: str | None = None,
     passage_prefix: str | None = None,
 ) -> Embedder:
-    """The embedder called `name`: the default int8 model, or a sentence-transformers model
-    by name or local folder (the default model's fp32 form is `DEFAULT_MODEL_NAME`)."""
-    if name == DEFAULT_EMBEDDER:
-        return OnnxEmbedder(
-            _built_int8_model(cache_dir),
-            name,
-            query_prefix=QUERY_PREFIX if query_prefix is None else query_prefix,
-            passage_prefix=PASSAGE_PREFIX if passage_prefix is None else passage_prefix,
-        )
+    """The embedder called `name`: the default model, or a sentence-transformers model by
+    name or local folder.
+
+    `kernel` (or the environment's RETRIEVER_KERNEL) forces what runs it; by default the
+    default model runs on the kernel chosen for this machine (measured on first use), any
+    other model on torch fp32.
+    """
+    kernel = check_kernel(kernel) if kernel else None
+    if canonical_model_name(name) == DEFAULT_MODEL_NAME:
+        env = os.environ.get(KERNEL_ENV)
+        chosen = kernel or (check_kernel(env) if env else machine_kernel(cache_dir).kernel)
+        return default_embedder(chosen, cache_dir, query_prefix, passage_prefix)
+    if kernel == "onnx-int8":
+        raise ModelLoadError(f"the onnx-int8 kernel runs only the default model, not {name!r}")
     if name.startswith(("/", ".")) and not Path(name).is_dir():
         # No hub name starts so: say it now, not after importing torch (seconds).
         raise ModelLoadError(f"no model named {name!r}: there is no such folder")
     return SentenceTransformerEmbedder.load(
-        name, cache_dir=cache_dir, query_prefix=query_prefix, passage_prefix=passage_prefix
+        name,
+        cache_dir=cache_dir,
+        query_prefix=query_prefix,
+        passage_prefix=passage_prefix,
+        bf16=kernel == "torch-bf16",
     )
+
+
+def default_embedder(
+    kernel: str,
+    cache_dir: Path,
+    query_prefix: str | None = None,
+    passage_prefix: str | None = None,
+) -> Embedder:
+    """The default model on `kernel`, its folders built first if they are not ready."""
+    if check_kernel(kernel) == "onnx-int8":
+        return OnnxEmbedder(
+            _built_int8_model(cache_dir),
+            DEFAULT_MODEL_NAME,
+            query_prefix=QUERY_PREFIX if query_prefix is None else query_prefix,
+            passage_prefix=PASSAGE_PREFIX if passage_prefix is None else passage_prefix,
+        )
+    return SentenceTransformerEmbedder.load(
+        DEFAULT_MODEL_NAME,
+        cache_dir=cache_dir,
+        query_prefix=query_prefix,
+        passage_prefix=passage_prefix,
+        bf16=kernel == "torch-bf16",
+    )
+
+
+def machine_kernel(
+    cache_dir: Path, *, force: str | None = None, remeasure: bool = False
+) -> KernelChoice:
+    """The default model's kernel on this machine: the one recorded for this processor, or
+    measured now (seconds, once per machine) and recorded. `force` records that kernel
+    instead of the fastest, with the timings beside it."""
+    cpu = Cpu.this_machine()
+    model_dir = _built_default_model(cache_dir)
+    recorded = None if remeasure or force else read_choice(model_dir, cpu)
+    if recorded is not None:
+        return recorded
+    kernels = available(cpu)
+    if force and force not in kernels:
+        kernels = (*kernels, check_kernel(force))
+    logger.warning("timing %s on this machine's CPU (%s), once", ", ".join(kernels), cpu.model)
+    encoders = {k: default_embedder(k, cache_dir).encode_passages for k in kernels}
+    measurements = measure(encoders, sample_texts(background_passages()))
+    choice = KernelChoice(
+        force or fastest(measurements), cpu, forced=bool(force), measurements=tuple(measurements)
+    )
+    write_choice(model_dir, choice)
+    timings = (f"{m.kernel} {m.passages_per_second}/s, cos {m.min_cosine}" for m in measurements)
+    logger.warning("kernel %s chosen (%s)", choice.kernel, "; ".join(timings))
+    return choice
 
 
 def _built_int8_model(cache_dir: Path) -> Path:
@@ -133,11 +208,13 @@ def _built_default_model(cache_dir: Path) -> Path:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model by name or local path; the default one is built offline."""
 
-    def __init__(self, name: str, model, prefixes: Prefixes) -> None:
+    def __init__(self, name: str, model, prefixes: Prefixes, *, bf16: bool = False) -> None:
         self.name = name
         self.model = model
         self.prefixes = prefixes
         self.dim = int(model.get_embedding_dimension())
+        self.bf16 = bf16
+        self.kernel = "torch-bf16" if bf16 else "torch-fp32"
 
     @classmethod
     def load(
@@ -147,6 +224,7 @@ class SentenceTransformerEmbedder:
         cache_dir: Path,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
+        bf16: bool = False,
     ) -> SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
@@ -170,7 +248,7 @@ class SentenceTransformerEmbedder:
             prefixes.passage if passage_prefix is None else passage_prefix,
         )
         logger.info("embedding model %s, prefixes %r / %r", name, *vars(prefixes).values())
-        return cls(name, model, prefixes)
+        return cls(name, model, prefixes, bf16=bf16)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         prefixed = [self.prefixes.query + text for text in texts]
@@ -190,11 +268,16 @@ class SentenceTransformerEmbedder:
             return self._encode(texts, progress=progress)
 
     def _encode(self, texts: list[str], *, progress: bool) -> np.ndarray:
-        vectors = self.model.encode(
-            texts,
-            batch_size=BATCH_SIZE,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            vectors = self.model.encode(
+                texts,
+                batch_size=BATCH_SIZE,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+        # Normalised in bf16 a vector's length is off by up to 0.4%: scores must be cosines.
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -67,8 +67,10 @@ def load_dataset(folder: Path | str, qrels: str = "qrels.tsv") -> Dataset:
 def open_evaluation_index(
     dataset: Dataset, embedder, cache_dir: Path, *, progress: bool = True
 ) -> Retriever:
-    """The dataset's corpus indexed with `embedder`, built once into the cache and reused."""
-    folder = cache_dir / "eval" / f"{dataset.name}-{embedder.name.replace('/', '_')}"
+    """The dataset's corpus indexed with `embedder` on its kernel, built once into the cache
+    and reused."""
+    model = embedder.name.replace("/", "_")
+    folder = cache_dir / "eval" / f"{dataset.name}-{model}-{embedder.kernel}"
     if not index_is_current(folder, dataset.corpus, embedder.name):
         logger.warning("building the %s index in %s (once)", dataset.name, folder)
         Retriever.build(dataset.corpus, folder, embedder=embedder, progress=progress)

@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 
 from retriever.config import FusionWeights
+from retriever.models import canonical_model_name
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def fitted_weights(model: str, path: Path = FITTED) -> FusionWeights | None:
     """The weights bench.fit_fusion fitted for this embedding model, None if there are none."""
     if not path.is_file():
         return None
-    fitted = json.loads(path.read_text("utf-8"))["models"].get(model)
+    fitted = json.loads(path.read_text("utf-8"))["models"].get(canonical_model_name(model))
     return None if fitted is None else FusionWeights(**fitted["weights"])
 
 

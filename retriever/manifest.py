@@ -44,6 +44,11 @@ class Manifest(Mapping[str, Any]):
     corpus_hashes: dict[str, str]
     document_count: int
     chunk_count: int = 0
+    # What ran the model for this build (retriever.kernels), on which processor: an index
+    # built before kernels were chosen says nothing.
+    kernel: str = ""
+    cpu: str = ""
+    cpu_flags: tuple[str, ...] = ()
     created_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)  # every other file of the index
@@ -63,7 +68,13 @@ class Manifest(Mapping[str, Any]):
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "model": {"name": self.model_name, "dim": self.model_dim},
+            "model": {
+                "name": self.model_name,
+                "dim": self.model_dim,
+                "kernel": self.kernel,
+                "cpu": self.cpu,
+                "cpu_flags": list(self.cpu_flags),
+            },
             "settings": {"chunking": asdict(self.chunking), "lexical": asdict(self.lexical)},
             "backends": asdict(self.backends),
             "document_count": self.document_count,
@@ -108,9 +119,13 @@ def parse_manifest(data: object, path: Path) -> Manifest:
     top = Fields(data, path)
     model = top.get_object("model")
     settings = top.get_object("settings")
+    built_on = "kernel" in model.data  # absent from indexes built before kernels were chosen
     return Manifest(
         model_name=model.get("name", str),
         model_dim=model.get_count("dim", minimum=1),
+        kernel=model.get("kernel", str) if built_on else "",
+        cpu=model.get("cpu", str) if built_on else "",
+        cpu_flags=tuple(model.get("cpu_flags", list)) if built_on else (),
         chunking=settings.get_settings("chunking", ChunkSettings),
         lexical=settings.get_settings("lexical", LexicalSettings),
         backends=top.get_settings("backends", BackendSettings),

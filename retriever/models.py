@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL_NAME = "multilingual-e5-small"
+# The int8 graph's folder; also the name indexes built before kernels were chosen per machine
+# (retriever.kernels) recorded for the default model: it means the same model.
 INT8_MODEL_NAME = f"{DEFAULT_MODEL_NAME}-int8"
 
 # E5 was trained with these markers in front of every text; the built folder stores them as
@@ -44,6 +46,11 @@ DEFAULT_MODEL_FILES = (
 # The int8 folder: one ONNX graph (token ids and mask in, unit vectors out) and its tokenizer.
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+
+
+def canonical_model_name(name: str) -> str:
+    """The name a model is recorded under: the default model's old int8 name is the model."""
+    return DEFAULT_MODEL_NAME if name == INT8_MODEL_NAME else name
 
 
 def default_model_dir(cache_dir: Path) -> Path:

@@ -42,12 +42,14 @@ class OnnxEmbedder:
         *,
         query_prefix: str = QUERY_PREFIX,
         passage_prefix: str = PASSAGE_PREFIX,
+        kernel: str = "onnx-int8",
     ) -> None:
         from tokenizers import Tokenizer
 
         if not (folder / MODEL_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
             raise OnnxModelError(f"{folder} lacks {MODEL_FILE} or {TOKENIZER_FILE}")
         self.name = name
+        self.kernel = kernel
         self.folder = folder
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix

@@ -29,6 +29,7 @@ from retriever.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
 from retriever.fusion import Mode
 from retriever.index import Index, IndexInfo, open_manifest
 from retriever.manifest import Manifest
+from retriever.models import canonical_model_name
 from retriever.rerank import Reranker
 from retriever.schema import REBUILD_HINT, IndexLoadError
 from retriever.searcher import Hit, QuestionError, Searcher, check_question, search_text
@@ -84,6 +85,7 @@ class Retriever:
         bases_root: Path | str = DEFAULT_ROOT,
         embedder: Embedder | None = None,
         model: str | None = None,
+        kernel: str | None = None,
         chunking: ChunkSettings = ChunkSettings(),
         lexical: LexicalSettings = LexicalSettings(),
         backends: BackendSettings | None = None,
@@ -104,7 +106,8 @@ class Retriever:
         return build_index(
             corpus,
             index,
-            embedder=embedder or load_embedder(model or DEFAULT_EMBEDDER, cache_dir=cache_dir),
+            embedder=embedder
+            or load_embedder(model or DEFAULT_EMBEDDER, cache_dir=cache_dir, kernel=kernel),
             chunking=chunking,
             lexical=lexical,
             backends=backends,
@@ -120,6 +123,7 @@ class Retriever:
         bases_root: Path | str = DEFAULT_ROOT,
         embedder: Embedder | None = None,
         model: str | None = None,
+        kernel: str | None = None,
         settings: SearchSettings = SearchSettings(),
         reranker: Reranker | None = None,
         cache_dir: Path = DEFAULT_CACHE,
@@ -129,16 +133,16 @@ class Retriever:
         what to do, if it cannot be used, and a BaseError for a base that does not exist."""
         _, folder = folders(base, None, index_dir, root=bases_root)
         manifest = open_manifest(folder)
-        built_with = manifest.model_name
+        built_with = canonical_model_name(manifest.model_name)
         asked_for = embedder.name if embedder is not None else model
-        if asked_for is not None and asked_for != built_with:
+        if asked_for is not None and canonical_model_name(asked_for) != built_with:
             raise IndexLoadError(
                 f"index {folder} was built with model {built_with!r}, asked to search with "
                 f"{asked_for!r}: rebuild it with `python -m retriever build --model {asked_for}` "
                 "or search with the model it was built with"
             )
         index = Index.read(folder, manifest)
-        embedder = embedder or load_embedder(built_with, cache_dir=cache_dir)
+        embedder = embedder or load_embedder(built_with, cache_dir=cache_dir, kernel=kernel)
         if embedder.dim != manifest.model_dim:
             raise IndexLoadError(
                 f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index {folder} "
@@ -209,7 +213,8 @@ def index_is_current(
         manifest = open_manifest(Path(index_dir))
     except IndexLoadError:
         return False
-    if model is not None and manifest.model_name != model:
+    built_with = canonical_model_name(manifest.model_name)
+    if model is not None and built_with != canonical_model_name(model):
         return False
     if (manifest.chunking, manifest.lexical) != (chunking, lexical):
         return False

@@ -23,6 +23,7 @@ class HashingEmbedder:
 
     name = "test-hashing"
     dim = 64
+    kernel = "test"
 
     def _vector(self, text: str) -> np.ndarray:
         vector = np.zeros(self.dim, dtype=np.float32)

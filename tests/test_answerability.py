@@ -16,13 +16,13 @@ from retriever.answerability import (
     gather_evidence,
     load_fitted,
 )
-from retriever.models import INT8_MODEL_NAME
+from retriever.models import DEFAULT_MODEL_NAME
 from retriever.search import Retriever
 from retriever.searcher import Candidates
 
 
 def test_the_default_model_has_a_fit_with_a_cut_between_0_and_1() -> None:
-    fitted = load_fitted(INT8_MODEL_NAME)
+    fitted = load_fitted(DEFAULT_MODEL_NAME)
     assert fitted is not None
     assert 0.0 < fitted.threshold < 1.0
     assert len(fitted.weights) == len(fitted.means) == len(fitted.scales) == 4
@@ -30,7 +30,7 @@ def test_the_default_model_has_a_fit_with_a_cut_between_0_and_1() -> None:
 
 
 def test_more_evidence_never_lowers_the_confidence() -> None:
-    fitted = load_fitted(INT8_MODEL_NAME)
+    fitted = load_fitted(DEFAULT_MODEL_NAME)
     assert fitted is not None
     base = Evidence(lift=0.02, standout=0.03, coverage=0.5, coverage_top3=0.6)
     for field, more in (("lift", 0.06), ("standout", 0.08), ("coverage", 1.0)):
@@ -38,7 +38,7 @@ def test_more_evidence_never_lowers_the_confidence() -> None:
 
 
 def test_unknown_coverage_takes_the_prior_not_zero() -> None:
-    fitted = load_fitted(INT8_MODEL_NAME)
+    fitted = load_fitted(DEFAULT_MODEL_NAME)
     assert fitted is not None
     english = Evidence(lift=0.03, standout=0.04, coverage=None, coverage_top3=None)
     assert fitted.features(english)[2:] == fitted.coverage_prior

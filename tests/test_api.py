@@ -46,7 +46,7 @@ def test_page_is_served(client: httpx.Client) -> None:
 def test_info_describes_the_served_index(client: httpx.Client) -> None:
     info = client.get("/api/info").json()
     assert info["documents"] == 1 and info["chunks"] > 0
-    assert info["model"] == "multilingual-e5-small-int8" and info["created_at"]
+    assert info["model"] == "multilingual-e5-small" and info["created_at"]
     assert info["rebuilding"] is False and info["last_build_error"] is None
 
 

@@ -359,7 +359,7 @@ class GatedEmbedder:
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.name, self.dim = inner.name, inner.dim
+        self.name, self.dim, self.kernel = inner.name, inner.dim, inner.kernel
         self.gate = threading.Event()
         self.gate.set()
         self.building = threading.Event()

@@ -127,6 +127,25 @@ def test_onnx_int8_builds_and_scores(cache: Path, tmp_path: Path) -> None:
     assert re.search(r"Rule .*: \*\*(passes|fails)\*\*", report)
 
 
+def test_kernels_times_each_kernel_this_cpu_offers(tmp_path: Path) -> None:
+    from bench.kernels import main
+    from retriever.kernels import Cpu, available
+
+    output = tmp_path / "kernels.md"
+    assert main(["--passages", "8", "--runs", "1", "--output", str(output)]) == 0
+    rows = {
+        cells[0]: cells[1:]
+        for line in output.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith(("| kernel", "|---"))
+        for cells in [[c.strip() for c in line.strip("| ").split("|")]]
+    }
+    assert set(rows) == set(available(Cpu.this_machine()))
+    for rate, ratio, per_million, cosine, gflops, share in rows.values():
+        assert float(rate) > 0 and float(ratio.rstrip("×")) > 0 and float(per_million) > 0
+        assert float(cosine) >= 0.98 and float(gflops) > 0 and float(share) > 0
+    assert rows["torch-fp32"][1] == "1.00×"
+
+
 def test_scale_writes_tables_and_plots(cache: Path, tmp_path: Path) -> None:
     from bench.scale import main
 

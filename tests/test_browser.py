@@ -115,7 +115,7 @@ def remove(page, name: str) -> str:
 
 def test_example_question_shows_the_cited_passage(page, tmp_path: Path) -> None:
     info = page.locator("#index-info").inner_text()
-    assert re.search(r"1 篇文档 · \d+ 个段落 · 模型 multilingual-e5-small-int8 · 建于", info)
+    assert re.search(r"1 篇文档 · \d+ 个段落 · 模型 multilingual-e5-small · 建于", info)
     page.get_by_text(EXAMPLE).first.click()
     answer = page.locator("#chat .qa").first
     answer.wait_for(timeout=ANSWER_SECONDS * 1000)
@@ -204,7 +204,7 @@ def test_the_page_is_chinese_for_a_browser_that_prefers_english(page) -> None:
     # What may stay in Latin letters: file names and types, the model, Gradio's name, API.
     allowed = re.compile(r"\S+\.(txt|md|pdf|docx|html|htm)\b|\.(txt|md|pdf|docx|html|htm)\b")
     rest = allowed.sub("", text + " " + labels)
-    rest = re.sub(r"multilingual-e5-small-int8|Gradio|API|UTC|KB|MB", "", rest)
+    rest = re.sub(r"multilingual-e5-small|Gradio|API|UTC|KB|MB", "", rest)
     assert not re.findall(r"[A-Za-z]{2,}", rest)
 
 

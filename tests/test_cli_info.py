@@ -46,7 +46,7 @@ def test_info_is_a_short_summary(index: Path, small_corpus: Path, capsys) -> Non
     ]
     assert lines[0].startswith(f"index    {index} (") and lines[0].endswith(" kB on disk)")
     assert lines[1].endswith(" UTC, within the hour")
-    assert lines[2].startswith("model    test-hashing (64 dimensions), run by ")
+    assert lines[2].startswith("model    test-hashing (64 dimensions), run on test on ")
     assert lines[3] == "engines  faiss for vectors, bm25s for words"
     assert lines[4].endswith("of at most 300 characters, from 2 documents in 2 files")
     assert lines[5] == "skipped  0 files"

@@ -102,15 +102,20 @@ def test_cli_errors_are_one_clear_line(tmp_path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_cli_builds_and_searches_with_another_model(tmp_path) -> None:
-    """--model takes any sentence-transformers model: here the default model's fp32 form,
-    run by torch. The index remembers its model, so searching needs no --model."""
+def test_cli_builds_on_a_forced_kernel_and_searches_on_the_machines(tmp_path) -> None:
+    """--kernel torch-fp32 builds on torch; the index records it, and searching runs on this
+    machine's kernel without being told."""
     index = tmp_path / "index"
-    result = run_cli("build", "--model", "multilingual-e5-small", "--index", str(index), "-q")
+    result = run_cli("build", "--kernel", "torch-fp32", "--index", str(index), "-q")
     assert result.returncode == 0, result.stderr
     assert "with multilingual-e5-small in" in result.stderr
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["model"]["name"] == "multilingual-e5-small"
+    assert (manifest["model"]["name"], manifest["model"]["kernel"]) == (
+        "multilingual-e5-small",
+        "torch-fp32",
+    )
+    result = run_cli("info", "--index", str(index), "--corpus", "corpus")
+    assert "run on torch-fp32 (torch 2.13.0" in result.stdout, result.stdout
 
     result = run_cli("ask", KEY_QUESTION, "--json", "--index", str(index))
     assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from retriever import ChunkSettings, IndexLoadError, Retriever
+from retriever.kernels import Cpu
 from retriever.search import index_is_current
 from retriever.store import MANIFEST
 
@@ -25,7 +26,14 @@ def test_round_trip_keeps_chunks_and_results(small_corpus, tmp_path, hashing_emb
     question = "办公室主任和行政主管哪个大?"
     assert first.search(question) == again.search(question)
     manifest = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["model"] == {"name": "test-hashing", "dim": 64}
+    cpu = Cpu.this_machine()
+    assert manifest["model"] == {
+        "name": "test-hashing",
+        "dim": 64,
+        "kernel": "test",
+        "cpu": cpu.model,
+        "cpu_flags": list(cpu.flags),
+    }
     assert {s["path"] for s in manifest["sources"]} == {"jobs.txt", "fruit.md"}
     assert manifest["settings"]["chunking"]["max_chars"] == 300
     assert "faiss-cpu" in manifest["versions"] and manifest["created_at"]

@@ -29,9 +29,9 @@ TEXTS = [
 
 @pytest.mark.model
 def test_int8_vectors_point_where_torch_fp32_vectors_do() -> None:
-    int8 = load_embedder(cache_dir=CACHE)
-    fp32 = load_embedder(DEFAULT_MODEL_NAME, cache_dir=CACHE)
-    assert isinstance(int8, OnnxEmbedder) and int8.name == DEFAULT_EMBEDDER == INT8_MODEL_NAME
+    int8 = load_embedder(cache_dir=CACHE, kernel="onnx-int8")
+    fp32 = load_embedder(DEFAULT_MODEL_NAME, cache_dir=CACHE, kernel="torch-fp32")
+    assert isinstance(int8, OnnxEmbedder) and int8.name == DEFAULT_EMBEDDER == DEFAULT_MODEL_NAME
     for encode in ("encode_queries", "encode_passages"):
         ours, reference = getattr(int8, encode)(TEXTS), getattr(fp32, encode)(TEXTS)
         assert ours.shape == reference.shape == (len(TEXTS), 384)
@@ -51,7 +51,8 @@ def test_serving_imports_neither_torch_nor_sentence_transformers(tmp_path: Path)
 
     code = (
         "import sys; from pathlib import Path; from retriever.embedding import load_embedder; "
-        f"load_embedder(cache_dir=Path({str(CACHE)!r})).encode_queries(['问题']); "
+        f"load_embedder(cache_dir=Path({str(CACHE)!r}), kernel='onnx-int8')"
+        ".encode_queries(['问题']); "
         "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 from retriever import Candidate, QuestionError, Retriever
 from retriever.config import FusionWeights
 from retriever.fusion import Candidates, fitted_weights, fuse
-from retriever.models import INT8_MODEL_NAME
+from retriever.models import DEFAULT_MODEL_NAME
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_the_share_of_question_words_held_breaks_a_near_tie() -> None:
 def test_the_default_model_is_ranked_with_its_fitted_weights(
     retriever: Retriever, hashing_embedder
 ) -> None:
-    fitted = fitted_weights(INT8_MODEL_NAME)
+    fitted = fitted_weights(DEFAULT_MODEL_NAME)
     assert fitted is not None and fitted.coverage > 0  # bench.fit_fusion's choice is shipped
     assert fitted_weights("a-model-nobody-fitted") is None
     assert retriever.searcher.weights == FusionWeights()  # the stand-in model has no fit

@@ -100,6 +100,7 @@ class _ProgressEmbedder:
         self.report = report
         self.name = inner.name
         self.dim = inner.dim
+        self.kernel = inner.kernel
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.inner.encode_queries(texts)
