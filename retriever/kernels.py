@@ -9,11 +9,12 @@ The default model can run three ways, and which is fastest depends on the proces
 - ``torch-fp32``: the reference the others are checked against, and the fallback.
 
 The choice is made once per machine: each kernel the CPU supports embeds a fixed sample of
-passages (the first background passages, retriever.background) a few times, and the fastest median whose every vector keeps a cosine of at least
-MIN_COSINE with fp32's is kept. The record (``kernel.json`` in the model folder) names the
-processor and the flags it was measured on; another processor reading the same cache measures
-again. Every kernel gives the same model's vectors to within that bound, so an index built on
-one is searched on another.
+passages (the first background passages, retriever.background) a few times, and the
+fastest median whose every vector keeps a cosine of at least MIN_COSINE with fp32's is
+kept. The record (``kernel.json`` in the model folder) names the processor and the flags it
+was measured on; another processor reading the same cache measures again. Every kernel
+gives the same model's vectors to within that bound, so an index built on one is searched
+on another.
 """
 
 from __future__ import annotations
