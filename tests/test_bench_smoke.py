@@ -160,6 +160,26 @@ def test_scale_writes_tables_and_plots(cache: Path, tmp_path: Path) -> None:
     assert recalls and all(0.0 <= r <= 1.0 for r in recalls)
 
 
+def test_profile_build_times_every_stage(cache: Path, tmp_path: Path) -> None:
+    from bench.profile_build import main
+    from retriever.kernels import Cpu, available
+
+    output = tmp_path / "profile.md"
+    assert main(["--size", "300", "--cache", str(cache), "--output", str(output)]) == 0
+    report = output.read_text(encoding="utf-8")
+    seconds = {
+        cells[0]: float(cells[1])
+        for line in report.splitlines()
+        if re.match(r"^\| [^|]+ \| [\d.]+ \|", line)
+        for cells in [[c.strip() for c in line.strip("| ").split("|")]]
+    }
+    for stage in ("read and extract", "chunk", "BM25 (jieba + bm25s)", "write the index"):
+        assert stage in seconds
+    for kernel in available(Cpu.this_machine()):
+        assert seconds[f"embed on {kernel}"] > 0
+    assert "Build without embedding:" in report
+
+
 def test_update_times_adding_a_document(cache: Path, tmp_path: Path) -> None:
     from bench.update import main
 
