@@ -122,38 +122,22 @@ def load_embedder(
     kernel = check_kernel(kernel) if kernel else None
     if canonical_model_name(name) == DEFAULT_MODEL_NAME:
         env = os.environ.get(KERNEL_ENV)
-        chosen = kernel or (check_kernel(env) if env else machine_kernel(cache_dir).kernel)
-        return default_embedder(chosen, cache_dir, query_prefix, passage_prefix)
-    if kernel == "onnx-int8":
+        kernel = kernel or (check_kernel(env) if env else machine_kernel(cache_dir).kernel)
+        if kernel == "onnx-int8":
+            return OnnxEmbedder(
+                _built_int8_model(cache_dir),
+                DEFAULT_MODEL_NAME,
+                query_prefix=QUERY_PREFIX if query_prefix is None else query_prefix,
+                passage_prefix=PASSAGE_PREFIX if passage_prefix is None else passage_prefix,
+            )
+        name = DEFAULT_MODEL_NAME  # its torch kernels load it as any other model
+    elif kernel == "onnx-int8":
         raise ModelLoadError(f"the onnx-int8 kernel runs only the default model, not {name!r}")
-    if name.startswith(("/", ".")) and not Path(name).is_dir():
+    elif name.startswith(("/", ".")) and not Path(name).is_dir():
         # No hub name starts so: say it now, not after importing torch (seconds).
         raise ModelLoadError(f"no model named {name!r}: there is no such folder")
     return SentenceTransformerEmbedder.load(
         name,
-        cache_dir=cache_dir,
-        query_prefix=query_prefix,
-        passage_prefix=passage_prefix,
-        bf16=kernel == "torch-bf16",
-    )
-
-
-def default_embedder(
-    kernel: str,
-    cache_dir: Path,
-    query_prefix: str | None = None,
-    passage_prefix: str | None = None,
-) -> Embedder:
-    """The default model on `kernel`, its folders built first if they are not ready."""
-    if check_kernel(kernel) == "onnx-int8":
-        return OnnxEmbedder(
-            _built_int8_model(cache_dir),
-            DEFAULT_MODEL_NAME,
-            query_prefix=QUERY_PREFIX if query_prefix is None else query_prefix,
-            passage_prefix=PASSAGE_PREFIX if passage_prefix is None else passage_prefix,
-        )
-    return SentenceTransformerEmbedder.load(
-        DEFAULT_MODEL_NAME,
         cache_dir=cache_dir,
         query_prefix=query_prefix,
         passage_prefix=passage_prefix,
@@ -176,7 +160,7 @@ def machine_kernel(
     if force and force not in kernels:
         kernels = (*kernels, check_kernel(force))
     logger.warning("timing %s on this machine's CPU (%s), once", ", ".join(kernels), cpu.model)
-    encoders = {k: default_embedder(k, cache_dir).encode_passages for k in kernels}
+    encoders = {k: load_embedder(cache_dir=cache_dir, kernel=k).encode_passages for k in kernels}
     measurements = measure(encoders, sample_texts(background_passages()))
     choice = KernelChoice(
         force or fastest(measurements), cpu, forced=bool(force), measurements=tuple(measurements)
