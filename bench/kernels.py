@@ -21,17 +21,14 @@ import os
 import random
 import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
 
 from bench.peers import CACHE, REPO
 from retriever.config import ChunkSettings
 from retriever.corpus import normalize
-from retriever.embedding import default_embedder, machine_kernel
-from retriever.kernels import KERNELS, REFERENCE, Cpu, available
+from retriever.embedding import load_embedder, machine_kernel
+from retriever.kernels import KERNELS, REFERENCE, Cpu, available, measure
 
 # multilingual-e5-small: a 12-layer BERT, hidden 384, feed-forward 1536.
 LAYERS, HIDDEN, FEED_FORWARD = 12, 384, 1536
@@ -79,25 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     cpu = Cpu.this_machine()
     kernels = [k for k in KERNELS if k in available(cpu) or k in args.kernels]
     texts = sample_passages(args.passages)
-    embedders = {k: default_embedder(k, CACHE) for k in kernels}
-    tokenizer = embedders["onnx-int8"].tokenizer if "onnx-int8" in embedders else None
-    counts = (
-        [len(e.ids) for e in tokenizer.encode_batch(["passage: " + t for t in texts])]
-        if tokenizer is not None
-        else []
-    )
-    flops = flops_per_passage(counts) if counts else float("nan")
+    embedders = {k: load_embedder(cache_dir=CACHE, kernel=k) for k in kernels}
+    tokenizer = embedders["onnx-int8"].tokenizer  # offered on every CPU
+    counts = [len(e.ids) for e in tokenizer.encode_batch(["passage: " + t for t in texts])]
+    flops = flops_per_passage(counts)
     characters = statistics.mean(len(text) for text in texts)
-    vectors = {k: e.encode_passages(texts) for k, e in embedders.items()}  # warm-up
-    seconds: dict[str, list[float]] = {k: [] for k in kernels}
-    for _ in range(args.runs):
-        for kernel, embedder in embedders.items():
-            started = time.perf_counter()
-            embedder.encode_passages(texts)
-            seconds[kernel].append(time.perf_counter() - started)
+    measured = measure({k: e.encode_passages for k, e in embedders.items()}, texts, runs=args.runs)
     peak, counted = fp32_peak(cpu)
-    reference = vectors[REFERENCE]
-    rate = {k: len(texts) / statistics.median(seconds[k]) for k in kernels}
     lines = [
         "# Kernels of the default model on this machine",
         "",
@@ -114,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         "| min cosine to fp32 | GFLOP/s | × fp32 FMA peak |",
         "|---|---|---|---|---|---|---|",
     ]
-    for kernel in kernels:
-        cosine = float(np.min(np.sum(vectors[kernel] * reference, axis=1)))
-        achieved = rate[kernel] * flops / 1e9
+    reference = next(m for m in measured if m.kernel == REFERENCE).passages_per_second
+    for m in measured:
+        achieved = m.passages_per_second * flops / 1e9
         lines.append(
-            f"| {kernel}{'' if kernel in available(cpu) else ' (emulated)'} "
-            f"| {rate[kernel]:.1f} | {rate[kernel] / rate[REFERENCE]:.2f}× "
-            f"| {1e6 / (rate[kernel] * characters):.0f} | {cosine:.4f} "
+            f"| {m.kernel}{'' if m.kernel in available(cpu) else ' (emulated)'} "
+            f"| {m.passages_per_second:.1f} | {m.passages_per_second / reference:.2f}× "
+            f"| {1e6 / (m.passages_per_second * characters):.0f} | {m.min_cosine:.4f} "
             f"| {achieved:.0f} | {achieved / peak:.2f} |"
         )
     table = "\n".join(lines)

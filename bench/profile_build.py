@@ -32,9 +32,9 @@ from retriever import Retriever, building
 from retriever.backends.bm25s_lexical import Bm25sLexical
 from retriever.backends.faiss_dense import FaissDense
 from retriever.corpus import normalize
-from retriever.embedding import default_embedder
+from retriever.embedding import load_embedder
 from retriever.index import Index
-from retriever.kernels import Cpu, available
+from retriever.kernels import Cpu, available, measure
 
 SAMPLE = 512  # passages embedded per kernel to scale embedding from
 
@@ -60,19 +60,14 @@ class StageClock:
 
 
 def embedding_rates(texts: list[str]) -> dict[str, float]:
-    """Characters a second each kernel this CPU offers embeds, over `texts` (median of 3)."""
-    rates = {}
-    characters = sum(len(text) for text in texts)
-    for kernel in available(Cpu.this_machine()):
-        embedder = default_embedder(kernel, CACHE)
-        embedder.encode_passages(texts[:16])  # warm-up
-        seconds = []
-        for _ in range(3):
-            started = time.perf_counter()
-            embedder.encode_passages(texts)
-            seconds.append(time.perf_counter() - started)
-        rates[kernel] = characters / statistics.median(seconds)
-    return rates
+    """Characters a second each kernel this CPU offers embeds over `texts`, timed as the
+    kernel choice times them (retriever.kernels.measure)."""
+    encoders = {
+        kernel: load_embedder(cache_dir=CACHE, kernel=kernel).encode_passages
+        for kernel in available(Cpu.this_machine())
+    }
+    per_passage = statistics.mean(len(text) for text in texts)
+    return {m.kernel: m.passages_per_second * per_passage for m in measure(encoders, texts)}
 
 
 def main(argv: list[str] | None = None) -> int:
