@@ -9,6 +9,7 @@ say is said in Chinese.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -239,18 +240,15 @@ class Page:
         progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
         """Move one document of the chosen base to its trash and rebuild its index."""
-        if self._role(request) != Role.EDITOR:
-            return (outcomes_html([], EDITORS_ONLY), *self.state(base, request))
-        if not name:
-            return (outcomes_html([], "请先选择要删除的文档。"), *self.state(base, request))
-        try:
-            library = self._library(base)
-        except BaseError as error:
-            return (outcomes_html([], base_error(error, str(base))), *self.state(base, request))
-        outcome = library.remove(name)
-        done = f"{name} 的内容不会再出现在答案里。"
-        note = self._rebuild(library, progress, done) if outcome.ok else ""
-        return (outcomes_html([outcome], note), *self.state(base, request))
+        return self._change_document(
+            base,
+            request,
+            progress,
+            chosen=name,
+            missing="请先选择要删除的文档。",
+            change=lambda library: library.remove(name),
+            done="{} 的内容不会再出现在答案里。",
+        )
 
     def restore_document(
         self,
@@ -260,17 +258,39 @@ class Page:
         progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
         """Put a file of the chosen base's trash back and rebuild its index."""
+        return self._change_document(
+            base,
+            request,
+            progress,
+            chosen=entry_id,
+            missing="请先选择要恢复的文件。",
+            change=lambda library: library.restore(entry_id),
+            done="{} 又可以提问了。",
+        )
+
+    def _change_document(
+        self,
+        base: str,
+        request: gr.Request,
+        progress: gr.Progress,
+        *,
+        chosen: str | None,
+        missing: str,
+        change: Callable[[Library], Outcome],
+        done: str,
+    ) -> tuple[Any, ...]:
+        """An editor's change to one document of the chosen base (`chosen`, or the message
+        `missing` without one), then the rebuild; `done` names the document once it is in."""
         if self._role(request) != Role.EDITOR:
             return (outcomes_html([], EDITORS_ONLY), *self.state(base, request))
-        if not entry_id:
-            return (outcomes_html([], "请先选择要恢复的文件。"), *self.state(base, request))
+        if not chosen:
+            return (outcomes_html([], missing), *self.state(base, request))
         try:
             library = self._library(base)
         except BaseError as error:
             return (outcomes_html([], base_error(error, str(base))), *self.state(base, request))
-        outcome = library.restore(entry_id)
-        done = f"{outcome.name} 又可以提问了。"
-        note = self._rebuild(library, progress, done) if outcome.ok else ""
+        outcome = change(library)
+        note = self._rebuild(library, progress, done.format(outcome.name)) if outcome.ok else ""
         return (outcomes_html([outcome], note), *self.state(base, request))
 
     def create_base(self, name: str, request: gr.Request) -> tuple[str, Any]:
