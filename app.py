@@ -145,6 +145,18 @@ with gr.Blocks(title="中文文档问答") as demo:
                     delete_button = gr.Button(
                         "删除当前知识库", variant="stop", elem_id="delete-base"
                     )
+                with gr.Row():
+                    # Custom values, like the document choices below: page.restore_base
+                    # checks the id it gets.
+                    deleted_bases = gr.Dropdown(
+                        label="已删除的知识库",
+                        elem_id="deleted-bases",
+                        scale=3,
+                        allow_custom_value=True,
+                    )
+                    restore_base_button = gr.Button(
+                        "恢复（填了名称就用这个名称）", elem_id="restore-base", scale=1
+                    )
                 base_outcome = gr.HTML(elem_id="base-outcome", js_on_load=None)
             gr.HTML("<h3>我的文档</h3>", elem_id="documents-title")
             # Editors only: page.state hides these columns from readers.
@@ -175,10 +187,16 @@ with gr.Blocks(title="中文文档问答") as demo:
 
     # The source preview and the 👍/👎 messenger: small, and laid out wherever (a dialog).
     Citations(access, previews, feedback).render()
-    conversations.keep_in_browser(demo, chat)
-    state = [info, documents, chosen, trash, trashed, adding, editing, bases]
-    demo.load(page.bases, outputs=base, api_name="bases").then(
+    state = [info, documents, chosen, trash, trashed, deleted_bases, adding, editing, bases]
+    # On load, and when a conversation is opened from the list, the picker gets the
+    # conversation's base (web/conversations.py): checked against the bases there are, then
+    # the side shows that base's documents.
+    loaded, switched = conversations.keep_in_browser(demo, chat, base)
+    loaded.then(page.bases, inputs=base, outputs=base, api_name="bases").then(
         page.state, inputs=base, outputs=state, api_name="page_state"
+    )
+    switched.then(page.bases, inputs=base, outputs=base, api_visibility="private").then(
+        page.state, inputs=base, outputs=state, api_visibility="private"
     )
     # A base chosen, created, renamed or deleted: the side shows that base's documents.
     base.input(page.state, inputs=base, outputs=state, api_visibility="private")
@@ -186,6 +204,7 @@ with gr.Blocks(title="中文文档问答") as demo:
         (create_button, page.create_base, [base_name]),
         (rename_button, page.rename_base, [base, base_name]),
         (delete_button, page.delete_base, [base]),
+        (restore_base_button, page.restore_base, [deleted_bases, base_name, base]),
     ):
         button.click(
             handler, inputs=inputs, outputs=[base_outcome, base], concurrency_id="bases"

@@ -39,6 +39,7 @@ from web.limits import FeedbackLimit, QuestionLimit
 from web.locale import ChinesePage
 from web.page import (
     EDITORS_ONLY,
+    MANAGERS_ONLY,
     WATCH_BUILD_SECONDS,
     WATCH_IDLE_SECONDS,
     Page,
@@ -741,7 +742,7 @@ def test_build_progress_moves_with_the_passages_embedded(library: Library) -> No
 
 
 def test_the_index_line_follows_a_rebuild(page: Page, library: Library, tmp_path: Path) -> None:
-    line, again = page.index_line(DEFAULT)
+    line, again = page.index_line(DEFAULT, _request())
     assert "正在重建索引" not in line and again.value == WATCH_IDLE_SECONDS
     embedder = library.retriever.embedder
     library.add([_upload(tmp_path, "travel.txt", "差旅费须在十五个工作日内报销。".encode())])
@@ -749,11 +750,11 @@ def test_the_index_line_follows_a_rebuild(page: Page, library: Library, tmp_path
     ticket = library.rebuild()
     assert library.state.running and library.state.fraction == 0.0  # reading, at once
     assert embedder.building.wait(timeout=30)
-    line, again = page.index_line(DEFAULT)
+    line, again = page.index_line(DEFAULT, _request())
     assert "正在重建索引（计算向量 0/" in line and again.value == WATCH_BUILD_SECONDS
     embedder.gate.set()
     library.wait(ticket)
-    line, again = page.index_line(DEFAULT)
+    line, again = page.index_line(DEFAULT, _request())
     assert "3 篇文档" in line and "正在重建索引" not in line
     assert again.value == WATCH_IDLE_SECONDS
 
@@ -764,7 +765,7 @@ def test_the_page_creates_renames_and_deletes_knowledge_bases(page: Page) -> Non
     assert picker.choices == [(DEFAULT, DEFAULT), ("制度", "制度")]
     # A new base has no index: asking it says so, in Chinese; the default base still answers.
     assert "知识库「制度」还没有索引：请先上传文档" in page.respond("报销?", [], "制度", _request())
-    assert "还没有索引" in page.index_line("制度")[0]
+    assert "还没有索引" in page.index_line("制度", _request())[0]
     assert "qa-answer" in page.respond("办公室主任和行政主管哪个大?", [], DEFAULT, _request())
     for name, why in (("制度", "已经有叫「制度」的知识库了"), ("../etc", "不能作知识库的名称")):
         said, picker = page.create_base(name, _request())
@@ -776,7 +777,21 @@ def test_the_page_creates_renames_and_deletes_knowledge_bases(page: Page) -> Non
     said, picker = page.delete_base("规章", _request())
     assert "已移到知识库回收站" in said and picker.value == DEFAULT
     assert [base.name for base in page.libraries.list()] == [DEFAULT]
-    assert [entry.name for entry in page.libraries.trash()] == ["规章"]
+    [entry] = page.libraries.trash()
+    assert entry.name == "规章"
+    # The deleted base is offered for restoring, to editors, and comes back chosen.
+    deleted = page.state(DEFAULT, _request())[5]
+    assert deleted.choices[0][1] == entry.id and deleted.choices[0][0].startswith("规章（")
+    assert "请先选择要恢复的知识库" in page.restore_base(None, "", DEFAULT, _request())[0]
+    page.create_base("规章", _request())  # its old name taken: restored under a new one
+    said, _ = page.restore_base(entry.id, "", "规章", _request())
+    assert "已经有叫「规章」的知识库了" in said and "填一个新名称" in said
+    said, picker = page.restore_base(entry.id, "旧规章", "规章", _request())
+    assert "知识库「旧规章」已恢复" in said and picker.value == "旧规章"
+    assert [base.name for base in page.libraries.list()] == [DEFAULT, "旧规章", "规章"]
+    assert page.libraries.trash() == []
+    said, _ = page.restore_base(entry.id, "", DEFAULT, _request())
+    assert "知识库回收站里没有这一项" in said
 
 
 def test_readers_cannot_change_the_knowledge_bases(library: Library, tmp_path: Path) -> None:
@@ -784,8 +799,48 @@ def test_readers_cannot_change_the_knowledge_bases(library: Library, tmp_path: P
     uploads = BrowserUploads(tmp_path / "gradio")
     page = Page(Libraries(library, tmp_path / "bases"), access, QuestionLimit(0), uploads)
     reader = SimpleNamespace(username="ann", client=SimpleNamespace(host="127.0.0.1"), cookies={})
-    assert EDITORS_ONLY in page.create_base("x", reader)[0]
+    assert MANAGERS_ONLY in page.create_base("x", reader)[0]
     assert [base.name for base in page.libraries.list()] == [DEFAULT]
+    entry = page.libraries.delete(page.libraries.create("x").name)
+    assert page.state(DEFAULT, reader)[5].choices == []  # deleted bases are not listed
+    assert MANAGERS_ONLY in page.restore_base(entry.id, "", DEFAULT, reader)[0]
+    assert page.libraries.trash() == [entry]
+
+
+def test_access_rules_apply_per_knowledge_base(library: Library, tmp_path: Path) -> None:
+    """An access file's `bases` lets a user into those bases only: the picker, questions,
+    the index line, the documents, editing and previews all follow it, and only an editor
+    of every base manages bases."""
+    users = {
+        "hr": _Credential(Role.EDITOR, "x", frozenset({"人事"})),
+        "boss": _Credential(Role.EDITOR, "x"),
+    }
+    libraries = Libraries(library, tmp_path / "bases")
+    page = Page(libraries, Access(users=users), QuestionLimit(0), BrowserUploads(tmp_path / "g"))
+    hr, boss = (
+        SimpleNamespace(username=name, client=SimpleNamespace(host="127.0.0.1"), cookies={})
+        for name in ("hr", "boss")
+    )
+    assert "已新建知识库「人事」" in page.create_base("人事", boss)[0]
+    assert page.bases(hr).choices == [("人事", "人事")] and page.bases(hr).value == "人事"
+    assert page.bases(boss, "人事").value == "人事" and len(page.bases(boss).choices) == 2
+    forbidden = "你没有使用知识库「default」的权限"
+    assert forbidden in page.respond("办公室主任和行政主管哪个大?", [], DEFAULT, hr)
+    assert forbidden in page.index_line(DEFAULT, hr)[0]
+    # Asked for the default base's side, it gets its own base's, never the default's.
+    info, documents, *_ = page.state(DEFAULT, hr)
+    assert "人事" in info and "jobs.txt" not in documents
+    assert "jobs.txt" in page.state(DEFAULT, boss)[1]
+    assert EDITORS_ONLY in page.remove_document("jobs.txt", DEFAULT, hr)[0]
+    assert (library.corpus_dir / "jobs.txt").exists()
+    *_, editing, bases = page.state("人事", hr)
+    assert editing.visible and not bases.visible  # edits its base, manages none
+    assert MANAGERS_ONLY in page.rename_base("人事", "人事部", hr)[0]
+    assert page.state(DEFAULT, boss)[-1].visible
+    # A renamed base is no longer the one listed: the rule fails closed.
+    page.rename_base("人事", "人事部", boss)
+    assert page.bases(hr).choices == []
+    assert "你没有使用知识库「人事部」的权限" in page.respond("报销?", [], "人事部", hr)
 
 
 # ------------------------------------------------------------------- the page's language
@@ -1218,21 +1273,29 @@ def test_conversations_are_kept_by_the_browser_and_handed_to_the_chat() -> None:
     from web import conversations
 
     with gr.Blocks() as demo:
-        chat = gr.ChatInterface(lambda message, history: message)
+        chat = gr.ChatInterface(lambda message, history, base: message)
+        base = gr.Dropdown(["default", "hr"], value="default")
         conversations.conversation_list()
-        conversations.keep_in_browser(demo, chat)
+        shown = conversations.keep_in_browser(demo, chat, base)
     events = demo.get_config_file()["dependencies"]
     ours = {event["js"]: event for event in events if "qaConversations" in (event["js"] or "")}
     # Saving, restoring and switching run in the browser: no conversation goes to the server.
-    assert set(ours) == {
-        "(m) => qaConversations.save(m)",
-        "() => qaConversations.restore()",
-        "(m) => qaConversations.switched(m)",
-    }
+    save, restore, switch = (
+        "(m, b) => qaConversations.save(m, b)",
+        "(b) => qaConversations.restore(b)",
+        "(m, b) => qaConversations.switched(m, b)",
+    )
+    assert set(ours) == {save, restore, switch}
     assert not any(event["backend_fn"] for event in ours.values())
+    # Each change is saved with the base chosen; a conversation put back brings its base.
+    assert ours[save]["inputs"] == [chat.chatbot._id, base._id]
+    for js in [restore, switch]:
+        assert ours[js]["outputs"] == [chat.chatbot._id, base._id]
     # A conversation put in the chat becomes the history the next answer (and a follow-up)
-    # starts from; none of this is part of the API.
-    for js in ["() => qaConversations.restore()", "(m) => qaConversations.switched(m)"]:
+    # starts from; none of this is part of the API. These steps are what the page chains
+    # its base check to.
+    for js, then_event in zip([restore, switch], shown, strict=True):
         [then] = [event for event in events if event["trigger_after"] == ours[js]["id"]]
         assert then["backend_fn"] and then["api_visibility"] == "private"
         assert then["inputs"] == [chat.chatbot._id] and then["outputs"] == [chat.chatbot_state._id]
+        assert then_event["id"] == then["id"]

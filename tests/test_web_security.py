@@ -42,6 +42,7 @@ from web.access import (
 )
 from web.browser_uploads import COOKIE, REFUSED, BrowserUploads, UploadGuard
 from web.limits import BodyLimit, QuestionLimit
+from web.page import EDITORS_ONLY, MANAGERS_ONLY
 from web.settings import Settings, SettingsError
 
 SECRET = "金库密码是七三九一"  # in the canary: must never be readable through the app
@@ -82,6 +83,17 @@ def test_roles_of_users_and_tokens(tmp_path: Path) -> None:
     assert access.user(None) is None
     assert access.bearer(token).role == Role.EDITOR and access.bearer(token).name == "bot"
     assert access.bearer(token + "x") is None and access.bearer(None) is None
+    # `bases` keeps a user or token to those knowledge bases; only an unrestricted editor
+    # manages bases.
+    kept = access_file(
+        tmp_path,
+        f'[tokens.hr]\nrole = "editor"\nsha256 = "{hash_token(token)}"\n'
+        'bases = ["人事", "default"]\n',
+    ).bearer(token)
+    assert kept.role_in("人事") == kept.role_in("default") == Role.EDITOR
+    assert kept.role_in("财务") is None and not kept.manages_bases
+    assert access.bearer(token).manages_bases and not access.user("bob").manages_bases
+    assert access.bearer(token).role_in("财务") == Role.EDITOR
     # Without users or tokens there is no access control: everyone is an editor.
     assert Access().user(None) == Access().bearer(None) == ANONYMOUS == Access().bearer("x")
 
@@ -92,7 +104,16 @@ def test_roles_of_users_and_tokens(tmp_path: Path) -> None:
         ('[users.alice]\nrole = "editor"\npassword = "hunter22"\n', "not a hash made by"),
         ('[users.alice]\nrole = "admin"\npassword = "x"\n', "role must be reader or editor"),
         ('[tokens.bot]\nrole = "reader"\nsha256 = "abc"\n', "not a hash made by"),
-        ('[tokens.bot]\nrole = "reader"\n', "exactly two keys"),
+        ('[tokens.bot]\nrole = "reader"\n', "must have the keys role and sha256"),
+        (f'[tokens.bot]\nrole = "reader"\nsha256 = "{"a" * 64}"\nbases = "hr"\n', "a list"),
+        (
+            f'[tokens.bot]\nrole = "reader"\nsha256 = "{"a" * 64}"\nbases = ["../x"]\n',
+            "cannot name",
+        ),
+        (
+            f'[tokens.bot]\nrole = "reader"\nsha256 = "{"a" * 64}"\nbase = ["hr"]\n',
+            "may have bases",
+        ),
         ("[groups.x]\n", "unknown section 'groups'"),
         ("[users.alice\n", "not valid TOML"),
     ],
@@ -866,7 +887,7 @@ PASSWORDS = {"alice": "editor password 1", "bob": "reader password 1"}
 
 @pytest.fixture(scope="module")
 def tokens() -> dict[str, str]:
-    return {"editor": new_token(), "reader": new_token()}
+    return {"editor": new_token(), "reader": new_token(), "kept": new_token()}
 
 
 @pytest.fixture(scope="module")
@@ -880,7 +901,9 @@ def shared(
         f'[users.alice]\nrole = "editor"\npassword = "{hash_password(PASSWORDS["alice"])}"\n'
         f'[users.bob]\nrole = "reader"\npassword = "{hash_password(PASSWORDS["bob"])}"\n'
         f'[tokens.ci]\nrole = "editor"\nsha256 = "{hash_token(tokens["editor"])}"\n'
-        f'[tokens.wiki]\nrole = "reader"\nsha256 = "{hash_token(tokens["reader"])}"\n',
+        f'[tokens.wiki]\nrole = "reader"\nsha256 = "{hash_token(tokens["reader"])}"\n'
+        f'[tokens.kept]\nrole = "editor"\nsha256 = "{hash_token(tokens["kept"])}"\n'
+        'bases = ["kept"]\n',
         encoding="utf-8",
     )
     settings = {"RETRIEVER_HOST": "0.0.0.0", "RETRIEVER_ACCESS_FILE": str(access)}
@@ -1003,6 +1026,36 @@ def test_a_reader_token_may_rate_and_only_an_editor_export(
     assert entry["user"] == "wiki" and entry["answer_id"] == answer["answer_id"]
 
 
+def test_a_token_kept_to_some_bases_uses_only_those(shared: Server, tokens: dict[str, str]) -> None:
+    kept, editor = _bearer(tokens["kept"]), _bearer(tokens["editor"])
+    with shared.client() as client:
+        for method, path, body in API_ROUTES[:-1] + EDITING_ROUTES[:4]:  # of the default base
+            with nothing_changes(shared):
+                response = _request(client, method, path, body, kept)
+            assert response.status_code == 403, path
+            assert response.json()["detail"] == "这个令牌不能使用知识库 default"
+        for method, path, body in EDITING_ROUTES[5:]:  # managing bases
+            response = _request(client, method, path, body, kept)
+            assert response.status_code == 403 and "不能管理知识库" in response.json()["detail"]
+        assert client.get("/api/feedback/export", headers=kept).status_code == 403
+        assert client.get("/api/bases", headers=kept).json() == []
+        assert client.post("/api/bases", json={"name": "kept"}, headers=editor).status_code == 201
+        try:
+            assert [base["name"] for base in client.get("/api/bases", headers=kept).json()] == [
+                "kept"
+            ]
+            files = [("files", ("travel.txt", TRAVEL.encode(), "text/plain"))]
+            added = client.post("/api/documents?base=kept", files=files, headers=kept)
+            assert added.status_code == 200, added.text
+            asked = {"question": "差旅费报销要在多久内提交?", "base": "kept"}
+            answer = client.post("/api/ask", json=asked, headers=kept).json()
+            assert answer["citations"][0]["source"] == "travel.txt"
+            export = client.get("/api/feedback/export?index=kept", headers=kept)
+            assert export.status_code == 200
+        finally:
+            client.delete("/api/bases/kept", headers=editor)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -1051,10 +1104,12 @@ def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
             ("restore_document", ["20260101T000000Z-00000000", DEFAULT]),
             ("create_base", ["人事"]),
             ("delete_base", [DEFAULT]),
+            ("restore_base", ["20260101T000000Z-00000000", "", DEFAULT]),
         ]:
             status, event, payload = gradio_call(reader, name, data)
             assert (status, event) == (200, "complete")
-            assert "只有编辑者可以修改文档库。" in payload[0]
+            refusal = MANAGERS_ONLY if name.endswith("_base") else EDITORS_ONLY
+            assert refusal in payload[0]
         assert snapshot(shared.corpus) == corpus
         assert not Path(path).exists(), "the refused upload is deleted"
         _, _, state = gradio_call(reader, "page_state", [DEFAULT])

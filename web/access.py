@@ -10,6 +10,12 @@ remove and restore documents and see the trash. RETRIEVER_ACCESS_FILE names a TO
     [tokens.wiki-bot]
     role = "reader"
     sha256 = "9f86d08…"                       # made by: python -m web.access token wiki-bot
+    bases = ["default", "hr"]                 # optional: only these knowledge bases
+
+Without `bases`, a user or token may use every knowledge base, and an editor may also
+create, rename, delete and restore bases. With it, only the bases listed, by name: a base
+renamed is no longer listed, so the rule fails closed, and only an unrestricted editor
+manages bases.
 
 Only hashes are stored: PBKDF2-SHA256 for passwords (slow on purpose, so a stolen file does
 not give them away), SHA-256 for tokens (random 256-bit strings, which need no slowing).
@@ -35,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retriever.bases import DEFAULT, BadBaseName, check_name
 from web.settings import is_loopback
 
 PASSWORD_SCHEME = "pbkdf2_sha256"
@@ -61,10 +68,21 @@ class AccessError(ValueError):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who made a request: a user or token name ("" without access control), and its role."""
+    """Who made a request: a user or token name ("" without access control), its role, and
+    the knowledge bases it may use (None: every one)."""
 
     name: str
     role: Role
+    bases: frozenset[str] | None = None
+
+    def role_in(self, base: str) -> Role | None:
+        """Its role in knowledge base `base`; None where it may not use that base."""
+        return self.role if self.bases is None or base in self.bases else None
+
+    @property
+    def manages_bases(self) -> bool:
+        """Whether it may create, rename, delete and restore knowledge bases."""
+        return self.role == Role.EDITOR and self.bases is None
 
 
 # Without an access file, the one person at this machine may do everything.
@@ -75,6 +93,7 @@ ANONYMOUS = Identity("", Role.EDITOR)
 class _Credential:
     role: Role
     digest: str  # a PBKDF2 string for a user, the SHA-256 hex of a token
+    bases: frozenset[str] | None = None  # the knowledge bases it may use; None: every one
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,7 @@ class Access:
         if not self.configured:
             return ANONYMOUS
         credential = self.users.get(name or "")
-        return Identity(name, credential.role) if name and credential else None
+        return Identity(name, credential.role, credential.bases) if name and credential else None
 
     def bearer(self, token: str | None) -> Identity | None:
         """The identity an API token stands for; ANONYMOUS without access control."""
@@ -115,7 +134,7 @@ class Access:
         found = None
         for name, credential in self.tokens.items():  # no early exit: constant time
             if hmac.compare_digest(digest, credential.digest):
-                found = Identity(name, credential.role)
+                found = Identity(name, credential.role, credential.bases)
         return found
 
 
@@ -144,8 +163,8 @@ def _credentials(path: Path, table: object, section: str, key: str, valid) -> di
     credentials = {}
     for name, entry in table.items():
         where = f"{path}: [{section}.{name}]"
-        if not isinstance(entry, dict) or set(entry) != {"role", key}:
-            raise AccessError(f"{where} must have exactly two keys: role and {key}")
+        if not isinstance(entry, dict) or not {"role", key} <= set(entry) <= {"role", key, "bases"}:
+            raise AccessError(f"{where} must have the keys role and {key}, and may have bases")
         try:
             role = Role[str(entry["role"]).upper()]
         except KeyError:
@@ -155,8 +174,23 @@ def _credentials(path: Path, table: object, section: str, key: str, valid) -> di
                 f"{where}: {key} is not a hash made by `python -m web.access {helper}` "
                 "(plain passwords and tokens are never stored)"
             )
-        credentials[name] = _Credential(role, entry[key])
+        credentials[name] = _Credential(role, entry[key], _bases(where, entry.get("bases")))
     return credentials
+
+
+def _bases(where: str, bases: object) -> frozenset[str] | None:
+    """The knowledge bases an entry lists, each a name a base may have; None without a list."""
+    if bases is None:
+        return None
+    if not isinstance(bases, list) or not all(isinstance(name, str) for name in bases):
+        raise AccessError(f'{where}: bases must be a list of knowledge base names, e.g. ["hr"]')
+    for name in bases:
+        if name != DEFAULT:
+            try:
+                check_name(name)
+            except BadBaseName:
+                raise AccessError(f"{where}: {name[:80]!r} cannot name a knowledge base") from None
+    return frozenset(bases)
 
 
 def check_host(host: str, access: Access, *, behind_proxy: bool = False) -> None:

@@ -72,7 +72,7 @@ from retriever.trash import document_names
 from web.access import Access, Identity, Role
 from web.feedback import MAX_COMMENT_CHARS, AnswerLog, Feedback, FeedbackError, export_zip
 from web.followup import MAX_HISTORY, complete_followup
-from web.libraries import BaseBusy, Libraries, TooManyBases
+from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_allowed
 from web.library import Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
 from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
@@ -158,9 +158,11 @@ def api_router(
     documents, `feedback` stores the ratings.
     """
 
-    def library_of(name: str) -> Library:
-        """The Library of base `name`, or the HTTP error that says why there is none."""
+    def library_of(name: str, identity: Identity) -> Library:
+        """The Library of base `name`, or the HTTP error that says why there is none, or
+        why `identity` may not use it."""
         try:
+            check_allowed(identity, name)
             return libraries.get(name)
         except BaseError as error:
             raise _refusal(error, name) from None
@@ -189,6 +191,13 @@ def api_router(
             raise HTTPException(403, f"令牌 {identity.name} 只能提问和查看，不能修改文档库")
         return identity
 
+    def manager(request: Request) -> Identity:
+        """Whoever holds the token of an editor of every base: only they manage bases."""
+        identity = editor(request)
+        if not identity.manages_bases:
+            raise HTTPException(403, f"令牌 {identity.name} 只能用于部分知识库，不能管理知识库")
+        return identity
+
     def asker(request: Request) -> Identity:
         """A reader within the question limit."""
         identity = reader(request)
@@ -198,29 +207,33 @@ def api_router(
             raise HTTPException(429, limit.message(wait), headers={"Retry-After": retry})
         return identity
 
-    reading = [Depends(reader)]
-    asking = [Depends(asker)]
-    editing = [Depends(editor)]
+    # Each route gets its caller as a parameter with one of these as its default (not
+    # Annotated: a string annotation cannot name a local function), so that it can check
+    # the knowledge base asked for against the caller's access rules.
+    reading = Depends(reader)
+    asking = Depends(asker)
+    editing = Depends(editor)
+    managing = Depends(manager)
     router = APIRouter(prefix="/api", tags=["api"])
 
     # Plain `def` routes: FastAPI runs them on its thread pool, so a search, which holds
     # the CPU, never blocks the event loop that serves the page.
-    @router.post("/search", dependencies=asking)
-    def search(request: SearchRequest) -> list[dict[str, Any]]:
+    @router.post("/search")
+    def search(request: SearchRequest, identity: Identity = asking) -> list[dict[str, Any]]:
         """The k passages that best match the question, best first."""
         _check_text(request.question, "the question")
-        retriever = retriever_of(library_of(request.base))
+        retriever = retriever_of(library_of(request.base, identity))
         try:
             hits = retriever.search(request.question, request.k)
         except QuestionError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         return [hit.to_dict() for hit in hits]
 
-    @router.post("/ask", dependencies=asking)
-    def ask(request: AskRequest) -> dict[str, Any]:
+    @router.post("/ask")
+    def ask(request: AskRequest, identity: Identity = asking) -> dict[str, Any]:
         """An extractive answer with [n] markers and the passages they cite."""
         _check_text(request.question, "the question")
-        library = library_of(request.base)
+        library = library_of(request.base, identity)
         retriever = retriever_of(library)
         question = complete_followup(request.question, request.history)
         try:
@@ -231,13 +244,14 @@ def api_router(
         answer_id = answers.remember(answer, index=library.name, asked=asked)
         return {**answer.to_dict(), "answer_id": answer_id}
 
-    @router.get("/preview", dependencies=reading)
+    @router.get("/preview")
     def preview(
         doc_id: Annotated[str, Query(max_length=1000)],
         start: Annotated[int, Query(ge=0)],
         end: Annotated[int, Query(ge=0)],
         mark: Annotated[list[str], Query(max_length=MAX_MARKS)] = [],  # noqa: B006
         base: BaseParameter = DEFAULT,
+        identity: Identity = reading,
     ) -> dict[str, Any]:
         """A cited passage in its document: the document's extracted text from about 2,000
         characters before `start` to about 2,000 after `end`, with `mark` (spans written
@@ -249,7 +263,7 @@ def api_router(
         offsets outside it, 409 when its file changed since the index was built.
         """
         _check_text(doc_id, "doc_id")
-        library = library_of(base)
+        library = library_of(base, identity)
         retriever_of(library)  # a base without an index has nothing to preview
         try:
             window = previews.of(library).preview(doc_id, start, end, parse_marks(mark))
@@ -261,8 +275,7 @@ def api_router(
     def rate(
         request: FeedbackRequest,
         http: Request,
-        # A default, not Annotated: `reader` is local, which a string annotation cannot name.
-        identity: Identity = Depends(reader),  # noqa: B008
+        identity: Identity = reading,
     ) -> dict[str, Any]:
         """👍 (`good`) or 👎 (`bad`) on an answer of /api/ask, with an optional comment.
 
@@ -286,11 +299,14 @@ def api_router(
             raise HTTPException(error.status, str(error), headers=headers) from None
         return {"id": entry["id"], "answer_id": entry["answer_id"], "rated_at": entry["rated_at"]}
 
-    @router.get("/feedback/export", dependencies=editing)
-    def export_feedback(index: str | None = None) -> Response:
+    @router.get("/feedback/export")
+    def export_feedback(index: str | None = None, identity: Identity = editing) -> Response:
         """The ratings as an evaluation set in the layout of bench/datasets, without a corpus:
         a zip of queries.jsonl, qrels.tsv (cited passages, 1 for 👍 and 0 for 👎) and a
-        README. `index` keeps only the answers of that knowledge base (its name)."""
+        README. `index` keeps only the answers of that knowledge base (its name); a token
+        kept to some bases must name one of them."""
+        if identity.bases is not None and (index is None or index not in identity.bases):
+            raise HTTPException(403, f"令牌 {identity.name} 只能导出它能使用的知识库（index=…）")
         data = export_zip(feedback.log.entries(), index=index)
         return Response(
             data,
@@ -298,11 +314,11 @@ def api_router(
             headers={"Content-Disposition": 'attachment; filename="feedback.zip"'},
         )
 
-    @router.get("/info", dependencies=reading)
-    def info(base: BaseParameter = DEFAULT) -> dict[str, Any]:
+    @router.get("/info")
+    def info(base: BaseParameter = DEFAULT, identity: Identity = reading) -> dict[str, Any]:
         """The base's served index (documents, chunks, model, when built) and the rebuild
         state. A base without an index yet has 0 documents and `created_at` null."""
-        library = library_of(base)
+        library = library_of(base, identity)
         state = library.state
         return {
             "base": library.name,
@@ -311,13 +327,17 @@ def api_router(
             "last_build_error": state.error,
         }
 
-    @router.get("/documents", dependencies=reading)
-    def documents(base: BaseParameter = DEFAULT) -> list[dict[str, Any]]:
+    @router.get("/documents")
+    def documents(
+        base: BaseParameter = DEFAULT, identity: Identity = reading
+    ) -> list[dict[str, Any]]:
         """The corpus folder's files: name, size, and whether the served index holds them."""
-        return [asdict(row) for row in library_of(base).documents()]
+        return [asdict(row) for row in library_of(base, identity).documents()]
 
-    @router.post("/documents", dependencies=editing, openapi_extra=_FILES_FORM)
-    async def add_documents(request: Request, base: BaseParameter = DEFAULT) -> JSONResponse:
+    @router.post("/documents", openapi_extra=_FILES_FORM)
+    async def add_documents(
+        request: Request, base: BaseParameter = DEFAULT, identity: Identity = editing
+    ) -> JSONResponse:
         """Add files (multipart field "files") to the base's corpus and rebuild; answers once
         the new index is served.
 
@@ -325,7 +345,7 @@ def api_router(
         422 when every file was refused; otherwise 200, with each file's outcome.
         """
         # Opening a base reads its index: on the thread pool, not the event loop.
-        library = await run_in_threadpool(library_of, base)
+        library = await run_in_threadpool(library_of, base, identity)
         # The form is read here, once the token and the base have been checked; as a
         # parameter it would be read (and spooled to disk) first, for anyone.
         async with request.form() as form:
@@ -347,26 +367,30 @@ def api_router(
             outcomes = library.add(uploads)
         return _rebuilt(library, outcomes)
 
-    @router.delete("/documents/{name:path}", dependencies=editing)
-    def remove_document(name: str, base: BaseParameter = DEFAULT) -> JSONResponse:
+    @router.delete("/documents/{name:path}")
+    def remove_document(
+        name: str, base: BaseParameter = DEFAULT, identity: Identity = editing
+    ) -> JSONResponse:
         """Move one file of the base's corpus to the trash and rebuild; answers once the new
         index is served. 409 when it is the last readable document."""
-        library = library_of(base)
+        library = library_of(base, identity)
         if name not in {row.name for row in library.documents()}:
             raise HTTPException(status_code=404, detail=f"文档库里没有 {name}")
         return _rebuilt(library, [library.remove(name)], refused=409)
 
-    @router.get("/trash", dependencies=editing)
-    def trash(base: BaseParameter = DEFAULT) -> list[dict[str, Any]]:
+    @router.get("/trash")
+    def trash(base: BaseParameter = DEFAULT, identity: Identity = editing) -> list[dict[str, Any]]:
         """The base's removed and replaced files, newest first: id, name, removed_at, reason,
         size."""
-        return [entry.to_dict() for entry in library_of(base).trash()]
+        return [entry.to_dict() for entry in library_of(base, identity).trash()]
 
-    @router.post("/trash/{entry_id}/restore", dependencies=editing)
-    def restore(entry_id: str, base: BaseParameter = DEFAULT) -> JSONResponse:
+    @router.post("/trash/{entry_id}/restore")
+    def restore(
+        entry_id: str, base: BaseParameter = DEFAULT, identity: Identity = editing
+    ) -> JSONResponse:
         """Put a file of the base's trash back (a current file of that name goes to the
         trash) and rebuild; answers once the new index is served."""
-        library = library_of(base)
+        library = library_of(base, identity)
         if entry_id not in {entry.id for entry in library.trash()}:
             raise HTTPException(status_code=404, detail="回收站里没有这一项")
         return _rebuilt(library, [library.restore(entry_id)], refused=409)
@@ -386,13 +410,14 @@ def api_router(
 
     # ------------------------------------------------------------------ knowledge bases
 
-    @router.get("/bases", dependencies=reading)
-    def bases() -> list[dict[str, Any]]:
-        """The knowledge bases, the default first: name, whether it is the default, when it
-        was created (null for the default), and how many documents its corpus holds."""
-        return [_base(base) for base in libraries.list()]
+    @router.get("/bases")
+    def bases(identity: Identity = reading) -> list[dict[str, Any]]:
+        """The knowledge bases the token may use, the default first: name, whether it is the
+        default, when it was created (null for the default), and how many documents its
+        corpus holds."""
+        return [_base(base) for base in libraries.list() if identity.role_in(base.name)]
 
-    @router.post("/bases", dependencies=editing, status_code=201)
+    @router.post("/bases", dependencies=[managing], status_code=201)
     def create_base(request: BaseName) -> dict[str, Any]:
         """A new, empty knowledge base: upload into it with `POST /api/documents?base=…`.
         422 for a name no base may have, 409 when it is taken."""
@@ -401,7 +426,7 @@ def api_router(
         except BaseError as error:
             raise _refusal(error, request.name) from None
 
-    @router.patch("/bases/{name}", dependencies=editing)
+    @router.patch("/bases/{name}", dependencies=[managing])
     def rename_base(name: str, request: BaseName) -> dict[str, Any]:
         """Rename a base; its documents, index and trash move with it. Waits for a running
         rebuild of it first. 409 for the default base, or when the new name is taken."""
@@ -410,7 +435,7 @@ def api_router(
         except BaseError as error:
             raise _refusal(error, name, request.name) from None
 
-    @router.delete("/bases/{name}", dependencies=editing)
+    @router.delete("/bases/{name}", dependencies=[managing])
     def delete_base(name: str) -> dict[str, Any]:
         """Move a base (documents, index and all) to the bases trash; the answer's `id` is
         what `POST /api/bases/trash/{id}/restore` takes. 409 for the default base."""
@@ -419,12 +444,12 @@ def api_router(
         except BaseError as error:
             raise _refusal(error, name) from None
 
-    @router.get("/bases/trash", dependencies=editing)
+    @router.get("/bases/trash", dependencies=[managing])
     def bases_trash() -> list[dict[str, Any]]:
         """The deleted bases, newest first: id, name, removed_at."""
         return [entry.to_dict() for entry in libraries.trash()]
 
-    @router.post("/bases/trash/{entry_id}/restore", dependencies=editing)
+    @router.post("/bases/trash/{entry_id}/restore", dependencies=[managing])
     def restore_base(entry_id: str, request: RestoreBase | None = None) -> dict[str, Any]:
         """Put a deleted base back, under its old name or the body's `name`. 409 when that
         name is taken."""
@@ -444,6 +469,7 @@ def api_router(
             )
         refusals: list[tuple[type[BaseError], int, str]] = [
             (NoSuchBase, 404, f"没有名为 {name} 的知识库"),
+            (NotAllowed, 403, f"这个令牌不能使用知识库 {name}"),
             (NotABase, 409, f"{name} 不是本程序建立的知识库，不会改动它"),
             (BaseExists, 409, f"已经有名为 {new_name or name} 的知识库或文件夹，请换一个名称"),
             (DefaultBase, 409, "默认知识库不能改名或删除"),

@@ -26,7 +26,7 @@ import gradio as gr
 from retriever.bases import BaseError
 from web.access import Access
 from web.feedback import Feedback, FeedbackError
-from web.libraries import base_error
+from web.libraries import base_error, check_allowed
 from web.preview import BasePreviews, PreviewError, parse_spec
 from web.render import feedback_html, preview_error_html, preview_html
 
@@ -59,7 +59,8 @@ class Citations:
 
     def open_source(self, event: gr.EventData, request: gr.Request) -> str:
         """The preview of the passage the clicked button names ({"spec": its value})."""
-        if self.access.user(request.username) is None:
+        identity = self.access.user(request.username)
+        if identity is None:
             return preview_error_html("请先登录。")
         spec = _data(event).get("spec")
         try:
@@ -70,6 +71,7 @@ class Citations:
             except (ValueError, RecursionError):
                 raise PreviewError(422, "预览请求不完整") from None
             base, doc_id, start, end, marks = parse_spec(parsed)
+            check_allowed(identity, base)
             previews = self.previews.named(base)
             return preview_html(previews.preview(doc_id, start, end, marks))
         except PreviewError as error:

@@ -7,14 +7,17 @@
   // web/conversations.py wires Gradio events to the functions below: the page's load event
   // asks `restore` for the chat to show, every change of the chat goes to `save`, and a
   // hidden button (#switch-conversation) asks `switched` for the chat to put in place of the
-  // current one (a new, empty one or one picked from the list). After `restore` and
-  // `switched`, a Python step hands the chat to the ChatInterface's own state, from which
-  // the next answer and follow-ups go on (web/followup.py).
+  // current one (a new, empty one or one picked from the list). A conversation remembers the
+  // knowledge base it was asked in: `restore` and `switched` hand back that base with the
+  // chat, for the picker. After them, Python steps hand the chat to the ChatInterface's own
+  // state, from which the next answer and follow-ups go on (web/followup.py), and check that
+  // the base still exists.
   const user = window.gradio_config?.username;
   const KEY = "中文文档问答:对话" + (user ? ":" + user : "");
   const CURRENT = KEY + ":当前";
   const VERSION = 1;
   const TITLE_CHARS = 40;
+  const DEFAULT_BASE = "default"; // retriever.bases.DEFAULT: not named in the list
   let pending = null; // what `switched` puts in the chat: a conversation's id, or null
   let armed = null; // the delete button waiting for its second click
 
@@ -67,7 +70,7 @@
     return first ? textOf(first).trim() : "";
   };
 
-  function save(messages) {
+  function save(messages, base) {
     // An empty chat is no conversation (the chat is empty while the page loads, too).
     if (!Array.isArray(messages) || messages.length === 0) return;
     const kept = messages.map((m) => ({ role: m.role, content: m.content }));
@@ -86,6 +89,8 @@
     }
     if (said(conversation.messages) === said(kept)) return; // opened, not changed
     conversation.messages = kept;
+    // The base of the latest answer: a conversation goes on where it was last asked.
+    if (typeof base === "string" && base) conversation.base = base;
     conversation.title = firstQuestion(kept).slice(0, TITLE_CHARS);
     conversation.updated = Date.now();
     write(conversations);
@@ -98,21 +103,23 @@
   }
 
   // Gradio takes the array a JavaScript event returns as the list of its outputs' values:
-  // the chat's messages go in one.
-  function restore() {
+  // the chat's messages, and the knowledge base picker's choice. A new conversation, or one
+  // saved before conversations remembered their base, keeps the base chosen now.
+  function restore(base) {
     const conversation = read().find((c) => c.id === current());
     if (!conversation) setCurrent(null);
     render();
-    return [conversation ? conversation.messages : []];
+    return [conversation ? conversation.messages : [], conversation?.base || base];
   }
 
-  function switched(shown) {
-    if (busy()) return [shown]; // an answer on its way would land in the other conversation
+  function switched(shown, base) {
+    // An answer on its way would land in the other conversation.
+    if (busy()) return [shown, base];
     const conversation = read().find((c) => c.id === pending);
     setCurrent(conversation ? conversation.id : null);
     render();
     closePanel();
-    return [conversation ? conversation.messages : []];
+    return [conversation ? conversation.messages : [], conversation?.base || base];
   }
 
   // While an answer is on its way, the question box is disabled.
@@ -162,6 +169,12 @@
         time.dateTime = new Date(conversation.updated).toISOString();
         time.textContent = when(conversation.updated);
         opener.append(title, time);
+        if (conversation.base && conversation.base !== DEFAULT_BASE) {
+          const base = document.createElement("span");
+          base.className = "qa-conversation-base";
+          base.textContent = `知识库「${conversation.base}」`;
+          opener.append(base);
+        }
         const remover = document.createElement("button");
         remover.className = "qa-conversation-delete";
         remover.dataset.title = title.textContent;

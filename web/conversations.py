@@ -10,7 +10,8 @@ What is here: the two pieces of the page that show them (the list, and the bar t
 on a narrow screen, web/layout.css), and the Gradio events that connect the script to the
 chat. A conversation put in the chat (on load, or picked from the list) is handed to the
 ChatInterface's own state too: that is the history the next answer is appended to and the
-earlier questions a follow-up is completed from (web/followup.py).
+earlier questions a follow-up is completed from (web/followup.py). Each conversation keeps
+the knowledge base it was last asked in, and brings it back to the picker.
 """
 
 from __future__ import annotations
@@ -44,24 +45,41 @@ def conversation_list() -> gr.HTML:
     return gr.HTML(LIST, elem_id="conversations")
 
 
-def keep_in_browser(demo: gr.Blocks, chat: gr.ChatInterface) -> None:
-    """Save each change of `chat` in the browser, and put a conversation back in it: on
-    load (the one this tab showed before a reload) and from the list."""
-    chat.chatbot.change(None, inputs=chat.chatbot, js="(m) => qaConversations.save(m)")
+def keep_in_browser(
+    demo: gr.Blocks, chat: gr.ChatInterface, base: gr.Dropdown
+) -> list[gr.events.Dependency]:
+    """Save each change of `chat` in the browser, with the knowledge base chosen in `base`,
+    and put a conversation back in the chat and its base in the picker: on load (the one
+    this tab showed before a reload) and from the list.
+
+    Returns the events that put one back, for the page to check the base and show its side
+    panel after them (app.py).
+    """
+    chat.chatbot.change(
+        None, inputs=[chat.chatbot, base], js="(m, b) => qaConversations.save(m, b)"
+    )
     # The list's buttons click this hidden one: a Gradio event is the way into the chat.
     switch = gr.Button("切换对话", elem_id="switch-conversation", elem_classes="qa-hidden")
     shown = [
-        demo.load(None, outputs=chat.chatbot, js="() => qaConversations.restore()", **_QUIETLY),
+        demo.load(
+            None,
+            inputs=base,
+            outputs=[chat.chatbot, base],
+            js="(b) => qaConversations.restore(b)",
+            **_QUIETLY,
+        ),
         switch.click(
             None,
-            inputs=chat.chatbot,
-            outputs=chat.chatbot,
-            js="(m) => qaConversations.switched(m)",
+            inputs=[chat.chatbot, base],
+            outputs=[chat.chatbot, base],
+            js="(m, b) => qaConversations.switched(m, b)",
             **_QUIETLY,
         ),
     ]
-    for event in shown:
+    return [
         event.then(_same, inputs=chat.chatbot, outputs=chat.chatbot_state, **_QUIETLY)
+        for event in shown
+    ]
 
 
 def _same(messages: list[dict]) -> list[dict]:

@@ -29,8 +29,10 @@ from retriever.bases import (
     BaseTrashEntry,
     DefaultBase,
     NoSuchBase,
+    NoSuchBaseTrashEntry,
     NotABase,
 )
+from web.access import Identity
 from web.library import Library
 from web.settings import MAX_BASES
 
@@ -41,6 +43,16 @@ class TooManyBases(BaseError):
 
 class BaseBusy(BaseError):
     """The base is being renamed or deleted right now."""
+
+
+class NotAllowed(BaseError):
+    """The access file does not let this user or token use the base (web.access)."""
+
+
+def check_allowed(identity: Identity, name: str) -> None:
+    """Raise NotAllowed unless `identity` may use the base named `name`."""
+    if identity.role_in(name) is None:
+        raise NotAllowed(f"{identity.name!r} may not use the knowledge base {name!r}")
 
 
 class Libraries:
@@ -149,6 +161,8 @@ def base_error(error: Exception, name: str) -> str:
         (NotABase, f"「{shown}」这个文件夹不是本程序建的知识库，没有动它"),
         (BaseBusy, f"知识库「{shown}」正在改名或删除，请稍后再试"),
         (TooManyBases, "知识库的数量已到上限，请先删除不用的知识库"),
+        (NoSuchBaseTrashEntry, "知识库回收站里没有这一项（也许刚被恢复）：请刷新页面"),
+        (NotAllowed, f"你没有使用知识库「{shown}」的权限"),
     ]
     for kind, chinese in reasons:
         if isinstance(error, kind):

@@ -14,6 +14,36 @@
     box.scrollTop += offset - 110; // keep the question bubble above it in view
   }).observe(document.body, { childList: true, subtree: true });
 
+  // Gradio writes where a waiting event is ("queue: 1/2 |") and "processing |" in English
+  // whatever the page's language: no catalogue has them. They are put in Chinese as Gradio
+  // writes them, in its progress lines only (never in an answer).
+  const STATUS = [
+    [/^queue: (\d+)\/(\d*) \|$/, (_, at, of) => `排队：第 ${at} 位${of ? `，共 ${of} 位` : ""} |`],
+    [/^processing \|$/, () => "处理中 |"],
+  ];
+  function statusInChinese(node) {
+    if (!node.parentElement?.closest(".progress-text")) return;
+    const text = node.data.trim();
+    for (const [english, chinese] of STATUS) {
+      if (english.test(text)) {
+        node.data = text.replace(english, chinese);
+        return;
+      }
+    }
+  }
+  new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.type === "characterData") statusInChinese(record.target);
+      for (const added of record.addedNodes) {
+        if (added.nodeType === Node.TEXT_NODE) statusInChinese(added);
+        else if (added.nodeType === Node.ELEMENT_NODE) {
+          const texts = document.createTreeWalker(added, NodeFilter.SHOW_TEXT);
+          while (texts.nextNode()) statusInChinese(texts.currentNode);
+        }
+      }
+    }
+  }).observe(document.body, { childList: true, characterData: true, subtree: true });
+
   // An answer's copy button (web/render.py) holds the answer as plain text, as its value.
   document.addEventListener("click", async (event) => {
     const button = event.target.closest && event.target.closest("#chat .qa-copy");

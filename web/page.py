@@ -16,19 +16,20 @@ from typing import Any
 import gradio as gr
 
 from retriever import QuestionError
-from retriever.bases import DEFAULT, BaseError, NoSuchBase
+from retriever.bases import DEFAULT, BaseError, BaseExists, NoSuchBase
 from retriever.config import MAX_QUESTION_CHARS
-from web.access import Access, Role
+from web.access import Access, Identity, Role
 from web.browser_uploads import BrowserUploads, browser_of
 from web.feedback import AnswerLog
 from web.followup import MAX_HISTORY, complete_followup
-from web.libraries import Libraries, base_error
+from web.libraries import Libraries, base_error, check_allowed
 from web.library import BuildState, Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
 from web.questions import question_problem
 from web.reasons import build_error
 from web.render import (
     answer_html,
+    base_trash_label,
     documents_html,
     error_html,
     info_html,
@@ -40,6 +41,9 @@ from web.render import (
 # Gradio sees a Progress default and passes each event its own tracker in its place.
 PROGRESS = gr.Progress()
 EDITORS_ONLY = "只有编辑者可以修改文档库。"
+MANAGERS_ONLY = "只有能使用所有知识库的编辑者可以新建、改名、删除或恢复知识库。"
+# Who is let into no base: a caller that is not logged in.
+NOBODY = Identity("", Role.READER, frozenset())
 # How often the page asks for the index line: often while a rebuild runs, so that the line
 # follows its steps; seldom otherwise, which is enough to notice a rebuild someone else
 # started, without a request every second from every open page.
@@ -98,9 +102,13 @@ class Page:
         # Answers remembered for 👍/👎 (web/feedback.py); without it, answers have no buttons.
         self.answers = answers
 
-    def _role(self, request: gr.Request) -> Role | None:
-        identity = self.access.user(request.username)
-        return identity.role if identity else None
+    def _identity(self, request: gr.Request) -> Identity | None:
+        return self.access.user(request.username)
+
+    def _role(self, request: gr.Request, base: str | None) -> Role | None:
+        """The caller's role in the chosen base: None when logged out or not let in."""
+        identity = self._identity(request)
+        return identity.role_in(base or DEFAULT) if identity else None
 
     def check_question(self, message: str) -> dict[str, Any]:
         """The chat box's validator: an unsearchable question is refused before it is shown."""
@@ -110,10 +118,11 @@ class Page:
     def respond(self, message: str, history: list[dict], base: str, request: gr.Request) -> str:
         """Answer `message` from knowledge base `base`, completed from the user's earlier
         messages if it is a follow-up."""
-        if self._role(request) is None:
+        identity = self._identity(request)
+        if identity is None:
             return error_html("请先登录。")
         try:
-            library = self._library(base)
+            library = self._library(base, identity)
         except BaseError as error:
             return error_html(base_error(error, str(base)))
         problem = question_problem(message)
@@ -141,12 +150,12 @@ class Page:
             answer_id = self.answers.remember(answer, index=library.name, asked=asked)
         return answer_html(answer, asked=asked, answer_id=answer_id, base=library.name)
 
-    def index_line(self, base: str) -> tuple[str, gr.Timer]:
+    def index_line(self, base: str, request: gr.Request) -> tuple[str, gr.Timer]:
         """The line under the title (the chosen base's index, and how far a rebuild is, if
         one runs), and when the page should ask for it again: the page's timer asks every few
         seconds, so that the line follows a rebuild whoever started it."""
         try:
-            library = self._library(base)
+            library = self._library(base, self._identity(request))
         except BaseError as error:
             return error_html(base_error(error, str(base))), gr.Timer(WATCH_IDLE_SECONDS)
         state = library.state
@@ -158,23 +167,37 @@ class Page:
         return gr.Timer(WATCH_BUILD_SECONDS)
 
     def bases(self, request: gr.Request, chosen: str = DEFAULT) -> Any:
-        """The knowledge base picker: every base, `chosen` selected if it still exists."""
-        if self._role(request) is None:
-            return gr.Dropdown(choices=[DEFAULT], value=DEFAULT)
-        names = [base.name for base in self.libraries.list()]
-        return gr.Dropdown(choices=names, value=chosen if chosen in names else DEFAULT)
+        """The knowledge base picker: every base the caller may use, `chosen` selected if it
+        is one of them, else the first."""
+        names = self._usable(request)
+        return gr.Dropdown(
+            choices=names, value=chosen if chosen in names else (names[0] if names else None)
+        )
+
+    def _usable(self, request: gr.Request) -> list[str]:
+        """The names of the bases the caller may use, the default first."""
+        identity = self._identity(request)
+        if identity is None:
+            return []
+        return [base.name for base in self.libraries.list() if identity.role_in(base.name)]
 
     def state(self, base: str, request: gr.Request) -> tuple[Any, ...]:
         """The chosen base's index line, documents, removal choices, trash and its choices,
-        and whether the editing controls show (to editors only)."""
-        editor = self._role(request) == Role.EDITOR
+        the deleted bases, and whether the editing controls show (to editors only)."""
+        identity = self._identity(request)
         try:
-            library = self._library(base)
+            library = self._library(base, identity)
         except BaseError as error:
-            library = self.libraries.default
             gr.Warning(base_error(error, str(base)))
+            usable = self._usable(request)
+            if not usable:
+                return (error_html(base_error(error, str(base))), *_nothing())
+            library, base = self._library(usable[0], identity), usable[0]
+        editor = self._role(request, base) == Role.EDITOR
         rows = library.documents()
         trash = library.trash() if editor else []
+        manager = identity is not None and identity.manages_bases
+        deleted_bases = self.libraries.trash() if manager else []
         return (
             _info(library),
             documents_html(rows),
@@ -184,9 +207,13 @@ class Page:
                 choices=[(f"{entry.name}（{trash_label(entry)}）", entry.id) for entry in trash],
                 value=None,
             ),
+            gr.Dropdown(
+                choices=[(base_trash_label(entry), entry.id) for entry in deleted_bases],
+                value=None,
+            ),
             gr.Column(visible=editor),
             gr.Column(visible=editor),
-            gr.Accordion(visible=editor),
+            gr.Accordion(visible=manager),
         )
 
     def add_documents(
@@ -205,7 +232,7 @@ class Page:
         browser = browser_of(request.cookies)
         claimed = [(path, self.uploads.claim(browser, path)) for path in paths or []]
         try:
-            if self._role(request) != Role.EDITOR:
+            if self._role(request, base) != Role.EDITOR:
                 return (outcomes_html([], EDITORS_ONLY), *self.state(base, request), None)
             if not claimed:
                 return (
@@ -214,7 +241,7 @@ class Page:
                     None,
                 )
             try:
-                library = self._library(base)
+                library = self._library(base, self._identity(request))
             except BaseError as error:
                 message = base_error(error, str(base))
                 return (outcomes_html([], message), *self.state(base, request), None)
@@ -281,12 +308,12 @@ class Page:
     ) -> tuple[Any, ...]:
         """An editor's change to one document of the chosen base (`chosen`, or the message
         `missing` without one), then the rebuild; `done` names the document once it is in."""
-        if self._role(request) != Role.EDITOR:
+        if self._role(request, base) != Role.EDITOR:
             return (outcomes_html([], EDITORS_ONLY), *self.state(base, request))
         if not chosen:
             return (outcomes_html([], missing), *self.state(base, request))
         try:
-            library = self._library(base)
+            library = self._library(base, self._identity(request))
         except BaseError as error:
             return (outcomes_html([], base_error(error, str(base))), *self.state(base, request))
         outcome = change(library)
@@ -302,18 +329,37 @@ class Page:
         return self._change_bases(request, base, name, "rename")
 
     def delete_base(self, base: str, request: gr.Request) -> tuple[str, Any]:
-        """Move the chosen base to the bases' trash (the API and the CLI restore it), and
-        choose the default base."""
+        """Move the chosen base to the bases' trash, and choose the default base."""
         return self._change_bases(request, base, "", "delete")
 
+    def restore_base(
+        self, entry_id: str | None, name: str, base: str, request: gr.Request
+    ) -> tuple[str, Any]:
+        """Put a deleted base back, under `name` if one is given, else its old name, and
+        choose it."""
+        return self._change_bases(request, base, name, "restore", entry_id)
+
     def _change_bases(
-        self, request: gr.Request, base: str, name: str, action: str
+        self,
+        request: gr.Request,
+        base: str,
+        name: str,
+        action: str,
+        entry_id: str | None = None,
     ) -> tuple[str, Any]:
         """What happened, and the picker with the base to show next chosen."""
-        if self._role(request) != Role.EDITOR:
-            return outcomes_html([], EDITORS_ONLY), self.bases(request, base)
+        identity = self._identity(request)
+        if identity is None or not identity.manages_bases:
+            return outcomes_html([], MANAGERS_ONLY), self.bases(request, base)
         name = (name or "").strip()
         try:
+            if action == "restore":
+                if not entry_id:
+                    message = "请先选择要恢复的知识库。"
+                    return outcomes_html([], message), self.bases(request, base)
+                restored = self.libraries.restore(entry_id, name or None).name
+                message = f"知识库「{restored}」已恢复，可以提问了。"
+                return outcomes_html([], message), self.bases(request, restored)
             if action == "create":
                 created = self.libraries.create(name).name
                 message = f"已新建知识库「{created}」：上传文档后就可以提问了。"
@@ -322,19 +368,24 @@ class Page:
                 renamed = self.libraries.rename(base, name).name
                 message = f"知识库「{base}」已改名为「{renamed}」。"
                 return outcomes_html([], message), self.bases(request, renamed)
-            entry = self.libraries.delete(base)
-            message = f"知识库「{base}」已移到知识库回收站（{entry.id}），可以用 API 或命令行恢复。"
+            self.libraries.delete(base)
+            message = f"知识库「{base}」已移到知识库回收站，可以在下面恢复。"
             return outcomes_html([], message), self.bases(request, DEFAULT)
         except BaseError as error:
             named = base if action == "delete" or isinstance(error, NoSuchBase) else name
-            return outcomes_html([], base_error(error, named)), self.bases(request, base)
+            if action == "restore" and not name:
+                named = next((e.name for e in self.libraries.trash() if e.id == entry_id), "")
+            message = base_error(error, named)
+            if action == "restore" and isinstance(error, BaseExists):
+                message += "；或在名称框里填一个新名称再恢复"
+            return outcomes_html([], message), self.bases(request, base)
 
-    def _library(self, base: str | None) -> Library:
+    def _library(self, base: str | None, identity: Identity | None) -> Library:
         """The Library of the chosen base; raises a BaseError (retriever.bases,
-        web.libraries) for a name that is not one."""
-        if not isinstance(base, str) or not base:
-            return self.libraries.default
-        return self.libraries.get(base)
+        web.libraries) for a name that is not one, or one the caller may not use."""
+        name = base if isinstance(base, str) and base else DEFAULT
+        check_allowed(identity or NOBODY, name)
+        return self.libraries.get(name)
 
     def _rebuild(self, library: Library, progress: gr.Progress, done: str) -> str:
         """Rebuild the index, moving the progress bar until the new index is served; then
@@ -349,6 +400,21 @@ class Page:
         if state.error:
             return f"重建索引失败，仍在使用原来的索引：{build_error(state.error)}"
         return f"索引已重建，{done}"
+
+
+def _nothing() -> tuple[Any, ...]:
+    """The side when the caller may use no base: no documents, no choices, no editing
+    controls."""
+    return (
+        documents_html([]),
+        gr.Dropdown(choices=[], value=None),
+        trash_html([]),
+        gr.Dropdown(choices=[], value=None),
+        gr.Dropdown(choices=[], value=None),
+        gr.Column(visible=False),
+        gr.Column(visible=False),
+        gr.Accordion(visible=False),
+    )
 
 
 def _info(library: Library) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from retriever import Answer, Citation, Hit, IndexInfo
-from retriever.bases import DEFAULT
+from retriever.bases import DEFAULT, BaseTrashEntry
 from retriever.trash import TrashEntry
 from web.library import BuildState, DocumentRow, Outcome
 from web.preview import Preview
@@ -338,8 +338,16 @@ def trash_html(entries: Sequence[TrashEntry]) -> str:
 
 def trash_label(entry: TrashEntry) -> str:
     """When and why a file went to the trash, e.g. "2026-11-29 01:15 UTC 被删除"."""
-    when = datetime.fromisoformat(entry.removed_at).strftime("%Y-%m-%d %H:%M %Z").strip()
-    return f"{when} {TRASH_REASONS.get(entry.reason, entry.reason)}"
+    return f"{_when(entry.removed_at)} {TRASH_REASONS.get(entry.reason, entry.reason)}"
+
+
+def base_trash_label(entry: BaseTrashEntry) -> str:
+    """A deleted knowledge base, e.g. "人事（2026-11-29 01:15 UTC 删除）"."""
+    return f"{entry.name}（{_when(entry.removed_at)} 删除）"
+
+
+def _when(removed_at: str) -> str:
+    return datetime.fromisoformat(removed_at).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
 def outcomes_html(outcomes: Sequence[Outcome], note: str = "") -> str:
