@@ -136,6 +136,13 @@ def test_the_helper_prints_entries_that_load(
     access = access_file(tmp_path, out + user_entry)
     assert access.bearer(token).role == Role.EDITOR
     assert access.user("李 雷").role == Role.READER
+    assert access.bearer(token).bases is None
+    assert main(["token", "hr-bot", "--base", "人事", "--base", "default"]) == 0
+    out, err = capsys.readouterr()
+    kept = access_file(tmp_path, out).bearer(err.strip().splitlines()[-1])
+    assert kept.bases == {"人事", "default"} and kept.role == Role.READER
+    with pytest.raises(SystemExit, match="cannot name a knowledge base"):
+        main(["token", "x", "--base", "../etc"])
 
 
 class _Lines:

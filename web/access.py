@@ -273,11 +273,16 @@ def _unknown_user_hash() -> str:
 # ------------------------------------------------------------------ the helper command
 
 
-def _entry(section: str, name: str, role: str, key: str, value: str) -> str:
-    # json.dumps quotes like a TOML basic string, so any name is a valid key.
-    return f"[{section}.{json.dumps(name, ensure_ascii=False)}]\nrole = {json.dumps(role)}\n" + (
-        f"{key} = {json.dumps(value)}\n"
-    )
+def _entry(
+    section: str, name: str, role: str, key: str, value: str, bases: list[str] | None
+) -> str:
+    # json.dumps quotes like a TOML basic string (and a list of them like a TOML array), so
+    # any name is a valid key.
+    entry = f"[{section}.{json.dumps(name, ensure_ascii=False)}]\nrole = {json.dumps(role)}\n"
+    entry += f"{key} = {json.dumps(value)}\n"
+    if bases is not None:
+        entry += f"bases = {json.dumps(bases, ensure_ascii=False)}\n"
+    return entry
 
 
 def _read_password() -> str:
@@ -300,12 +305,27 @@ def main(argv: list[str] | None = None) -> int:
     for command, default in ((user, "reader"), (token, "reader")):
         command.add_argument("name")
         command.add_argument("--role", choices=["reader", "editor"], default=default)
+        command.add_argument(
+            "--base",
+            action="append",
+            dest="bases",
+            metavar="NAME",
+            help="keep it to this knowledge base (repeat for several; all bases without it)",
+        )
     args = parser.parse_args(argv)
+    for base in args.bases or []:
+        if base != DEFAULT:
+            try:
+                check_name(base)
+            except BadBaseName as error:
+                raise SystemExit(str(error)) from None
     if args.command == "user":
         password = _read_password()
         if len(password) < 8:
             raise SystemExit("use a password of at least 8 characters")
-        print(_entry("users", args.name, args.role, "password", hash_password(password)))
+        print(
+            _entry("users", args.name, args.role, "password", hash_password(password), args.bases)
+        )
     else:
         secret = new_token()
         print(
@@ -313,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{secret}",
             file=sys.stderr,
         )
-        print(_entry("tokens", args.name, args.role, "sha256", hash_token(secret)))
+        print(_entry("tokens", args.name, args.role, "sha256", hash_token(secret), args.bases))
     return 0
 
 
