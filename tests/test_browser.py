@@ -168,13 +168,13 @@ def test_an_unsearchable_question_is_refused_in_chinese_without_a_bubble(
     assert "在没有特定公司的前提下" in answer.inner_text()
 
 
-def test_copy_puts_the_answer_and_its_sources_on_the_clipboard_as_text(page) -> None:
-    answer = ask(page, EXAMPLE)
+def test_copy_puts_the_answer_and_its_sources_on_the_clipboard_as_text(window) -> None:
+    answer = ask(window, EXAMPLE)
     shown = answer.locator(".qa-answer").inner_text()
     button = answer.get_by_role("button", name="复制答案和来源")
     button.click()
-    page.get_by_role("button", name="已复制").wait_for()
-    copied = page.evaluate("navigator.clipboard.readText()")
+    window.get_by_role("button", name="已复制").wait_for()
+    copied = window.evaluate("navigator.clipboard.readText()")
     assert "<" not in copied and "qa-" not in copied
     first, sources = copied.split("\n\n来源\n", 1)
     assert first == shown and re.search(r"。\[1\]", first)
@@ -320,6 +320,7 @@ def window(request, browser, server: str):
     """The page in a laptop's window and in a phone's."""
     width, height = WINDOWS[request.param]
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(server)
     page.locator("#index-info .qa-info").wait_for()
