@@ -149,14 +149,12 @@ with gr.Blocks(title="中文文档问答") as demo:
                     # Custom values, like the document choices below: page.restore_base
                     # checks the id it gets.
                     deleted_bases = gr.Dropdown(
-                        label="已删除的知识库",
+                        label="已删除的知识库（恢复为原名，或上面填的名称）",
                         elem_id="deleted-bases",
                         scale=3,
                         allow_custom_value=True,
                     )
-                    restore_base_button = gr.Button(
-                        "恢复（填了名称就用这个名称）", elem_id="restore-base", scale=1
-                    )
+                    restore_base_button = gr.Button("恢复", elem_id="restore-base", scale=1)
                 base_outcome = gr.HTML(elem_id="base-outcome", js_on_load=None)
             gr.HTML("<h3>我的文档</h3>", elem_id="documents-title")
             # Editors only: page.state hides these columns from readers.
