@@ -61,6 +61,23 @@ def test_evidence_is_relative_to_the_question_baseline_and_the_corpus() -> None:
     assert evidence.coverage is None  # no Chinese characters: coverage unknown
 
 
+def test_a_small_corpus_stands_out_from_the_background_it_lacks() -> None:
+    vector = np.array([1.0, 0.0], dtype=np.float32)
+    background = np.array([[c, np.sqrt(1 - c * c)] for c in np.linspace(0.70, 0.21, 50)])
+    # One passage: without the background it would stand out from itself by 0.
+    one = gather_evidence("q", _candidates(vector, [0.9]), [], background)
+    assert one.standout == pytest.approx(0.9 - 0.22)  # the background's 49th
+    # Three: the 50th of passages and background together.
+    three = gather_evidence("q", _candidates(vector, [0.9, 0.85, 0.8]), [], background)
+    assert three.standout == pytest.approx(0.9 - 0.24)  # the background's 47th
+    # The background never raises the reference above the corpus's own last passage...
+    low = gather_evidence("q", _candidates(vector, [0.9, 0.1]), [], background)
+    assert low.standout == pytest.approx(0.9 - 0.1)
+    # ...and a corpus of STANDOUT_RANK passages or more is measured against itself alone.
+    large = gather_evidence("q", _candidates(vector, [0.9] + [0.75] * 60), [], background)
+    assert large.standout == pytest.approx(0.9 - 0.75)
+
+
 def test_background_vectors_are_embedded_once_and_cached(hashing_embedder, tmp_path) -> None:
     calls = []
     encode = hashing_embedder.encode_passages

@@ -190,3 +190,20 @@ def test_update_times_adding_a_document(cache: Path, tmp_path: Path) -> None:
     assert len(rows) == 2 and all(" chunks | " in row for row in rows)
     for stage in ("load the previous index", "embed (int8 model)", "write and swap in"):
         assert f"| {stage} |" in report
+
+
+def test_small_corpora_reports_each_size(capsys: pytest.CaptureFixture) -> None:
+    """A corpus of each size is built and asked, from both sets; every row has its shares."""
+    from bench.small_corpora import main
+
+    for name in ("drcd_test", "cmrc2018_dev"):
+        assert main(["--set", name, "--per-size", "1"]) == 0
+        rows = [line for line in capsys.readouterr().out.splitlines() if line[:2] == "| "]
+        assert [row.split("|")[1].strip() for row in rows[1:]] == [
+            "1–2",
+            "3–5",
+            "6–10",
+            "11–1000",
+            "all",
+        ]
+        assert all(re.search(r"\d\.\d{3} of \d+", row) for row in rows[1:]), rows
