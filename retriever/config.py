@@ -7,6 +7,10 @@ built with. Search settings can change per load without a rebuild.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+# Models, evaluation indexes and jieba's dictionary are kept here (RETRIEVER_CACHE moves it).
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache"
 
 
 @dataclass(frozen=True)

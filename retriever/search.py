@@ -19,6 +19,7 @@ from retriever.bases import DEFAULT_ROOT, folders
 from retriever.building import BuildReport, build_index
 from retriever.comparison import find_sides
 from retriever.config import (
+    DEFAULT_CACHE,
     BackendSettings,
     ChunkSettings,
     LexicalSettings,
@@ -37,7 +38,6 @@ from retriever.store import StoredChunk
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache"
 
 # Imported from here by callers written before the stages had modules of their own.
 __all__ = [

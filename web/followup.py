@@ -25,13 +25,10 @@ less its leading 那.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 
-import jieba
-
-jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict" chatter is not ours to show
+from retriever.words import load_jieba
 
 # A leading 那 is a connective only when not the demonstrative 那个/那些/那里/...
 _CONNECTIVE = re.compile(r"^(?:那么|还有|另外|然后|那(?![个些里边儿天时样种位]))[，,、\s]*")
@@ -84,7 +81,7 @@ def complete_followup(message: str, earlier: Sequence[str]) -> str:
 
 def subject_of(question: str) -> str:
     """The words of `question` before its first function word or punctuation mark."""
-    words = jieba.lcut(_strip_polite(question))
+    words = load_jieba().lcut(_strip_polite(question))
     subject = []
     for word in words:
         if word in _FUNCTION_WORDS or _PUNCTUATION.match(word):
@@ -104,7 +101,7 @@ def _complete(message: str, previous: str | None) -> str:
     pronoun = _PRONOUN.match(body)
     if pronoun:
         return subject + body[pronoun.end() :]
-    words = jieba.lcut(body)
+    words = load_jieba().lcut(body)
     if words and words[0] in _PREDICATE_START:
         return subject + body
     stripped = _TRAILING.sub("", body)
@@ -112,7 +109,7 @@ def _complete(message: str, previous: str | None) -> str:
     is_ellipsis = bool(connective) or core != stripped
     if not is_ellipsis or not core:
         return message
-    if any(word in _FUNCTION_WORDS for word in jieba.lcut(core)):
+    if any(word in _FUNCTION_WORDS for word in load_jieba().lcut(core)):
         return core
     return previous.replace(subject, core, 1)
 
