@@ -145,9 +145,9 @@ def gather_evidence(
         # passages make up the ones it lacks, as a large corpus's unrelated passages would;
         # they only ever lower the reference (bench/small_corpora.py: chosen on
         # cmrc2018_dev's fitting part, over letting them raise it too).
-        padded = sorted([*cosines, *baseline], reverse=True)
-        if padded:
-            deep = min(deep, padded[min(STANDOUT_RANK, len(padded)) - 1])
+        padded = np.sort(np.concatenate((cosines, baseline)))[::-1]
+        if len(padded):
+            deep = min(deep, float(padded[min(STANDOUT_RANK, len(padded)) - 1]))
     words = content_words(question)
     if not _CHINESE.search(question) or not words or not hits:
         coverage = coverage_top3 = None

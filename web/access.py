@@ -184,13 +184,19 @@ def _bases(where: str, bases: object) -> frozenset[str] | None:
         return None
     if not isinstance(bases, list) or not all(isinstance(name, str) for name in bases):
         raise AccessError(f'{where}: bases must be a list of knowledge base names, e.g. ["hr"]')
-    for name in bases:
-        if name != DEFAULT:
-            try:
-                check_name(name)
-            except BadBaseName:
-                raise AccessError(f"{where}: {name[:80]!r} cannot name a knowledge base") from None
+    try:
+        _check_base_names(bases)
+    except BadBaseName as error:
+        raise AccessError(f"{where}: {error}") from None
     return frozenset(bases)
+
+
+def _check_base_names(names: list[str]) -> None:
+    """Raise BadBaseName for the first of `names` no knowledge base may have (the default
+    base's name is one a base has)."""
+    for name in names:
+        if name != DEFAULT:
+            check_name(name)
 
 
 def check_host(host: str, access: Access, *, behind_proxy: bool = False) -> None:
@@ -313,12 +319,10 @@ def main(argv: list[str] | None = None) -> int:
             help="keep it to this knowledge base (repeat for several; all bases without it)",
         )
     args = parser.parse_args(argv)
-    for base in args.bases or []:
-        if base != DEFAULT:
-            try:
-                check_name(base)
-            except BadBaseName as error:
-                raise SystemExit(str(error)) from None
+    try:
+        _check_base_names(args.bases or [])
+    except BadBaseName as error:
+        raise SystemExit(str(error)) from None
     if args.command == "user":
         password = _read_password()
         if len(password) < 8:
