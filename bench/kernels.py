@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = sample_passages(args.passages)
     embedders = {k: load_embedder(cache_dir=CACHE, kernel=k) for k in kernels}
     tokenizer = embedders["onnx-int8"].tokenizer  # offered on every CPU
-    counts = [len(e.ids) for e in tokenizer.encode_batch(["passage: " + t for t in texts])]
+    counts = [len(ids) for ids in tokenizer.encode_batch(["passage: " + t for t in texts])]
     flops = flops_per_passage(counts)
     characters = statistics.mean(len(text) for text in texts)
     measured = measure({k: e.encode_passages for k, e in embedders.items()}, texts, runs=args.runs)

@@ -1,0 +1,121 @@
+"""The lighter tokenizer cuts every text exactly as the model's whole tokenizer.json does."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from retriever.modelbuild.onnx_export import ensure_int8_model
+from retriever.script_tokenizer import (
+    COMMON_IDS_FILE,
+    COMMON_TOKENIZER_FILE,
+    ScriptTokenizer,
+)
+
+CACHE = Path(__file__).resolve().parents[1] / ".cache"
+DATASETS = Path(__file__).resolve().parents[1] / "bench" / "datasets"
+MAX_TOKENS = 512
+# Code point ranges texts are drawn from: the kept scripts and others (Cyrillic, combining
+# marks, Hangul, emoji), so both tokenizers and the switch between them are exercised.
+RANGES = [
+    (0x20, 0x7E),
+    (0xA0, 0x24F),
+    (0x300, 0x36F),
+    (0x370, 0x3FF),
+    (0x400, 0x4FF),
+    (0x2000, 0x2BFF),
+    (0x3000, 0x33FF),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7A3),
+    (0xF900, 0xFAFF),
+    (0xFF00, 0xFFEF),
+    (0x1F300, 0x1F64F),
+]
+SPECIAL = [" ", "  ", "\n", "\t", "<mask>", "<s>", "</s>", "<unk>"]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the int8 model's tokenizer, so the test writes nothing into the cache."""
+    folder = tmp_path_factory.mktemp("model")
+    shutil.copyfile(ensure_int8_model(CACHE) / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
+def evaluation_texts(limit: int) -> list[str]:
+    """Passages, titles and questions of every evaluation set, as a build and a search see them."""
+    texts = []
+    for corpus in sorted(DATASETS.glob("*/corpus.jsonl")):
+        for line in corpus.read_text(encoding="utf-8").splitlines()[:limit]:
+            record = json.loads(line)
+            texts += ["passage: " + record["text"], "passage: " + record.get("title", "")]
+    for queries in sorted(DATASETS.glob("*/queries.jsonl")):
+        for line in queries.read_text(encoding="utf-8").splitlines()[:limit]:
+            texts.append("query: " + json.loads(line)["text"])
+    return texts
+
+
+def random_texts(count: int) -> list[str]:
+    rng = random.Random(7)
+    texts = ["", "字" * 2_000]
+    for _ in range(count):
+        ranges = rng.sample(RANGES, rng.choice([1, 1, 2, 3]))
+        texts.append(
+            "".join(
+                chr(rng.randint(*rng.choice(ranges)))
+                if rng.random() < 0.85
+                else rng.choice(SPECIAL)
+                for _ in range(rng.randint(1, 80))
+            )
+        )
+    return texts
+
+
+@pytest.mark.model
+def test_cuts_as_the_whole_tokenizer(model_folder: Path) -> None:
+    tokenizer = ScriptTokenizer(model_folder, MAX_TOKENS)
+    assert (model_folder / COMMON_TOKENIZER_FILE).is_file()
+    assert tokenizer._common is not None  # the lighter one is in use
+    whole = tokenizer.whole()
+    texts = evaluation_texts(2_000) + random_texts(5_000)
+    ours = tokenizer.encode_batch(texts)
+    reference = whole.encode_batch(texts)
+    differing = [t for t, a, b in zip(texts, ours, reference, strict=True) if list(a) != b.ids]
+    assert differing == []
+    assert max(len(ids) for ids in ours) == MAX_TOKENS
+
+
+@pytest.mark.model
+def test_kept_files_are_remade_when_damaged_or_stale(model_folder: Path) -> None:
+    expected = [
+        list(ids) for ids in ScriptTokenizer(model_folder, MAX_TOKENS).encode_batch(["行政助理"])
+    ]
+    (model_folder / COMMON_TOKENIZER_FILE).write_text("{damaged", encoding="utf-8")
+    (model_folder / COMMON_IDS_FILE).write_bytes(b"not a numpy file")
+    remade = ScriptTokenizer(model_folder, MAX_TOKENS)
+    assert [list(ids) for ids in remade.encode_batch(["行政助理"])] == expected
+    assert json.loads((model_folder / COMMON_TOKENIZER_FILE).read_text(encoding="utf-8"))
+    # A tokenizer.json changed since (its size or time) makes them anew.
+    (model_folder / "tokenizer.json").touch()
+    stale = (model_folder / COMMON_IDS_FILE).stat().st_mtime_ns
+    ScriptTokenizer(model_folder, MAX_TOKENS)
+    assert (model_folder / COMMON_IDS_FILE).stat().st_mtime_ns != stale
+
+
+@pytest.mark.model
+def test_files_that_cannot_be_written_cost_only_the_lighter_load(
+    model_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copyfile(model_folder / "tokenizer.json", folder / "tokenizer.json")
+    (folder / COMMON_TOKENIZER_FILE).mkdir()  # in the way: cannot be replaced by a file
+    tokenizer = ScriptTokenizer(folder, MAX_TOKENS)
+    assert "cannot keep the lighter tokenizer" in caplog.text
+    assert [list(ids) for ids in tokenizer.encode_batch(["行政助理"])] == [
+        tokenizer.whole().encode("行政助理").ids
+    ]
