@@ -53,6 +53,7 @@ eval: $(MODEL)  ## the README's quality table (minutes: embeds each evaluation s
 	$(PY) -m retriever eval bench/datasets/cmrc2018_dev --compare
 	$(PY) -m retriever eval bench/datasets/dureader_demo --compare
 	$(PY) -m retriever eval bench/datasets/drcd_test --compare
+	$(PY) -m retriever eval bench/datasets/dureader_faq --compare
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -7,7 +7,8 @@ Protocol (nothing reported as held out is ever fitted on or chosen by):
 
 1. Held out: the questions bench.fit_answerability holds out (cmrc2018_dev questions on a
    third of its documents by a hash of the document id, half of dureader_demo's questions),
-   all of drcd_test, and the user-style set (bench.userstyle).
+   all of drcd_test, the user-style set (bench.userstyle), and dureader_faq (bench.faq_view,
+   dureader_demo's pages as FAQ entries: reported on dureader_demo's held-out questions).
 2. Fitting questions: every other question of cmrc2018_dev and dureader_demo.
 3. Model: a pairwise logistic regression without intercept over the candidates' evidence
    (retriever.fusion.features): a gold passage's chunk against the question's 30 nearest
@@ -55,6 +56,7 @@ from retriever.search import DEFAULT_CACHE, Retriever
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
 FIT_SETS = ("cmrc2018_dev", "dureader_demo")
+FAQ_SET = "dureader_faq"  # bench.faq_view: dureader_demo's Zhidao pages as FAQ entries
 NEAREST, BEST_BM25 = 30, 10  # the non-gold candidates each gold chunk is paired with
 FOLDS = 5
 # The evidence subsets cross-validation chooses among; the cosine is always in.
@@ -205,7 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     embedder = load_embedder(cache_dir=DEFAULT_CACHE)
     split = split_sets()
-    opened = {name: Opened(name, embedder) for name in (*FIT_SETS, "drcd_test")}
+    opened = {name: Opened(name, embedder) for name in (*FIT_SETS, "drcd_test", FAQ_SET)}
     held_ids = {name: set(ids) for name, ids in split.held.items()}
     fitting = {
         name: [qid for qid in opened[name].pool.question_ids if qid not in held_ids[name]]
@@ -231,6 +233,10 @@ def main() -> None:
         print(f"chose {best}: {fitted}")
     held = [(opened[name], split.held[name]) for name in FIT_SETS]
     held.append((opened["drcd_test"], opened["drcd_test"].pool.question_ids))
+    # The FAQ view asks dureader_demo's questions of another corpus: only its held-out ones.
+    held_dureader = set(split.held["dureader_demo"])
+    faq = opened[FAQ_SET]
+    held.append((faq, [qid for qid in faq.pool.question_ids if qid in held_dureader]))
     print("\n".join(report(held, fitted)))
 
 

@@ -72,7 +72,7 @@ from web.followup import complete_followup
 
 logger = logging.getLogger("bench.quality")
 
-PASSAGE_SETS = ("cmrc2018_dev", "dureader_demo", "drcd_test")
+PASSAGE_SETS = ("cmrc2018_dev", "dureader_demo", "drcd_test", "dureader_faq")
 DOCUMENT_SETS = ("userstyle",)
 SETS = (*PASSAGE_SETS, *DOCUMENT_SETS)
 METRICS = ("R@1", "R@5", "R@10", "Hit@10", "MRR@10")

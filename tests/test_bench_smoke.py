@@ -207,3 +207,14 @@ def test_small_corpora_reports_each_size(capsys: pytest.CaptureFixture) -> None:
             "all",
         ]
         assert all(re.search(r"\d\.\d{3} of \d+", row) for row in rows[1:]), rows
+
+
+def test_faq_view_remakes_the_shipped_set(tmp_path: Path) -> None:
+    """bench/datasets/dureader_faq is exactly what bench.faq_view makes from dureader_demo."""
+    from bench import faq_view
+
+    faq_view.main(["--output", str(tmp_path)])
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
+        assert (tmp_path / name).read_bytes() == (faq_view.TARGET / name).read_bytes(), name
+    entries = faq_view.read_jsonl(tmp_path / "corpus.jsonl")
+    assert len(entries) == 448 and not any(e["title"].endswith(faq_view.ZHIDAO) for e in entries)
