@@ -98,9 +98,13 @@ def _load_common(folder: Path, max_tokens: int):
     source = folder / "tokenizer.json"
     stamp = np.array([source.stat().st_size, source.stat().st_mtime_ns], np.int64)
     try:
-        with np.load(folder / COMMON_IDS_FILE) as saved:
-            if np.array_equal(saved["source"], stamp):
-                return _open(folder / COMMON_TOKENIZER_FILE, max_tokens), saved["ids"]
+        with np.load(folder / COMMON_IDS_FILE, allow_pickle=False) as saved:
+            source_stamp, ids = saved["source"], saved["ids"]
+        if np.array_equal(source_stamp, stamp):
+            tokenizer = _open(folder / COMMON_TOKENIZER_FILE, max_tokens)
+            # One number per kept piece, in the model's order: anything else is not ours.
+            if len(ids) == tokenizer.get_vocab_size() and bool(np.all(np.diff(ids) > 0)):
+                return tokenizer, ids
     except Exception as error:  # missing, damaged or half-written: made again below
         logger.debug("no lighter tokenizer in %s yet: %s", folder, error)
     made = _make_common(json.loads(source.read_text(encoding="utf-8")))

@@ -7,6 +7,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retriever.modelbuild.onnx_export import ensure_int8_model
@@ -99,6 +100,15 @@ def test_kept_files_are_remade_when_damaged_or_stale(model_folder: Path) -> None
     remade = ScriptTokenizer(model_folder, MAX_TOKENS)
     assert [list(ids) for ids in remade.encode_batch(["行政助理"])] == expected
     assert json.loads((model_folder / COMMON_TOKENIZER_FILE).read_text(encoding="utf-8"))
+    # A map that does not fit the kept tokenizer is not used.
+    np.savez(
+        model_folder / COMMON_IDS_FILE,
+        ids=np.arange(3),
+        source=np.load(model_folder / COMMON_IDS_FILE)["source"],
+    )
+    assert [
+        list(ids) for ids in ScriptTokenizer(model_folder, MAX_TOKENS).encode_batch(["行政助理"])
+    ] == expected
     # A tokenizer.json changed since (its size or time) makes them anew.
     (model_folder / "tokenizer.json").touch()
     stale = (model_folder / COMMON_IDS_FILE).stat().st_mtime_ns
