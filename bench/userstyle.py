@@ -12,7 +12,9 @@ than a passage. Measured per question:
 - top-1 / top-3: a passage among the first 1 / 3 cited holds the answer (answerable ones);
 - found: `found` is true for an answerable question and false for an unanswerable one;
 - answer coverage: the share of the gold lines the answer's quoted sentences hold (a list
-  question needs every item).
+  question needs every item);
+- and how long each `ask` took, the questions asked one after another as a user of one
+  knowledge base would (median and 95th percentile; never asserted anywhere).
 
     python -m bench.userstyle            # the table, by kind and by language
     python -m bench.userstyle --misses   # and each question that missed
@@ -22,13 +24,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import statistics
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from retriever import Answer, Retriever
 from retriever.corpus import normalize
+from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, index_is_current
 from web.followup import complete_followup
 
@@ -55,6 +61,7 @@ class Outcome:
     found_right: bool
     coverage: float  # share of gold lines the answer quotes
     answer: Answer
+    milliseconds: float  # how long `ask` took
 
 
 def load_questions(folder: Path = DATASET) -> list[Question]:
@@ -94,7 +101,9 @@ def evaluate(retriever: Retriever, questions: list[Question]) -> list[Outcome]:
     outcomes = []
     for question in questions:
         asked = complete_followup(question.text, question.history)
+        started = time.perf_counter()
         answer = retriever.ask(asked)
+        milliseconds = (time.perf_counter() - started) * 1000
         ranked = [c.hit for c in sorted(answer.citations, key=lambda c: c.hit.rank)]
         hits_hold = [holds(hit.text, question.gold) for hit in ranked]
         quoted = " ".join(quote.text for c in answer.citations for quote in c.quotes)
@@ -112,6 +121,7 @@ def evaluate(retriever: Retriever, questions: list[Question]) -> list[Outcome]:
                 found_right=answer.found == question.answerable,
                 coverage=coverage,
                 answer=answer,
+                milliseconds=milliseconds,
             )
         )
     return outcomes
@@ -150,7 +160,9 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="list each question that missed")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args()
-    outcomes = evaluate(open_index(), load_questions())
+    retriever = open_index()
+    retriever.ask("你好")  # loads what a first question loads; not timed
+    outcomes = evaluate(retriever, load_questions())
     groups: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         groups["all"].append(outcome)
@@ -165,6 +177,12 @@ def main() -> None:
     print("|---" * (len(names) + 1) + "|")
     for group, row in table.items():
         print(f"| {group} | " + " | ".join(str(row[n]) for n in names) + " |")
+    times = sorted(o.milliseconds for o in outcomes)
+    print(
+        f"\n`ask`, the questions asked in order of one knowledge base: median "
+        f"{statistics.median(times):.0f} ms, 95th percentile {times[int(0.95 * len(times))]:.0f} "
+        f"ms ({Cpu.this_machine().model}, {os.cpu_count()} cores)"
+    )
     if args.misses:
         for o in outcomes:
             if not (o.top1 and o.found_right) and (o.question.answerable or not o.found_right):

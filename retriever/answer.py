@@ -10,6 +10,8 @@ with the same `answer` method.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,6 +43,8 @@ SENTENCE_MARGIN = 0.04
 MIN_SENTENCE_CHARS = 6
 # Sentences embedded to choose the answer from, picked by their cheap score (_prior).
 SHORTLIST = 12
+# Sentence vectors kept for later answers (384 floats each: 6 MB).
+KEPT_SENTENCE_VECTORS = 4096
 # A sentence whose bracket holds the question's number (满10年不满20年 for 十二年) gains this
 # much, one whose brackets do not loses it: more than the cosine gaps between sibling rows.
 BRACKET_WEIGHT = 0.05
@@ -104,6 +108,8 @@ class Answerer:
     def __init__(self, embedder: Embedder, check: AnswerCheck) -> None:
         self.embedder = embedder
         self.check = check
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # text → vector, LRU
+        self._vectors_lock = threading.Lock()
 
     def answer(
         self,
@@ -200,7 +206,27 @@ class Answerer:
             normalize(f"{hits[index].heading}\n{quote.text}" if hits[index].heading else quote.text)
             for index, quote in candidates
         ]
-        return self.embedder.encode_passages(texts) @ query
+        return np.stack(self._sentence_vectors(texts)) @ query
+
+    def _sentence_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's vector, those embedded for an earlier answer taken from a small cache:
+        questions about one knowledge base quote the same sentences again (the user-style
+        set's 221 questions embedded 2,375 sentences, 665 of them different). A few texts
+        are embedded one at a time (retriever.threads), so a kept vector is exactly the one
+        embedding it again would give."""
+        with self._vectors_lock:
+            kept = {text: self._vectors[text] for text in texts if text in self._vectors}
+            for text in kept:
+                self._vectors.move_to_end(text)
+        missing = list(dict.fromkeys(text for text in texts if text not in kept))
+        if missing:
+            kept.update(zip(missing, self.embedder.encode_passages(missing), strict=True))
+            with self._vectors_lock:
+                for text in missing:
+                    self._vectors[text] = kept[text]
+                while len(self._vectors) > KEPT_SENTENCE_VECTORS:
+                    self._vectors.popitem(last=False)
+        return [kept[text] for text in texts]
 
 
 def _prior(question: str, candidates: list[tuple[int, Quote]], hits: list[Hit]) -> np.ndarray:

@@ -42,6 +42,11 @@ def test_int8_vectors_point_where_torch_fp32_vectors_do() -> None:
     alone = int8.encode_queries(TEXTS[:1])[0]
     batched = int8.encode_queries(TEXTS[:1] * 9)[0]
     assert float(alone @ batched) > 0.99
+    # A few texts (an answer's sentences) are embedded one by one: each one's vector is the
+    # one it gets alone, which is what lets answers keep them (retriever.answer).
+    few = int8.encode_passages(TEXTS)
+    for text, vector in zip(TEXTS, few, strict=True):
+        assert np.array_equal(int8.encode_passages([text])[0], vector)
 
 
 @pytest.mark.model

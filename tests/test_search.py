@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retriever import Candidate, QuestionError, Retriever
@@ -179,3 +180,27 @@ def test_a_reranker_reorders_what_fusion_ranked(
     assert [h.chunk_id for h in reversed_hits] == [h.chunk_id for h in fused][::-1]
     assert [h.rank for h in reversed_hits] == list(range(1, len(fused) + 1))
     assert reranked.with_settings(fusion=FusionWeights()).searcher.reranker is not None
+
+
+def test_answers_reuse_the_sentence_vectors_of_earlier_answers(
+    retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedded: list[str] = []
+    encode = retriever.answerer.embedder.encode_passages
+
+    def counting(texts: list[str], **kwargs):
+        embedded.extend(texts)
+        return encode(texts, **kwargs)
+
+    monkeypatch.setattr(retriever.answerer.embedder, "encode_passages", counting)
+    first = retriever.ask("行政助理负责哪些工作?")
+    assert embedded and first.found
+    embedded.clear()
+    again = retriever.ask("行政助理负责哪些工作?")
+    assert embedded == [] and again == first  # the same sentences, none embedded again
+    # The cache stays within its bound: the oldest vectors go first.
+    monkeypatch.setattr("retriever.answer.KEPT_SENTENCE_VECTORS", 2)
+    texts = ["甲句。", "乙句。", "丙句。"]
+    vectors = retriever.answerer._sentence_vectors(texts)
+    assert all(np.array_equal(v, w) for v, w in zip(vectors, encode(texts), strict=True))
+    assert list(retriever.answerer._vectors) == texts[1:]
