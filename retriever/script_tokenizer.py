@@ -6,8 +6,9 @@ of every cold start (0.9-1.1 s on a 2-core AMD EPYC Zen 3). Its model (Unigram) 
 into pieces that occur in it, so a text written only in the common scripts (Latin, Greek,
 CJK, their punctuation, symbols and full-width forms) can only be cut into pieces made of
 those characters: a tokenizer that keeps just those pieces (136,833) cuts it into the same
-pieces, and loads in 0.4 s. Its piece numbers are mapped back to the model's. Any other text
-(Cyrillic, Hangul, emoji…) goes to the whole tokenizer, read the first time one comes.
+pieces, and loads in about half a second. Its piece numbers are mapped back to the model's.
+Any other text (Cyrillic, Hangul, emoji…) goes to the whole tokenizer, read the first time
+one comes.
 
 The kept tokenizer is made from tokenizer.json the first time, beside it; a folder that
 cannot be written only costs the lighter load.
