@@ -10,8 +10,9 @@ pieces, and loads in about half a second. Its piece numbers are mapped back to t
 Any other text (Cyrillic, Hangul, emoji…) goes to the whole tokenizer, read the first time
 one comes.
 
-The kept tokenizer is made from tokenizer.json the first time, beside it; a folder that
-cannot be written only costs the lighter load.
+The kept tokenizer is made from tokenizer.json the first time, beside it (`prepare-model`
+opens the model, so it is made then); a folder that cannot be written keeps the whole
+tokenizer's load.
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def _load_common(folder: Path, max_tokens: int):
                 return tokenizer, ids
     except Exception as error:  # missing, damaged or half-written: made again below
         logger.debug("no lighter tokenizer in %s yet: %s", folder, error)
+    if not os.access(folder, os.W_OK):
+        # Made in memory each time, it would cost more than the whole one's load.
+        logger.info("%s cannot be written: the whole tokenizer is used", folder)
+        return None, None
     made = _make_common(json.loads(source.read_text(encoding="utf-8")))
     if made is None:
         return None, None

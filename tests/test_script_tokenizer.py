@@ -129,3 +129,18 @@ def test_files_that_cannot_be_written_cost_only_the_lighter_load(
     assert [list(ids) for ids in tokenizer.encode_batch(["行政助理"])] == [
         tokenizer.whole().encode("行政助理").ids
     ]
+
+
+@pytest.mark.model
+def test_a_read_only_folder_keeps_the_whole_tokenizer(
+    model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    shutil.copyfile(model_folder / "tokenizer.json", folder / "tokenizer.json")
+    monkeypatch.setattr("retriever.script_tokenizer.os.access", lambda path, mode: False)
+    tokenizer = ScriptTokenizer(folder, MAX_TOKENS)
+    assert tokenizer._common is None and not (folder / COMMON_IDS_FILE).exists()
+    assert [list(ids) for ids in tokenizer.encode_batch(["行政助理"])] == [
+        tokenizer.whole().encode("行政助理").ids
+    ]
