@@ -17,6 +17,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from bench.peers import Record, read_records, write_records
+from retriever.evaluation import load_dataset
+
 DATASETS = Path(__file__).resolve().parent / "datasets"
 SOURCE = DATASETS / "dureader_demo"
 TARGET = DATASETS / "dureader_faq"
@@ -26,42 +29,36 @@ ZHIDAO = "_百度知道"
 MAX_ANSWER_CHARS = 500
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    # Split on "\n" only: a passage may hold U+2028, which splitlines() would cut at.
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=TARGET)
     args = parser.parse_args(argv)
 
-    pages: dict[str, list[dict]] = defaultdict(list)  # title → its paragraphs, in order
-    for passage in read_jsonl(SOURCE / "corpus.jsonl"):
-        if passage["title"].endswith(ZHIDAO):
-            pages[passage["title"]].append(passage)
+    pages: dict[str, list[Record]] = defaultdict(list)  # title → its paragraphs, in order
+    for passage in read_records(SOURCE / "corpus.jsonl"):
+        if passage.title.endswith(ZHIDAO):
+            pages[passage.title].append(passage)
     entries, entry_of = [], {}
     for number, (title, paragraphs) in enumerate(pages.items()):
         entry_id = f"faq{number:04d}"
-        answer = "\n".join(p["text"] for p in paragraphs)[:MAX_ANSWER_CHARS]
-        entries.append({"id": entry_id, "title": title.removesuffix(ZHIDAO), "text": answer})
-        entry_of.update({p["id"]: entry_id for p in paragraphs})
-    relevant: dict[str, set[str]] = defaultdict(set)
-    for line in (SOURCE / "qrels_lenient.tsv").read_text(encoding="utf-8").split("\n")[:-1]:
-        query_id, passage_id, _ = line.split("\t")
-        if passage_id in entry_of:
-            relevant[query_id].add(entry_of[passage_id])
-    queries = [q for q in read_jsonl(SOURCE / "queries.jsonl") if q["id"] in relevant]
+        answer = "\n".join(p.text for p in paragraphs)[:MAX_ANSWER_CHARS]
+        entries.append(Record(entry_id, title.removesuffix(ZHIDAO), answer))
+        entry_of.update({p.id: entry_id for p in paragraphs})
+    dureader = load_dataset(SOURCE, qrels="qrels_lenient.tsv")
+    relevant = {
+        question_id: sorted({entry_of[p] for p in gold if p in entry_of})
+        for question_id, gold in dureader.gold.items()
+    }
+    questions = {qid: text for qid, text in dureader.questions.items() if relevant.get(qid)}
 
-    args.output.mkdir(parents=True, exist_ok=True)
-    with (args.output / "corpus.jsonl").open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
+    write_records(entries, args.output / "corpus.jsonl")
     with (args.output / "queries.jsonl").open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(query, ensure_ascii=False) + "\n" for query in queries)
+        for question_id, text in questions.items():
+            handle.write(json.dumps({"id": question_id, "text": text}, ensure_ascii=False) + "\n")
     with (args.output / "qrels.tsv").open("w", encoding="utf-8") as handle:
-        for query in queries:
-            handle.writelines(f"{query['id']}\t{e}\t1\n" for e in sorted(relevant[query["id"]]))
-    print(f"{len(entries)} entries, {len(queries)} questions → {args.output}")
+        for question_id in questions:
+            handle.writelines(f"{question_id}\t{e}\t1\n" for e in relevant[question_id])
+    print(f"{len(entries)} entries, {len(questions)} questions → {args.output}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ with sentence-transformers in fp32 on torch, so torch-fp32's row is their embedd
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -24,7 +23,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.peers import CACHE, REPO
+from bench.peers import CACHE, REPO, read_records
 from retriever.config import ChunkSettings
 from retriever.corpus import normalize
 from retriever.embedding import load_embedder, machine_kernel
@@ -38,10 +37,10 @@ CORPUS = REPO / "bench" / "datasets" / "dureader_demo" / "corpus.jsonl"
 def sample_passages(count: int, seed: int = 0) -> list[str]:
     """`count` dureader passages as a build embeds them: title, then at most a chunk's
     length of text (most dureader passages are shorter), normalised."""
-    rows = [json.loads(line) for line in CORPUS.read_text("utf-8").split("\n") if line]
+    rows = read_records(CORPUS)
     chosen = random.Random(seed).sample(rows, min(count, len(rows)))
     size = ChunkSettings().max_chars
-    return [normalize(f"{row['title']}\n{row['text'][:size]}") for row in chosen]
+    return [normalize(f"{row.title}\n{row.text[:size]}") for row in chosen]
 
 
 def flops_per_passage(token_counts: list[int]) -> float:

@@ -216,5 +216,5 @@ def test_faq_view_remakes_the_shipped_set(tmp_path: Path) -> None:
     faq_view.main(["--output", str(tmp_path)])
     for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
         assert (tmp_path / name).read_bytes() == (faq_view.TARGET / name).read_bytes(), name
-    entries = faq_view.read_jsonl(tmp_path / "corpus.jsonl")
-    assert len(entries) == 448 and not any(e["title"].endswith(faq_view.ZHIDAO) for e in entries)
+    entries = faq_view.read_records(tmp_path / "corpus.jsonl")
+    assert len(entries) == 448 and not any(e.title.endswith(faq_view.ZHIDAO) for e in entries)
