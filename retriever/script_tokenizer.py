@@ -86,10 +86,14 @@ class ScriptTokenizer:
             return self._whole
 
 
-def _open(path: Path, max_tokens: int):
+def _open(source: Path | str, max_tokens: int):
+    """A tokenizer from a tokenizer.json file (a path) or its text (a string), truncating."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
+    if isinstance(source, Path):
+        tokenizer = Tokenizer.from_file(str(source))
+    else:
+        tokenizer = Tokenizer.from_str(source)
     tokenizer.enable_truncation(max_tokens)
     return tokenizer
 
@@ -98,7 +102,8 @@ def _load_common(folder: Path, max_tokens: int):
     """The kept tokenizer and its map to the model's piece numbers, made when missing or
     older than tokenizer.json; (None, None) when it cannot be made (another kind of model)."""
     source = folder / "tokenizer.json"
-    stamp = np.array([source.stat().st_size, source.stat().st_mtime_ns], np.int64)
+    status = source.stat()
+    stamp = np.array([status.st_size, status.st_mtime_ns], np.int64)
     try:
         with np.load(folder / COMMON_IDS_FILE, allow_pickle=False) as saved:
             source_stamp, ids = saved["source"], saved["ids"]
@@ -118,11 +123,7 @@ def _load_common(folder: Path, max_tokens: int):
         return None, None
     kept, ids = made
     _keep(folder, kept, ids, stamp)
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(kept)
-    tokenizer.enable_truncation(max_tokens)
-    return tokenizer, ids
+    return _open(kept, max_tokens), ids
 
 
 def _make_common(whole: dict) -> tuple[str, np.ndarray] | None:

@@ -60,6 +60,17 @@ def evaluation_texts(limit: int) -> list[str]:
     return texts
 
 
+def copy_of(model_folder: Path, folder: Path) -> Path:
+    """A model folder holding only tokenizer.json."""
+    folder.mkdir()
+    shutil.copyfile(model_folder / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
+def ids_of(tokenizer: ScriptTokenizer, text: str) -> list[int]:
+    return [int(i) for i in tokenizer.encode_batch([text])[0]]
+
+
 def random_texts(count: int) -> list[str]:
     rng = random.Random(7)
     texts = ["", "字" * 2_000]
@@ -92,13 +103,10 @@ def test_cuts_as_the_whole_tokenizer(model_folder: Path) -> None:
 
 @pytest.mark.model
 def test_kept_files_are_remade_when_damaged_or_stale(model_folder: Path) -> None:
-    expected = [
-        list(ids) for ids in ScriptTokenizer(model_folder, MAX_TOKENS).encode_batch(["行政助理"])
-    ]
+    expected = ids_of(ScriptTokenizer(model_folder, MAX_TOKENS), "行政助理")
     (model_folder / COMMON_TOKENIZER_FILE).write_text("{damaged", encoding="utf-8")
     (model_folder / COMMON_IDS_FILE).write_bytes(b"not a numpy file")
-    remade = ScriptTokenizer(model_folder, MAX_TOKENS)
-    assert [list(ids) for ids in remade.encode_batch(["行政助理"])] == expected
+    assert ids_of(ScriptTokenizer(model_folder, MAX_TOKENS), "行政助理") == expected
     assert json.loads((model_folder / COMMON_TOKENIZER_FILE).read_text(encoding="utf-8"))
     # A map that does not fit the kept tokenizer is not used.
     np.savez(
@@ -106,9 +114,7 @@ def test_kept_files_are_remade_when_damaged_or_stale(model_folder: Path) -> None
         ids=np.arange(3),
         source=np.load(model_folder / COMMON_IDS_FILE)["source"],
     )
-    assert [
-        list(ids) for ids in ScriptTokenizer(model_folder, MAX_TOKENS).encode_batch(["行政助理"])
-    ] == expected
+    assert ids_of(ScriptTokenizer(model_folder, MAX_TOKENS), "行政助理") == expected
     # A tokenizer.json changed since (its size or time) makes them anew.
     (model_folder / "tokenizer.json").touch()
     stale = (model_folder / COMMON_IDS_FILE).stat().st_mtime_ns
@@ -120,27 +126,19 @@ def test_kept_files_are_remade_when_damaged_or_stale(model_folder: Path) -> None
 def test_files_that_cannot_be_written_cost_only_the_lighter_load(
     model_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = tmp_path / "model"
-    folder.mkdir()
-    shutil.copyfile(model_folder / "tokenizer.json", folder / "tokenizer.json")
+    folder = copy_of(model_folder, tmp_path / "model")
     (folder / COMMON_TOKENIZER_FILE).mkdir()  # in the way: cannot be replaced by a file
     tokenizer = ScriptTokenizer(folder, MAX_TOKENS)
     assert "cannot keep the lighter tokenizer" in caplog.text
-    assert [list(ids) for ids in tokenizer.encode_batch(["行政助理"])] == [
-        tokenizer.whole().encode("行政助理").ids
-    ]
+    assert ids_of(tokenizer, "行政助理") == tokenizer.whole().encode("行政助理").ids
 
 
 @pytest.mark.model
 def test_a_read_only_folder_keeps_the_whole_tokenizer(
     model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    shutil.copyfile(model_folder / "tokenizer.json", folder / "tokenizer.json")
+    folder = copy_of(model_folder, tmp_path / "read-only")
     monkeypatch.setattr("retriever.script_tokenizer.os.access", lambda path, mode: False)
     tokenizer = ScriptTokenizer(folder, MAX_TOKENS)
     assert tokenizer._common is None and not (folder / COMMON_IDS_FILE).exists()
-    assert [list(ids) for ids in tokenizer.encode_batch(["行政助理"])] == [
-        tokenizer.whole().encode("行政助理").ids
-    ]
+    assert ids_of(tokenizer, "行政助理") == tokenizer.whole().encode("行政助理").ids
