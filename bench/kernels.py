@@ -6,7 +6,8 @@
 Passages are dureader_demo's as a build embeds them (title and at most a chunk's length of
 text), on every core. Per kernel:
 passages per second (median of the runs, taking turns), the lowest cosine of a vector with
-torch fp32's, and the arithmetic done: FLOPs per passage counted from the passages' own
+torch fp32's, R@10 on the kernel choice's recall check (retriever.kernels), and the
+arithmetic done: FLOPs per passage counted from the passages' own
 token lengths (each layer's four attention projections, its two feed-forward products, and
 the attention scores and sums over the sequence), against the machine's fp32 FMA peak
 (cores × clock × FLOPs per cycle of its widest FMA). The peers (LangChain, txtai) embed
@@ -27,7 +28,15 @@ from bench.peers import CACHE, REPO, read_records
 from retriever.config import ChunkSettings
 from retriever.corpus import normalize
 from retriever.embedding import load_embedder, machine_kernel
-from retriever.kernels import KERNELS, REFERENCE, Cpu, available, measure
+from retriever.kernels import (
+    KERNELS,
+    REFERENCE,
+    Cpu,
+    RecallCheck,
+    available,
+    measure,
+    with_recall,
+)
 
 # multilingual-e5-small: a 12-layer BERT, hidden 384, feed-forward 1536.
 LAYERS, HIDDEN, FEED_FORWARD = 12, 384, 1536
@@ -81,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     flops = flops_per_passage(counts)
     characters = statistics.mean(len(text) for text in texts)
     measured = measure({k: e.encode_passages for k, e in embedders.items()}, texts, runs=args.runs)
+    check = RecallCheck.load()
+    recalls = {
+        k: check.recall_at_10(e.encode_queries, e.encode_passages) for k, e in embedders.items()
+    }
+    measured = with_recall(measured, recalls)
     peak, counted = fp32_peak(cpu)
     lines = [
         "# Kernels of the default model on this machine",
@@ -95,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Chosen on this machine: {machine_kernel(CACHE).kernel}",
         "",
         "| kernel | passages/s | × torch fp32 (the peers' embedding) | s per million characters "
-        "| min cosine to fp32 | GFLOP/s | × fp32 FMA peak |",
-        "|---|---|---|---|---|---|---|",
+        "| min cosine to fp32 | R@10 on the recall check | GFLOP/s | × fp32 FMA peak |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     reference = next(m for m in measured if m.kernel == REFERENCE).passages_per_second
     for m in measured:
@@ -105,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {m.kernel}{'' if m.kernel in available(cpu) else ' (emulated)'} "
             f"| {m.passages_per_second:.1f} | {m.passages_per_second / reference:.2f}× "
             f"| {1e6 / (m.passages_per_second * characters):.0f} | {m.min_cosine:.4f} "
-            f"| {achieved:.0f} | {achieved / peak:.2f} |"
+            f"| {m.recall_at_10:.3f} | {achieved:.0f} | {achieved / peak:.2f} |"
         )
     table = "\n".join(lines)
     print(table)

@@ -294,7 +294,8 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
     for measured in choice.measurements:
         print(
             f"{measured.kernel:<11} {measured.passages_per_second:>7.1f} passages/s, "
-            f"cosine to fp32 at least {measured.min_cosine:.4f}"
+            f"cosine to fp32 at least {measured.min_cosine:.4f}, "
+            f"R@10 {measured.recall_at_10:.3f} (fp32 {measured.reference_recall_at_10:.3f})"
             + ("" if measured.passed else " (too far: not kept)")
         )
     how = "forced" if choice.forced else "the fastest"

@@ -26,12 +26,14 @@ from retriever.background import background_passages
 from retriever.kernels import (
     Cpu,
     KernelChoice,
+    RecallCheck,
     available,
     check_kernel,
     fastest,
     measure,
     read_choice,
     sample_texts,
+    with_recall,
     write_choice,
 )
 from retriever.models import (
@@ -160,13 +162,21 @@ def machine_kernel(
     if force and force not in kernels:
         kernels = (*kernels, check_kernel(force))
     logger.warning("timing %s on this machine's CPU (%s), once", ", ".join(kernels), cpu.model)
-    encoders = {k: load_embedder(cache_dir=cache_dir, kernel=k).encode_passages for k in kernels}
-    measurements = measure(encoders, sample_texts(background_passages()))
+    embedders = {k: load_embedder(cache_dir=cache_dir, kernel=k) for k in kernels}
+    encoders = {k: e.encode_passages for k, e in embedders.items()}
+    check = RecallCheck.load()
+    recalls = {
+        k: check.recall_at_10(e.encode_queries, e.encode_passages) for k, e in embedders.items()
+    }
+    measurements = with_recall(measure(encoders, sample_texts(background_passages())), recalls)
     choice = KernelChoice(
         force or fastest(measurements), cpu, forced=bool(force), measurements=tuple(measurements)
     )
     write_choice(model_dir, choice)
-    timings = (f"{m.kernel} {m.passages_per_second}/s, cos {m.min_cosine}" for m in measurements)
+    timings = (
+        f"{m.kernel} {m.passages_per_second}/s, cos {m.min_cosine}, R@10 {m.recall_at_10}"
+        for m in measurements
+    )
     logger.warning("kernel %s chosen (%s)", choice.kernel, "; ".join(timings))
     return choice
 

@@ -10,11 +10,12 @@ The default model can run three ways, and which is fastest depends on the proces
 
 The choice is made once per machine: each kernel the CPU supports embeds a fixed sample of
 passages (the first background passages, retriever.background) a few times, and the
-fastest median whose every vector keeps a cosine of at least MIN_COSINE with fp32's is
-kept. The record (``kernel.json`` in the model folder) names the processor and the flags it
-was measured on; another processor reading the same cache measures again. Every kernel
-gives the same model's vectors to within that bound, so an index built on one is searched
-on another.
+fastest median is kept among the kernels whose every vector keeps a cosine of at least
+MIN_COSINE with fp32's and whose R@10 on the recall check (retriever/data/kernel_check.json,
+made by bench.kernel_check) is within MAX_RECALL_LOSS of fp32's. The record (``kernel.json``
+in the model folder) names the processor and the flags it was measured on; another
+processor reading the same cache measures again. Every kernel gives the same model's
+vectors to within that bound, so an index built on one is searched on another.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +36,10 @@ REFERENCE = "torch-fp32"
 # int8 moves a vector by a cosine of about 0.003 (docs/onnx_int8.md), bf16 by less; a kernel
 # that moves one by 0.01 is computing something else.
 MIN_COSINE = 0.99
+# Vectors that each stay near fp32's may still reorder close passages: the kept kernel must
+# also rank the recall check's questions about as well (issue 12: R@10 within 0.01).
+MAX_RECALL_LOSS = 0.01
+RECALL_CHECK = Path(__file__).resolve().parent / "data" / "kernel_check.json"
 # Where torch's bf16 autocast runs on matrix units rather than emulated.
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 # The flags that decide which kernel is fastest: recorded with the choice, and compared to
@@ -102,10 +107,19 @@ class Measurement:
     kernel: str
     passages_per_second: float
     min_cosine: float  # over the sample, against the reference kernel's vectors
+    # On the recall check, this kernel's and the reference's; None where only speed and
+    # cosine were measured (bench timings).
+    recall_at_10: float | None = None
+    reference_recall_at_10: float | None = None
 
     @property
     def passed(self) -> bool:
-        return self.min_cosine >= MIN_COSINE
+        kept_ranking = (
+            self.recall_at_10 is None
+            or self.reference_recall_at_10 is None
+            or self.recall_at_10 >= round(self.reference_recall_at_10 - MAX_RECALL_LOSS, 4)
+        )
+        return self.min_cosine >= MIN_COSINE and kept_ranking
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,43 @@ def measure(
     ]
 
 
+@dataclass(frozen=True)
+class RecallCheck:
+    """Questions each answered by one of the passages: R@10 of a kernel's ranking."""
+
+    passages: list[str]
+    questions: list[str]
+    answers: list[int]  # per question, the passage (by position) that answers it
+
+    @classmethod
+    def load(cls, path: Path = RECALL_CHECK) -> RecallCheck:
+        data = json.loads(path.read_text("utf-8"))
+        rows = data["questions"]
+        return cls(data["passages"], [q["text"] for q in rows], [q["passage"] for q in rows])
+
+    def recall_at_10(
+        self,
+        encode_queries: Callable[[list[str]], np.ndarray],
+        encode_passages: Callable[[list[str]], np.ndarray],
+    ) -> float:
+        scores = encode_queries(self.questions) @ encode_passages(self.passages).T
+        # A passage is in the top 10 when fewer than 10 others score above it.
+        answer_scores = scores[np.arange(len(self.answers)), self.answers]
+        above = np.sum(scores > answer_scores[:, None], axis=1)
+        return round(float(np.mean(above < 10)), 4)
+
+
+def with_recall(
+    measurements: Sequence[Measurement], recalls: dict[str, float]
+) -> list[Measurement]:
+    """The measurements with each kernel's R@10 on the recall check, and the reference's."""
+    reference = recalls[REFERENCE]
+    return [
+        replace(m, recall_at_10=recalls[m.kernel], reference_recall_at_10=reference)
+        for m in measurements
+    ]
+
+
 def fastest(measurements: Sequence[Measurement]) -> str:
     """The fastest kernel whose vectors passed; the reference passes by definition."""
     passing = [m for m in measurements if m.passed or m.kernel == REFERENCE]
@@ -179,12 +230,14 @@ def record_path(model_dir: Path) -> Path:
 
 def read_choice(model_dir: Path, cpu: Cpu) -> KernelChoice | None:
     """The choice recorded in `model_dir` for a processor like `cpu`; None when there is none,
-    it is damaged, or it was measured on another kind of processor."""
+    it is damaged, it was measured on another kind of processor, or before the recall check
+    was part of the choice."""
     try:
         choice = KernelChoice.from_json(json.loads(record_path(model_dir).read_text("utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return choice if choice.cpu == cpu else None
+    checked = all(m.recall_at_10 is not None for m in choice.measurements)
+    return choice if choice.cpu == cpu and checked else None
 
 
 def write_choice(model_dir: Path, choice: KernelChoice) -> None:

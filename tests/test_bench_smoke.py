@@ -140,9 +140,10 @@ def test_kernels_times_each_kernel_this_cpu_offers(tmp_path: Path) -> None:
         for cells in [[c.strip() for c in line.strip("| ").split("|")]]
     }
     assert set(rows) == set(available(Cpu.this_machine()))
-    for rate, ratio, per_million, cosine, gflops, share in rows.values():
+    for rate, ratio, per_million, cosine, recall, gflops, share in rows.values():
         assert float(rate) > 0 and float(ratio.rstrip("×")) > 0 and float(per_million) > 0
-        assert float(cosine) >= 0.98 and float(gflops) > 0 and float(share) > 0
+        assert float(cosine) >= 0.98 and float(recall) >= 0.9
+        assert float(gflops) > 0 and float(share) > 0
     assert rows["torch-fp32"][1] == "1.00×"
 
 

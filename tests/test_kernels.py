@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,21 @@ from retriever import Retriever
 from retriever.embedding import KERNEL_ENV, load_embedder, machine_kernel
 from retriever.kernels import (
     KERNELS,
+    MAX_RECALL_LOSS,
     MIN_COSINE,
+    RECALL_CHECK,
     REFERENCE,
     Cpu,
     KernelChoice,
     KernelError,
     Measurement,
+    RecallCheck,
     available,
     fastest,
     measure,
     read_choice,
     record_path,
+    with_recall,
     write_choice,
 )
 from retriever.models import default_model_dir
@@ -77,6 +82,33 @@ def test_the_reference_is_kept_when_no_other_kernel_passes() -> None:
     assert fastest([slow, Measurement("onnx-int8", 9.0, MIN_COSINE - 0.001)]) == REFERENCE
 
 
+def test_a_kernel_that_ranks_worse_than_fp32_is_not_kept() -> None:
+    """Vectors near fp32's one by one, but the check's answers fall out of the top 10."""
+    check = RecallCheck([f"p{i}" for i in range(12)], ["q0", "q1"], [0, 11])
+    passages = unit([[1, 0.01 * i] for i in range(12)])
+    ranks_well = check.recall_at_10(lambda qs: unit([[1, 0], [1, 0.11]]), lambda ps: passages)
+    ranks_badly = check.recall_at_10(lambda qs: unit([[1, 0.11], [1, 0]]), lambda ps: passages)
+    assert (ranks_well, ranks_badly) == (1.0, 0.0)
+    measured = with_recall(
+        [Measurement(REFERENCE, 1.0, 1.0), Measurement("onnx-int8", 9.0, 0.999)],
+        {REFERENCE: 0.90, "onnx-int8": 0.90 - MAX_RECALL_LOSS - 0.001},
+    )
+    assert [m.reference_recall_at_10 for m in measured] == [0.90, 0.90]
+    assert not measured[1].passed and fastest(measured) == REFERENCE
+    within = with_recall(measured, {REFERENCE: 0.90, "onnx-int8": 0.90 - MAX_RECALL_LOSS})
+    assert within[1].passed and fastest(within) == "onnx-int8"
+
+
+def test_the_shipped_recall_check_is_what_its_script_makes(tmp_path: Path) -> None:
+    from bench import kernel_check
+
+    kernel_check.main(["--output", str(tmp_path / "check.json")])
+    assert (tmp_path / "check.json").read_bytes() == RECALL_CHECK.read_bytes()
+    check = RecallCheck.load()
+    assert len(check.questions) == kernel_check.QUESTIONS == len(check.answers)
+    assert len(set(check.answers)) > 60 and max(check.answers) < len(check.passages)
+
+
 def test_each_kernel_is_timed_in_turn_and_by_its_median() -> None:
     order: list[str] = []
     seconds = {"torch-fp32": [1.0, 1.0, 9.0, 1.0], "onnx-int8": [0.5, 0.5, 0.5, 8.0]}
@@ -123,9 +155,14 @@ def test_the_cpu_is_read_from_cpuinfo(tmp_path: Path) -> None:
 
 
 def test_a_record_is_kept_for_its_cpu_only(tmp_path: Path) -> None:
-    choice = KernelChoice("onnx-int8", EPYC, measurements=(Measurement("onnx-int8", 30.0, 0.997),))
+    measured = Measurement("onnx-int8", 30.0, 0.997, recall_at_10=0.99, reference_recall_at_10=1)
+    choice = KernelChoice("onnx-int8", EPYC, measurements=(measured,))
     write_choice(tmp_path, choice)
     assert read_choice(tmp_path, EPYC) == choice
+    unchecked = replace(choice, measurements=(Measurement("onnx-int8", 30.0, 0.997),))
+    write_choice(tmp_path, unchecked)
+    assert read_choice(tmp_path, EPYC) is None  # chosen before the recall check: again
+    write_choice(tmp_path, choice)
     assert read_choice(tmp_path, XEON) is None  # measured again on another processor
     record_path(tmp_path).write_text("{half", encoding="utf-8")
     assert read_choice(tmp_path, EPYC) is None
@@ -174,6 +211,7 @@ def test_a_forced_kernel_is_recorded_and_used(
     choice = machine_kernel(CACHE, force="torch-fp32")
     assert choice.kernel == "torch-fp32" and choice.forced and choice.cpu == Cpu.this_machine()
     assert {m.kernel for m in choice.measurements} == set(available(Cpu.this_machine()))
+    assert all(m.recall_at_10 is not None for m in choice.measurements)
     assert load_embedder(cache_dir=CACHE).kernel == "torch-fp32"
     monkeypatch.setenv(KERNEL_ENV, "onnx-int8")  # the environment overrides the record
     assert load_embedder(cache_dir=CACHE).kernel == "onnx-int8"
