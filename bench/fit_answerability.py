@@ -20,7 +20,11 @@ Protocol (nothing held out is ever fitted on):
    still count as answered.
 5. Reported, never fitted on: the held-out cmrc and dureader questions, all of drcd_test, and
    the user-style set (its answerable questions, its unanswerable ones, its English ones), each
-   corpus asked its own questions and the other sets' held-out questions.
+   corpus asked its own questions and the other sets' held-out questions. Also the held-out
+   cmrc questions and drcd_test's asked of their corpus without the passage that answers them
+   (its chunks dropped from the candidates): unanswerable questions about the corpus's own
+   subjects, the other paragraphs of the same article still there. (dureader_demo is left
+   out of that row: other pages of the corpus often answer its questions too.)
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from retriever.answerability import (
 from retriever.corpus import normalize
 from retriever.embedding import load_embedder
 from retriever.evaluation import load_dataset, open_evaluation_index
+from retriever.fusion import Candidates
 from retriever.search import DEFAULT_CACHE, Retriever
 from web.followup import complete_followup
 
@@ -122,18 +127,43 @@ class Asked:
     answerable: bool
     evidence: list[tuple]
     english: bool = False
+    answer_removed: bool = False  # asked without the passages that answer them
 
 
-def ask_all(retriever: Retriever, questions: list[str], background: np.ndarray) -> list[tuple]:
-    """The evidence of each question, as `Retriever.ask` gathers it."""
+def ask_all(
+    retriever: Retriever,
+    questions: list[str],
+    background: np.ndarray,
+    removed: list[set[str]] | None = None,
+) -> list[tuple]:
+    """The evidence of each question, as `Retriever.ask` gathers it; with `removed`, each
+    question's candidates lose the chunks of those passages (ids of the evaluation set)."""
     searcher = retriever.searcher
+    chunks_of: dict[str, set[int]] = {}
+    for chunk_id, chunk in retriever.index.by_id.items() if removed else ():
+        chunks_of.setdefault(chunk.doc_id.split("#", 1)[-1], set()).add(chunk_id)
     rows = []
-    for question, candidates in zip(
-        questions, searcher.candidates(questions, 5, "hybrid"), strict=True
+    for number, (question, candidates) in enumerate(
+        zip(questions, searcher.candidates(questions, 5, "hybrid"), strict=True)
     ):
+        if removed:
+            candidates = _without(candidates, {c for p in removed[number] for c in chunks_of[p]})
         hits = searcher.rank(candidates, 5, "hybrid")
         rows.append(astuple(gather_evidence(question, candidates, hits, background)))
     return rows
+
+
+def _without(candidates: Candidates, dropped: set[int]) -> Candidates:
+    def kept(scores: dict[int, float]) -> dict[int, float]:
+        return {chunk: score for chunk, score in scores.items() if chunk not in dropped}
+
+    return replace(
+        candidates,
+        dense=kept(candidates.dense),
+        lexical=kept(candidates.lexical),
+        coverage=kept(candidates.coverage),
+        title_coverage=kept(candidates.title_coverage),
+    )
 
 
 def fit(answerable: list[tuple], unanswerable: list[tuple]) -> FittedModel:
@@ -174,11 +204,19 @@ def report(fitted: FittedModel, held: list[Asked]) -> list[str]:
     ]
     for group in held:
         share = np.mean([answered(row) for row in group.evidence]) if group.evidence else np.nan
-        kind = "own, English" if group.english else ("own" if group.answerable else "unanswerable")
         lines.append(
-            f"| {group.corpus} | {group.questions} | {kind} | {len(group.evidence)} | {share:.3f} |"
+            f"| {group.corpus} | {group.questions} | {_kind(group)} "
+            f"| {len(group.evidence)} | {share:.3f} |"
         )
     return lines
+
+
+def _kind(group: Asked) -> str:
+    if group.english:
+        return "own, English"
+    if group.answer_removed:
+        return "own, answering passage removed"
+    return "own" if group.answerable else "unanswerable"
 
 
 def main() -> None:
@@ -219,11 +257,12 @@ def main() -> None:
         print(f"fitted on {len(answerable)} answerable, {len(unanswerable)} unanswerable")
         print(f"weights {fitted.weights}, cut {fitted.threshold}")
 
-    held_questions = {
-        "cmrc2018_dev": texts("cmrc2018_dev", split.held["cmrc2018_dev"]),
-        "dureader_demo": texts("dureader_demo", split.held["dureader_demo"]),
-        "drcd_test": list(datasets["drcd_test"].questions.values()),
+    held_ids = {
+        "cmrc2018_dev": split.held["cmrc2018_dev"],
+        "dureader_demo": split.held["dureader_demo"],
+        "drcd_test": list(datasets["drcd_test"].questions),
     }
+    held_questions = {name: texts(name, ids) for name, ids in held_ids.items()}
     userstyle = load_questions()
     held: list[Asked] = []
     for corpus, retriever in corpora.items():
@@ -239,6 +278,10 @@ def main() -> None:
         else:
             own = held_questions[corpus]
             held.append(Asked(corpus, corpus, True, ask_all(retriever, own, background)))
+            if corpus != "dureader_demo":
+                answers = [datasets[corpus].gold[qid] for qid in held_ids[corpus]]
+                evidence = ask_all(retriever, own, background, removed=answers)
+                held.append(Asked(corpus, corpus, False, evidence, answer_removed=True))
         for other, questions in held_questions.items():
             if other != corpus:
                 evidence = ask_all(retriever, questions[:FOREIGN_LIMIT], background)

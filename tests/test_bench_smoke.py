@@ -219,3 +219,28 @@ def test_faq_view_remakes_the_shipped_set(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes() == (faq_view.TARGET / name).read_bytes(), name
     entries = faq_view.read_records(tmp_path / "corpus.jsonl")
     assert len(entries) == 448 and not any(e.title.endswith(faq_view.ZHIDAO) for e in entries)
+
+
+def test_the_answer_check_report_asks_without_the_answering_passage(
+    small_corpus: Path, hashing_embedder, tmp_path: Path
+) -> None:
+    """bench.fit_answerability's in-domain unanswerable questions: the passage that answers
+    is dropped from every score of the candidates, the rest of the corpus left as it is."""
+    from bench.fit_answerability import _without, ask_all
+    from retriever import Retriever
+
+    Retriever.build(small_corpus, tmp_path / "index", embedder=hashing_embedder)
+    retriever = Retriever.load(tmp_path / "index", embedder=hashing_embedder)
+    question = "行政助理的职责是什么"
+    (candidates,) = retriever.searcher.candidates([question], 5, "hybrid")
+    jobs = {i for i, chunk in retriever.index.by_id.items() if chunk.doc_id == "jobs.txt"}
+    assert jobs and jobs <= candidates.dense.keys()
+    dropped = _without(candidates, jobs)
+    for scores in ("dense", "lexical", "coverage", "title_coverage"):
+        kept = getattr(dropped, scores).keys()
+        assert not kept & jobs and kept == getattr(candidates, scores).keys() - jobs, scores
+
+    background = hashing_embedder.encode_passages(["今天天气晴朗", "股票市场", "足球比赛"] * 4)
+    (as_is,) = ask_all(retriever, [question], background)
+    (removed,) = ask_all(retriever, [question], background, removed=[{"jobs.txt"}])
+    assert removed[0] < as_is[0]  # the nearest passage left is further: a lower lift
