@@ -61,7 +61,7 @@ class OnnxEmbedder:
         # opens it again and raises.
         opening = threading.Thread(target=self._try_session, args=(1,), daemon=True)
         opening.start()
-        self.tokenizer = ScriptTokenizer(folder, MAX_TOKENS)
+        self.tokenizer = ScriptTokenizer(folder, MAX_TOKENS, (query_prefix, passage_prefix))
         opening.join()
         self.dim = int(self._session(1).get_outputs()[0].shape[-1])
 
