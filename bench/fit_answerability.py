@@ -52,7 +52,7 @@ from retriever.answerability import (
 )
 from retriever.corpus import normalize
 from retriever.embedding import load_embedder
-from retriever.evaluation import load_dataset, open_evaluation_index
+from retriever.evaluation import load_dataset, open_evaluation_index, passage_id
 from retriever.fusion import Candidates
 from retriever.search import DEFAULT_CACHE, Retriever
 from web.followup import complete_followup
@@ -141,7 +141,7 @@ def ask_all(
     searcher = retriever.searcher
     chunks_of: dict[str, set[int]] = {}
     for chunk_id, chunk in retriever.index.by_id.items() if removed else ():
-        chunks_of.setdefault(chunk.doc_id.split("#", 1)[-1], set()).add(chunk_id)
+        chunks_of.setdefault(passage_id(chunk.doc_id), set()).add(chunk_id)
     rows = []
     for number, (question, candidates) in enumerate(
         zip(questions, searcher.candidates(questions, 5, "hybrid"), strict=True)

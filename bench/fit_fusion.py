@@ -48,6 +48,7 @@ from retriever.evaluation import (
     load_dataset,
     metrics,
     open_evaluation_index,
+    passage_id,
     passage_ranking,
     rank_all,
 )
@@ -92,7 +93,7 @@ class Opened:
         self.candidates = dict(zip(self.pool.question_ids, self.pool.embedded, strict=True))
         self.lexical_only = dict(zip(self.pool.question_ids, self.pool.lexical_only, strict=True))
         chunks = self.retriever.searcher.index.by_id
-        self.passage = {i: chunk.doc_id.split("#", 1)[-1] for i, chunk in chunks.items()}
+        self.passage = {i: passage_id(chunk.doc_id) for i, chunk in chunks.items()}
 
     def pairs(self, question_ids: list[str], columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Feature differences gold − other and other − gold, with each row's weight (each

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from retriever.evaluation import Dataset
+from retriever.evaluation import Dataset, passage_id
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class ProjectSystem:
 
     def search(self, question: str, k: int) -> list[str]:
         hits = self.retriever.search(question, k=k)
-        return passage_ids([hit.doc_id.split("#", 1)[-1] for hit in hits], k)
+        return passage_ids([passage_id(hit.doc_id) for hit in hits], k)
 
     def ask(self, question: str) -> None:
         """A whole answer, as the page and `/api/ask` give it (the peers have no such step)."""

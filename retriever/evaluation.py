@@ -116,11 +116,17 @@ def rank_all(searcher: Searcher, pool: Pool, mode: Mode) -> dict[str, list[Hit]]
     }
 
 
+def passage_id(doc_id: str) -> str:
+    """The evaluation set's passage id of a chunk's document: a corpus.jsonl's records are
+    documents named "corpus.jsonl#<id>"."""
+    return doc_id.split("#", 1)[-1]
+
+
 def passage_ranking(hits: list[Hit]) -> list[str]:
     """Passage ids in order of their best chunk, at most max(CUTOFFS) of them."""
     passages: list[str] = []
     for hit in hits:
-        passage = hit.doc_id.split("#", 1)[-1]
+        passage = passage_id(hit.doc_id)
         if passage not in passages:
             passages.append(passage)
             if len(passages) == max(CUTOFFS):
