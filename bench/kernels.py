@@ -90,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     flops = flops_per_passage(counts)
     characters = statistics.mean(len(text) for text in texts)
     measured = measure({k: e.encode_passages for k, e in embedders.items()}, texts, runs=args.runs)
-    check = RecallCheck.load()
-    recalls = {
-        k: check.recall_at_10(e.encode_queries, e.encode_passages) for k, e in embedders.items()
-    }
-    measured = with_recall(measured, recalls)
+    measured = with_recall(measured, RecallCheck.load().recalls(embedders))
     peak, counted = fp32_peak(cpu)
     lines = [
         "# Kernels of the default model on this machine",

@@ -164,11 +164,8 @@ def machine_kernel(
     logger.warning("timing %s on this machine's CPU (%s), once", ", ".join(kernels), cpu.model)
     embedders = {k: load_embedder(cache_dir=cache_dir, kernel=k) for k in kernels}
     encoders = {k: e.encode_passages for k, e in embedders.items()}
-    check = RecallCheck.load()
-    recalls = {
-        k: check.recall_at_10(e.encode_queries, e.encode_passages) for k, e in embedders.items()
-    }
-    measurements = with_recall(measure(encoders, sample_texts(background_passages())), recalls)
+    measured = measure(encoders, sample_texts(background_passages()))
+    measurements = with_recall(measured, RecallCheck.load().recalls(embedders))
     choice = KernelChoice(
         force or fastest(measurements), cpu, forced=bool(force), measurements=tuple(measurements)
     )

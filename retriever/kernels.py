@@ -206,6 +206,13 @@ class RecallCheck:
         above = np.sum(scores > answer_scores[:, None], axis=1)
         return round(float(np.mean(above < 10)), 4)
 
+    def recalls(self, embedders: dict) -> dict[str, float]:
+        """R@10 of each kernel's embedder (anything with encode_queries and encode_passages)."""
+        return {
+            kernel: self.recall_at_10(embedder.encode_queries, embedder.encode_passages)
+            for kernel, embedder in embedders.items()
+        }
+
 
 def with_recall(
     measurements: Sequence[Measurement], recalls: dict[str, float]

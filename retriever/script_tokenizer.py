@@ -165,9 +165,11 @@ class ScriptTokenizer:
         source = (self.folder / "tokenizer.json").read_text(encoding="utf-8")
         words = _prefix_words(source, self.prefixes)
         whole = json.loads(source)
-        made = {s: _make_kept(whole, s, words if s is HAN and words else ()) for s in SCRIPTS}
-        if words is None:  # the prefixes' words would not stand apart: no smallest one
-            made[HAN] = None
+        # Without the prefixes' words standing apart, the smallest one cannot be had.
+        made = {
+            s: None if s is HAN and words is None else _make_kept(whole, s, words or ())
+            for s in SCRIPTS
+        }
         for each, pieces in made.items():
             if pieces is not None:
                 _keep(self.folder, each, *pieces, self._stamp, self.prefixes)
