@@ -281,7 +281,9 @@ def api_router(
 
         Stored with the question, the answer, its cited passages, the base and the time.
         404 when the app no longer remembers the answer (it restarted, or thousands of
-        answers came after); 429 past the limit per client.
+        answers came after); 403 when the token may not use the answer's knowledge base; 429
+        past the limit per client; 507 when the log or the disk is full and 500 when writing
+        failed otherwise, the rating then not stored. A 201 means it is on disk.
         """
         _check_text(request.comment, "the comment")
         try:
@@ -289,7 +291,7 @@ def api_router(
                 request.answer_id,
                 request.rating,
                 request.comment,
-                user=identity.name,
+                user=identity,  # whose bases Feedback.rate checks against the answer's
                 client=client_address(http),
             )
         except FeedbackError as error:

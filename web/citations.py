@@ -91,9 +91,8 @@ class Citations:
         comment = "" if comment is None else comment
         client = request.client.host if request.client else "unknown"
         try:
-            entry = self.feedback.rate(
-                answer_id, rating, comment, user=identity.name, client=client
-            )
+            # The identity, not its name: Feedback.rate checks its bases against the answer's.
+            entry = self.feedback.rate(answer_id, rating, comment, user=identity, client=client)
         except FeedbackError as error:
             return feedback_html(shown_id, shown_rating, str(error), ok=False, commented=False)
         if entry["comment"]:

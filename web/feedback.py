@@ -19,7 +19,8 @@ ones in the export; the file itself is never rewritten.
     queries.jsonl   {"id", "text", "asked", "rating", "comment", "found", "answerable",
                      "answer", "index", "answered_at", "rated_at", "cited": [...]}
     qrels.tsv       query_id <TAB> passage_id <TAB> 1 (👍) or 0 (👎), for each passage the
-                    answer quoted; passage_id is "doc_id[start:end]" (a Python slice)
+                    answer quoted; passage_id is "doc_id[start:end]" (a Python slice); a
+                    cell a spreadsheet would run as a formula starts with ' (see _cell)
     README.md       what the files hold and how they were made
 
     python -m web.feedback export feedback/ exported/   # the same, from the command line
@@ -28,8 +29,10 @@ ones in the export; the file itself is never rewritten.
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from retriever import Answer
+from web.access import Identity, Role
+from web.libraries import NotAllowed, check_allowed
 from web.limits import FeedbackLimit
 from web.questions import is_text
 
@@ -58,6 +63,14 @@ REMEMBERED_ANSWERS = 5000
 _ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
 # A tab or line break in a document's name would break a row of qrels.tsv.
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# A spreadsheet opening qrels.tsv runs a cell that starts with one of these as a formula
+# (OWASP, "CSV Injection"). Tab and carriage return cannot start a cell escaped as above,
+# but are listed as OWASP lists them, so the rule holds for any cell.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Errors of a write that say the disk, the quota or the file's size limit is reached.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+logger = logging.getLogger(__name__)
 
 
 class FeedbackError(ValueError):
@@ -141,24 +154,55 @@ class FeedbackLog:
         self._lock = threading.Lock()
 
     def append(self, entry: dict[str, Any]) -> None:
+        """Add `entry` as the last line, on disk when this returns; else FeedbackError, with
+        nothing of the entry left in the log: 413 for an entry too large, 507 for a full log
+        or disk, 500 when writing failed otherwise. No OSError escapes: a caller that got
+        no error may say the rating is stored."""
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         if len(line) > MAX_ENTRY_BYTES:
             raise FeedbackError(413, f"这条评价超过了 {MAX_ENTRY_BYTES // 1024} KB 的上限")
         with self._lock:
-            size = self.path.stat().st_size if self.path.exists() else 0
+            try:
+                self._write(line)
+            except OSError as error:
+                logger.error("could not append a rating to %s: %s", self.path, error)
+                if error.errno in _NO_SPACE:
+                    raise FeedbackError(
+                        507, "服务器的磁盘空间不足，这条评价没有记录下来：请告诉管理员"
+                    ) from None
+                raise FeedbackError(
+                    500, "写入评价记录时出错，这条评价没有记录下来：请稍后再试，或告诉管理员"
+                ) from None
+
+    def _write(self, line: bytes) -> None:
+        """Append `line` whole, or raise OSError with the file as it was. Under the lock:
+        only this process writes the log, so its size is read and restored safely."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(descriptor).st_size
+            # A crash mid-write leaves a torn last line, without its line break: end it
+            # first, so that it stays one unreadable line (skipped on reading) instead of
+            # swallowing this one.
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = b"\n" + line
             if size + len(line) > self.max_bytes:
                 raise FeedbackError(
                     507, "评价记录已经存满，暂时不能再记录：请管理员导出并清理 feedback 文件夹"
                 )
-            self.folder.mkdir(parents=True, exist_ok=True)
-            # One write of the whole line, in append mode: a line is never interleaved
-            # with another, and a crash leaves at worst a torn last line, which reading skips.
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(descriptor, line)
+                # One write of the whole line, in append mode. A regular file takes fewer
+                # bytes only when the disk, the quota or the size limit is reached.
+                if os.write(descriptor, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write")
                 os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            except OSError:
+                # The rating is refused, so no part of it may stay: a partial line would
+                # also glue the next one onto it.
+                os.ftruncate(descriptor, size)
+                raise
+        finally:
+            os.close(descriptor)
 
     def entries(self) -> list[dict[str, Any]]:
         """Every readable entry, oldest first."""
@@ -188,9 +232,22 @@ class Feedback:
         self.limit = limit
 
     def rate(
-        self, answer_id: object, rating: object, comment: object, *, user: str, client: str
+        self,
+        answer_id: object,
+        rating: object,
+        comment: object,
+        *,
+        user: Identity | str,
+        client: str,
     ) -> dict[str, Any]:
-        """Store a rating of an answer the app gave; the entry written. FeedbackError if not."""
+        """Store `user`'s rating of an answer the app gave; the entry written. FeedbackError
+        if not, 403 when `user` may not use the knowledge base that gave the answer.
+
+        The page and the API pass the caller's Identity, so the rule is checked here, once
+        for both. A bare name stands for a rater without access rules, as everyone is
+        without an access file.
+        """
+        rater = user if isinstance(user, Identity) else Identity(user, Role.EDITOR)
         if rating not in RATINGS:
             raise FeedbackError(422, "评价只能是 good（👍）或 bad（👎）")
         if not isinstance(comment, str) or not is_text(comment):
@@ -208,6 +265,11 @@ class Feedback:
             raise FeedbackError(
                 404, "找不到这个回答：服务重启过，或者回答太久以前了。请重新提问后再评价"
             )
+        try:
+            check_allowed(rater, answered.index)
+        except NotAllowed:
+            # The base is not named: the rater has no business knowing it.
+            raise FeedbackError(403, "你没有使用这个回答所在知识库的权限，不能评价它") from None
         wait = self.limit.wait(client)
         if wait:
             raise FeedbackError(429, self.limit.message(wait), retry_after=wait)
@@ -216,7 +278,7 @@ class Feedback:
             "rated_at": _now(),
             "rating": rating,
             "comment": comment.strip(),
-            "user": user,
+            "user": rater.name,
             "answer_id": answered.id,
             "answered_at": answered.answered_at,
             "index": answered.index,
@@ -273,8 +335,13 @@ def export(entries: Sequence[dict[str, Any]], *, index: str | None = None) -> di
                 "cited": cited,
             }
         )
-        qrels += [f"{query_id}\t{item['passage']}\t{1 if good else 0}" for item in cited]
+        qrels += [
+            f"{_cell(query_id)}\t{_cell(item['passage'])}\t{1 if good else 0}" for item in cited
+        ]
     return {
+        # JSON, not cells: a spreadsheet does not run a string value of a JSON document, and
+        # the questions, comments and document names are the evaluation data, so a quote
+        # added to them would change it. They are written as given; the README says so.
         "queries.jsonl": "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
         "qrels.tsv": "".join(line + "\n" for line in qrels),
         "README.md": _readme(len(queries), len(qrels), index),
@@ -303,6 +370,12 @@ def _passage(citation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cell(text: str) -> str:
+    """`text` as a cell of qrels.tsv: after a single quote when a spreadsheet would run it as
+    a formula (a document named "+1+1.txt"), which spreadsheets show as text."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def _readme(queries: int, qrels: int, index: str | None) -> str:
     which = f"of the index `{index}` " if index else ""
     return f"""# Feedback from the chat page and the API
@@ -322,6 +395,13 @@ passages. Made by web/feedback.py; the layout follows bench/datasets, without a 
   passage's 0-based, end-exclusive offsets into its extracted text (a Python slice). The
   documents are not included: evaluate against the corpus the answers came from, counting a
   hit when it overlaps the judged passage.
+- In `qrels.tsv`, a cell that would start with `=`, `+`, `-` or `@` (which a spreadsheet
+  runs as a formula) starts with a single quote `'` before it: drop it to get the passage id
+  of `queries.jsonl`. In both passage ids, a tab, line break, carriage return or backslash
+  in a document's name is written `\\t`, `\\n`, `\\r` or `\\\\` (`doc_id` in `cited` is the
+  name as given).
+- `queries.jsonl` is JSON, its text (questions, comments, document names) exactly as
+  given, even text a spreadsheet would run as a formula: read it as JSON.
 
 The latest rating of an answer wins. Ratings are people's opinions of whole answers: read
 the comments before using a 👎 as evidence about a passage.
