@@ -1,6 +1,8 @@
 """The Milvus backend end to end, on Milvus Lite: built through the CLI with the real default
 model, it answers the questions FAISS answers (test_end_to_end's list, imported), takes
-updates, and a damaged Milvus file is refused with the "rebuild" error.
+updates, and a damaged Milvus file is refused with the "rebuild" error. Milvus Lite's working
+copies in the temp dir are deleted on close and at exit, and a killed process's at the next
+open; nothing else there is touched.
 
 The contract (search, scores, delete, save and load) is tests/test_backends.py's, which runs
 over Milvus Lite too.
@@ -8,11 +10,17 @@ over Milvus Lite too.
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CACHE, CORPUS, copy_tree
 from test_end_to_end import KEY_PASSAGE, KEY_QUESTION, USER_QUESTIONS, run_cli
@@ -122,3 +130,126 @@ def test_milvus_that_cannot_open_its_collection_is_a_load_error(
     shutil.rmtree(dense / milvus_dense.DATA / "collections")
     with pytest.raises(ValueError, match="no collection"):
         milvus_dense.MilvusDense.load(dense)
+
+
+# ------------------------------------------------------------------ Lite working copies
+
+# A process that opens a Milvus index's dense folder (argv[1]), says so, and holds it for
+# argv[2] seconds before exiting normally.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from retriever.backends.milvus_dense import MilvusDense
+dense = MilvusDense.load(Path(sys.argv[1]))
+print("open", dense.count, flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+@pytest.fixture
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp dir of the test's own, where working copies go (TMPDIR, so child processes
+    use it too)."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    monkeypatch.delenv(milvus_dense.URI_VARIABLE, raising=False)  # Lite, not a server
+    return folder
+
+
+@pytest.fixture
+def small_milvus_index(small_corpus: Path, tmp_path: Path, hashing_embedder, temp_dir) -> Path:
+    """The two-file corpus on Milvus Lite, with the stand-in embedder: a second to build."""
+    index = tmp_path / "index"
+    Retriever.build(small_corpus, index, embedder=hashing_embedder, backends=MILVUS)
+    # The build's backend goes (and its copy with it) once collected: an error pymilvus
+    # catches while it creates the collection keeps its frames in a reference cycle.
+    gc.collect()
+    return index
+
+
+def working_copies(temp_dir: Path) -> list[str]:
+    return sorted(name for name in os.listdir(temp_dir) if name.startswith("retriever-milvus-"))
+
+
+def hold(dense: Path, seconds: float) -> subprocess.Popen[str]:
+    """A child process holding the Milvus index in `dense` open, once it has opened it."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(dense), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().startswith("open ")
+    return child
+
+
+def test_closing_a_milvus_index_deletes_its_working_copy(
+    small_milvus_index: Path, temp_dir: Path, hashing_embedder
+) -> None:
+    assert working_copies(temp_dir) == []  # the build's copy went with the build
+    retriever = Retriever.load(small_milvus_index, embedder=hashing_embedder)
+    [copy] = working_copies(temp_dir)
+    assert (temp_dir / copy / milvus_dense.OWNER).is_file()
+    assert retriever.search("苹果", k=1)[0].source == "fruit.md"
+    dense = retriever.index.dense
+    assert isinstance(dense, milvus_dense.MilvusDense)
+    dense.close()
+    assert working_copies(temp_dir) == []
+    with pytest.raises(ValueError, match="closed"):
+        dense.search(np.zeros(dense.dim, dtype=np.float32), 1)
+
+    # Not closed: deleted once garbage-collected, and when the process exits.
+    assert Retriever.load(small_milvus_index, embedder=hashing_embedder).search("苹果", k=1)
+    gc.collect()
+    assert working_copies(temp_dir) == []
+    child = hold(small_milvus_index / DENSE_FOLDER, 0)
+    assert child.wait(timeout=60) == 0
+    assert working_copies(temp_dir) == []
+
+
+def test_a_killed_process_copy_is_deleted_at_the_next_open_and_a_live_one_is_not(
+    small_milvus_index: Path, temp_dir: Path
+) -> None:
+    dense = small_milvus_index / DENSE_FOLDER
+    child = hold(dense, 120)
+    try:
+        [live] = working_copies(temp_dir)
+        milvus_dense.MilvusDense.load(dense).close()  # the child is alive: its copy stays
+        assert working_copies(temp_dir) == [live]
+    finally:
+        child.kill()  # SIGKILL: no atexit, no finalizer
+        child.wait()
+    assert working_copies(temp_dir) == [live]
+    milvus_dense.MilvusDense.load(dense).close()
+    assert working_copies(temp_dir) == []
+
+
+def test_only_dead_working_copies_are_deleted(temp_dir: Path, tmp_path: Path) -> None:
+    """What is not a folder the backend made, with its marker, stays: a folder with the
+    prefix and no marker, a file, a symlink to a dead copy, a marker that is a symlink, and
+    a dead copy not named as ours."""
+
+    def dead_copy(folder: Path) -> Path:  # what a killed process leaves: data, a free marker
+        (folder / milvus_dense.DATA).mkdir(parents=True)
+        (folder / milvus_dense.OWNER).write_text("12345\n")
+        return folder
+
+    prefix = "retriever-milvus-"
+    dead = dead_copy(temp_dir / f"{prefix}dead")
+    elsewhere = dead_copy(tmp_path / "elsewhere")
+    (temp_dir / f"{prefix}link").symlink_to(elsewhere, target_is_directory=True)
+    (temp_dir / f"{prefix}unmarked" / milvus_dense.DATA).mkdir(parents=True)
+    (temp_dir / f"{prefix}marker-link" / milvus_dense.DATA).mkdir(parents=True)
+    (temp_dir / f"{prefix}marker-link" / milvus_dense.OWNER).symlink_to(
+        elsewhere / milvus_dense.OWNER
+    )
+    (temp_dir / f"{prefix}file").write_text("")
+    dead_copy(temp_dir / "not-ours")
+    kept = sorted(name for name in os.listdir(temp_dir) if name != dead.name)
+
+    milvus_dense.MilvusDense.create(8).close()  # a build sweeps too, as an open does
+    assert sorted(os.listdir(temp_dir)) == kept
+    assert (elsewhere / milvus_dense.DATA).is_dir()
+    assert (temp_dir / "not-ours" / milvus_dense.DATA).is_dir()

@@ -11,6 +11,11 @@ Two places the data can live, with the same code (MilvusClient takes either URI)
   served index is never written to, a checksum still holds after a search, two processes
   (the page and a CLI build) can open the same index, and an update works on its own copy
   until the swap. The copy costs about a second per 200 MB (150 MB at 100k 384-dim vectors).
+  A working copy is a `retriever-milvus-*` folder in the temp dir (tempfile.gettempdir(),
+  so TMPDIR), deleted by `close`, when the backend is garbage-collected, or at exit. Its
+  process holds a lock on the marker file OWNER inside for as long as it lives, so the
+  copies of a process that died without closing them (killed) are told apart and deleted
+  by the next process that opens or creates a Milvus index.
 - **A Milvus server** (standalone or distributed): set RETRIEVER_MILVUS_URI, or pass
   `python -m retriever build --backend milvus --milvus-uri http://host:19530`. The data
   lives on the server and `dense/milvus.json` records how to reach it (URI and collection).
@@ -29,10 +34,12 @@ whatever the index kind.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 import weakref
@@ -57,36 +64,54 @@ HNSW_EF_SEARCH = 128
 INSERT_BATCH = 5_000  # rows per insert call: keeps each gRPC message well under its limit
 MAX_LIMIT = 16_384  # the most hits Milvus returns for one search
 STRONG = "Strong"
+WORKING_PREFIX = "retriever-milvus-"  # a Lite working copy's folder name in the temp dir
+OWNER = "owner.lock"  # in a working copy: locked by the process using it while it lives
+OWNER_PENDING = "owner.lock.new"  # the marker's name until it is locked
 
 
 class MilvusDense(DenseBackend):
     name = "milvus"
 
-    def __init__(self, uri: str, collection: str, dim: int, *, server: bool, owned: bool) -> None:
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dim: int,
+        *,
+        server: bool,
+        owned: bool,
+        marker: int | None = None,
+    ) -> None:
         self._uri = uri  # the working copy's .db folder (Lite) or the server's URI
         self._collection = collection
         self._dim = dim
         self._server = server
         self._owned = owned  # False for a server collection that a saved index reads
         self._kind: str | None = None  # the index type, read when first needed
-        # The client lives in a dict the finalizer shares, so that it can close it.
+        # The client lives in a dict the finalizer shares, so that it can close it. The
+        # finalizer also runs at exit; `marker` is the Lite working copy's locked OWNER file.
         self._state: dict[str, Any] = {"client": None}
-        weakref.finalize(self, _close, self._state, uri, server)
+        self._finalizer = weakref.finalize(
+            self, _close, self._state, uri, server, marker, os.getpid()
+        )
 
     # ------------------------------------------------------------------- create, load, save
 
     @classmethod
     def create(cls, dim: int) -> Self:
+        _remove_dead_copies()
         server_uri = os.environ.get(URI_VARIABLE)
         if server_uri:
             index = cls(server_uri, _new_collection_name(), dim, server=True, owned=True)
         else:
-            index = cls(str(_working_folder() / DATA), "chunks", dim, server=False, owned=True)
+            folder, marker = _new_working_copy()
+            index = cls(str(folder / DATA), "chunks", dim, server=False, owned=True, marker=marker)
         index._create_collection()
         return index
 
     @classmethod
     def load(cls, folder: Path) -> Self:
+        _remove_dead_copies()
         settings = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
         collection, dim, server_uri = settings["collection"], int(settings["dim"]), settings["uri"]
         if server_uri:
@@ -94,9 +119,12 @@ class MilvusDense(DenseBackend):
         else:
             if not (folder / DATA).is_dir():
                 raise ValueError(f"{folder / DATA} is missing")
-            working = _working_folder() / DATA
-            shutil.copytree(folder / DATA, working)
-            index = cls(str(working), collection, dim, server=False, owned=True)
+            working, marker = _new_working_copy()
+            # Made before the copy, so that its finalizer deletes a copy cut short.
+            index = cls(
+                str(working / DATA), collection, dim, server=False, owned=True, marker=marker
+            )
+            shutil.copytree(folder / DATA, working / DATA)
         index._open_existing()
         return index
 
@@ -107,6 +135,11 @@ class MilvusDense(DenseBackend):
             shutil.copytree(self._uri, folder / DATA, ignore=shutil.ignore_patterns("LOCK"))
         settings["dim"] = self._dim
         (folder / SETTINGS).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+
+    def close(self) -> None:
+        """Close the client (for Lite, the in-process database) and delete a Lite working
+        copy now rather than when garbage-collected. The backend cannot be used after."""
+        self._finalizer()
 
     # ---------------------------------------------------------------------------- reading
 
@@ -181,6 +214,8 @@ class MilvusDense(DenseBackend):
 
     def _open(self):
         """The client, connected (for Lite: the in-process server started) when first used."""
+        if not self._finalizer.alive:  # Lite would make a new, empty database in its place
+            raise ValueError("this Milvus index is closed")
         if self._state["client"] is None:
             from pymilvus import MilvusClient
 
@@ -287,19 +322,79 @@ def _release(state: dict[str, Any], uri: str, server: bool) -> None:
         server_manager_instance.release_server(uri)
 
 
-def _close(state: dict[str, Any], uri: str, server: bool) -> None:
-    """When the backend is garbage-collected (or at exit): close it, and delete a Lite
-    working copy, which nothing else reads."""
+def _close(state: dict[str, Any], uri: str, server: bool, marker: int | None, pid: int) -> None:
+    """On `close`, when the backend is garbage-collected, or at exit: close it, and delete a
+    Lite working copy, which nothing else reads."""
+    if os.getpid() != pid:  # a forked child: the copy and the database are its parent's
+        return
     try:
         _release(state, uri, server)
     except Exception:  # at exit, gRPC may be gone already; the copy is deleted anyway
         logger.debug("closing Milvus at %s failed", uri, exc_info=True)
     if not server:
-        shutil.rmtree(Path(uri).parent, ignore_errors=True)
+        _remove_copy(Path(uri).parent)
+    if marker is not None:
+        os.close(marker)  # frees the lock, after the copy is gone
 
 
-def _working_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="retriever-milvus-"))
+def _new_working_copy() -> tuple[Path, int]:
+    """A new private folder for a Lite working copy, and its marker: the OWNER file in it,
+    open and locked by this process until `_close`. The system frees the lock when the
+    process dies, however that happens, which tells `_remove_dead_copies` the copy is dead.
+
+    The marker is locked before it gets its name, so an OWNER file whose lock is free is
+    never a live process's. (A process killed in the few system calls before that leaves a
+    folder with no data and no OWNER, which is never deleted: it may be a live one's.)"""
+    folder = Path(tempfile.mkdtemp(prefix=WORKING_PREFIX, dir=tempfile.gettempdir()))
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        marker = os.open(folder / OWNER_PENDING, flags, 0o600)
+        fcntl.flock(marker, fcntl.LOCK_EX)
+        os.write(marker, f"{os.getpid()}\n".encode())  # for a person looking, not for us
+        os.rename(folder / OWNER_PENDING, folder / OWNER)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder, marker
+
+
+def _remove_dead_copies() -> None:
+    """Delete the working copies that processes which died without closing them left.
+
+    Only a folder this backend made is deleted: in the temp dir, its name starting with
+    WORKING_PREFIX, a folder (not a symlink) of this user, holding an OWNER file (not a
+    symlink) whose lock is free. A live process holds its copy's lock, so its copy is never
+    touched."""
+    temp = Path(tempfile.gettempdir())
+    try:
+        names = [name for name in os.listdir(temp) if name.startswith(WORKING_PREFIX)]
+    except OSError:  # no temp dir to read: nothing of ours is there
+        return
+    for name in names:
+        folder = temp / name
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            marker = os.open(folder / OWNER, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # gone, or no marker: not a working copy, or one being made
+            continue
+        try:
+            fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: its process is alive
+            continue
+        else:
+            logger.warning("removing %s, a Milvus working copy left by a dead process", folder)
+            _remove_copy(folder)
+        finally:
+            os.close(marker)
+
+
+def _remove_copy(folder: Path) -> None:
+    """Delete a working copy, the database before its marker, so that a deletion cut short
+    (the process killed) leaves a marked folder, which the next start deletes."""
+    shutil.rmtree(folder / DATA, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _new_collection_name() -> str:
