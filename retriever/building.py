@@ -30,8 +30,8 @@ from retriever.corpus import (
     SUPPORTED_SUFFIXES,
     Skipped,
     SourceFile,
-    corpus_files,
     file_hashes,
+    list_corpus,
     normalize,
     read_one,
     relative_name,
@@ -212,18 +212,20 @@ def _read_changes(
 ) -> tuple[list[SourceFile], list[Skipped], list[StoredChunk], list[str]]:
     """Every file of the corpus, in corpus order: an unchanged one as the previous index
     holds it (its record, or its reason to be skipped, and its passages), any other read and
-    chunked. Returns the sources, the skipped files, the passages and the files read."""
+    chunked; a symbolic link is skipped unread. Returns the sources, the skipped files, the
+    passages and the files read."""
     before = old.manifest
     sources_before = {source.path: source for source in before.sources}
     skipped_before = {item.path: item for item in before.skipped}
     passages_before: dict[str, list[StoredChunk]] = defaultdict(list)
     for passage in old.passages:
         passages_before[passage.source].append(passage)
+    listing = list_corpus(corpus_dir)
     sources: list[SourceFile] = []
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = list(listing.links)
     passages: list[StoredChunk] = []
     read: list[str] = []
-    for path in corpus_files(corpus_dir):
+    for path in listing.files:
         name = relative_name(path, corpus_dir)
         if before.corpus_hashes.get(name) == hashes.get(name):
             if name in sources_before:

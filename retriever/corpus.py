@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -268,30 +269,63 @@ def _records(text: str, relative: str) -> list[Document]:
     return documents
 
 
-def corpus_files(root: Path) -> list[Path]:
-    """The files under `root` a build reads, in a stable order. Hidden files are skipped.
+# What a symbolic link of the corpus folder counts as in an index's corpus hashes: not the
+# hash of what it points to, which is never read, yet a change when a link comes or goes.
+LINK = "symbolic link"
 
-    `root` may also be a single file, such as an evaluation set's corpus.jsonl.
+
+@dataclass(frozen=True)
+class Listing:
+    """The files under a corpus folder that a build reads, and the links it skips."""
+
+    files: list[Path]
+    links: list[Skipped]
+
+
+def list_corpus(root: Path) -> Listing:
+    """The files under `root` a build reads, in a stable order, and the symbolic links it
+    skips, each with the reason. Hidden files and folders are passed over.
+
+    A link, to a file or to a folder, is never followed: what it points to may lie outside
+    the folder (the preview refuses such a file too), and a build indexes only what is in
+    it. `root` may also be a single file, such as an evaluation set's corpus.jsonl.
     """
     if root.is_file():
-        return [root]
+        return Listing([root], [])
     if not root.is_dir():
         raise CorpusError(f"corpus folder {root} does not exist")
-    return sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in SUPPORTED_SUFFIXES
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+    files: list[Path] = []
+    linked: list[Path] = []
+    # os.walk never enters a linked folder (followlinks=False); it lists it among the folders.
+    for current, folders, names in os.walk(root):
+        here = Path(current)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        linked.extend(here / name for name in folders if (here / name).is_symlink())
+        for name in names:
+            path = here / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if path.is_symlink():
+                linked.append(path)
+            elif path.is_file():
+                files.append(path)
+    why = "a symbolic link, which builds do not follow: only files inside the corpus folder count"
+    names = [relative_name(path, root) for path in sorted(linked)]
+    return Listing(sorted(files), [Skipped(name, f"{name}: {why}") for name in names])
+
+
+def corpus_files(root: Path) -> list[Path]:
+    """The files under `root` a build reads, in a stable order (see list_corpus)."""
+    return list_corpus(root).files
 
 
 def read_corpus(root: Path) -> Corpus:
     """Read every supported file under `root`; unreadable files are reported, not fatal."""
     documents: list[Document] = []
     files: list[SourceFile] = []
-    skipped: list[Skipped] = []
-    for path in corpus_files(root):
+    listing = list_corpus(root)
+    skipped = list(listing.links)
+    for path in listing.files:
         outcome = read_one(path, root)
         if isinstance(outcome, Skipped):
             skipped.append(outcome)
@@ -320,11 +354,14 @@ def read_one(path: Path, root: Path) -> tuple[list[Document], SourceFile] | Skip
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    """sha256 of each supported file under `root`, to compare with an index's manifest."""
-    return {
+    """sha256 of each supported file under `root`, to compare with an index's manifest; a
+    symbolic link counts as LINK, so that one coming or going is a change a build reports."""
+    listing = list_corpus(root)
+    hashes = {
         relative_name(path, root): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in corpus_files(root)
+        for path in listing.files
     }
+    return hashes | {link.path: LINK for link in listing.links}
 
 
 def relative_name(path: Path, root: Path) -> str:
