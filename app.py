@@ -23,7 +23,7 @@ from retriever import IndexLoadError
 from retriever.bases import DEFAULT
 from web import conversations
 from web.access import AccessError, check_host, load_access
-from web.api import api_router, validation_error
+from web.api import api_router, disk_full, validation_error
 from web.browser_uploads import BrowserUploads, UploadGuard
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackLog
@@ -249,7 +249,7 @@ api = FastAPI(
     title="中文文档问答 API",
     docs_url="/api/docs",
     openapi_url="/api/openapi.json",
-    exception_handlers={RequestValidationError: validation_error},
+    exception_handlers={RequestValidationError: validation_error, OSError: disk_full},
 )
 # Before mounting the page at "/", which would otherwise take every path.
 api.include_router(

@@ -7,11 +7,13 @@ file beside the corpus) and checks that only the intended files changed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from web_server import snapshot
@@ -24,6 +26,7 @@ from retriever.trash import (
     NoSuchDocument,
     NoSuchTrashEntry,
     NothingReadableLeft,
+    WriteFailed,
     document_names,
     list_trash,
     put_file,
@@ -202,9 +205,10 @@ def test_incomplete_or_tampered_entries_are_ignored(corpus: Path) -> None:
     (tampered / "canary.txt").write_bytes(b"x")
     record = {**entry.to_dict(), "id": "tampered", "name": "../canary.txt"}
     (tampered / "entry.json").write_text(json.dumps(record), encoding="utf-8")
-    assert {item.id for item in list_trash(corpus)} == {entry.id, "tampered"}
+    # Not listed, so not restorable: refused before anything is touched.
+    assert [item.id for item in list_trash(corpus)] == [entry.id]
     before = snapshot(corpus.parent)
-    with pytest.raises(DocumentError, match="not a plain relative file name"):
+    with pytest.raises(NoSuchTrashEntry):
         restore(corpus, "tampered")
     assert snapshot(corpus.parent) == before
 
@@ -215,9 +219,190 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
     before = snapshot(corpus.parent)
 
     def broken_fsync(_: int) -> None:
-        raise OSError(28, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteFailed, match="nothing was changed: No space") as failed:
+        put_file(corpus, "travel.txt", NEW)
+    assert failed.value.disk_full
+    assert snapshot(corpus.parent) == before
+
+
+# ------------------------------------------------- symbolic links: nothing outside is moved
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the corpus holding a file a link in the trash could reach."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "secret.txt").write_bytes(OTHER)
+    return folder
+
+
+def _record(folder: Path, entry_id: str, name: str) -> None:
+    record = {
+        "id": entry_id,
+        "name": name,
+        "removed_at": "2026-01-01T00:00:00+00:00",
+        "reason": "removed",
+        "size": len(OTHER),
+    }
+    (folder / "entry.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def _assert_refused_untouched(corpus: Path, outside: Path, entry_id: str) -> None:
+    """The entry is not listed, and restoring it is refused with every file as it was."""
+    assert entry_id not in {entry.id for entry in list_trash(corpus)}
+    before = snapshot(corpus.parent)
+    with pytest.raises(NoSuchTrashEntry):
+        restore(corpus, entry_id)
+    assert snapshot(corpus.parent) == before
+    assert (outside / "secret.txt").read_bytes() == OTHER
+
+
+def test_an_entry_folder_linked_outside_is_never_restored(corpus: Path, outside: Path) -> None:
+    _record(outside, "linked", "secret.txt")
+    (corpus / TRASH).mkdir()
+    (corpus / TRASH / "linked").symlink_to(outside, target_is_directory=True)
+    _assert_refused_untouched(corpus, outside, "linked")
+    assert not (corpus / "secret.txt").exists()
+
+
+def test_an_entry_whose_file_is_a_link_outside_is_never_restored(
+    corpus: Path, outside: Path
+) -> None:
+    entry = corpus / TRASH / "20260101T000000Z-0000000a"
+    entry.mkdir(parents=True)
+    _record(entry, entry.name, "secret.txt")
+    (entry / "secret.txt").symlink_to(outside / "secret.txt")
+    _assert_refused_untouched(corpus, outside, entry.name)
+    assert not (corpus / "secret.txt").exists()
+
+
+def test_an_entry_whose_record_is_a_link_is_never_restored(corpus: Path, outside: Path) -> None:
+    entry = corpus / TRASH / "20260101T000000Z-0000000b"
+    entry.mkdir(parents=True)
+    _record(outside, entry.name, "secret.txt")
+    (entry / "entry.json").symlink_to(outside / "entry.json")
+    (entry / "secret.txt").write_bytes(OTHER)
+    _assert_refused_untouched(corpus, outside, entry.name)
+
+
+@pytest.mark.parametrize(
+    "name", ["../outside/secret.txt", "sub/../../outside/secret.txt", "/etc/passwd", ".hidden"]
+)
+def test_an_entry_naming_a_path_outside_is_never_restored(
+    corpus: Path, outside: Path, name: str
+) -> None:
+    entry = corpus / TRASH / "20260101T000000Z-0000000c"
+    entry.mkdir(parents=True)
+    _record(entry, entry.name, name)
+    (entry / PurePosixPath(name).name).write_bytes(OTHER)
+    _assert_refused_untouched(corpus, outside, entry.name)
+
+
+def test_a_trash_folder_linked_outside_is_neither_listed_nor_written(
+    corpus: Path, outside: Path
+) -> None:
+    entry = outside / "20260101T000000Z-0000000d"
+    entry.mkdir()
+    _record(entry, entry.name, "secret.txt")
+    shutil.copy(outside / "secret.txt", entry / "secret.txt")
+    (corpus / TRASH).symlink_to(outside, target_is_directory=True)
+    _assert_refused_untouched(corpus, outside, entry.name)
+    before = snapshot(corpus.parent)
+    with pytest.raises(DocumentError, match="symbolic link"):
+        remove_file(corpus, "travel.txt", readable=["jobs.txt"])
+    with pytest.raises(DocumentError, match="symbolic link"):
         put_file(corpus, "travel.txt", NEW)
     assert snapshot(corpus.parent) == before
+
+
+def test_no_change_passes_through_a_linked_folder_or_file(corpus: Path, outside: Path) -> None:
+    (corpus / "linked").symlink_to(outside, target_is_directory=True)
+    (corpus / "link.txt").symlink_to(outside / "secret.txt")
+    entry = remove_file(corpus, "travel.txt", readable=["jobs.txt"])
+    # A record edited to put the file back through the linked folder, over the outside file.
+    _record(corpus / TRASH / entry.id, entry.id, "linked/secret.txt")
+    os.rename(corpus / TRASH / entry.id / "travel.txt", corpus / TRASH / entry.id / "secret.txt")
+    before = snapshot(corpus.parent)
+    for name in ("linked/secret.txt", "linked/new.txt", "link.txt"):
+        with pytest.raises(DocumentError, match="symbolic link"):
+            put_file(corpus, name, NEW)
+    with pytest.raises(DocumentError, match="symbolic link"):
+        restore(corpus, entry.id)
+    with pytest.raises(NoSuchDocument):
+        remove_file(corpus, "link.txt", readable=["jobs.txt"])
+    assert snapshot(corpus.parent) == before
+
+
+# ------------------------------------------------------ a full disk: each change undone
+
+
+def _fail_when(monkeypatch: pytest.MonkeyPatch, failing) -> None:
+    """Make os.replace raise ENOSPC for the moves `failing(source, target)` picks."""
+    replace = os.replace
+
+    def fake(source, target) -> None:
+        if failing(Path(source), Path(target)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", fake)
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _assert_undone(corpus: Path, before: dict[str, str], failed: WriteFailed) -> None:
+    assert failed.disk_full and "nothing was changed" in str(failed)
+    assert snapshot(corpus.parent) == before
+    assert list_trash(corpus) == [] and not list((corpus / TRASH).glob("*"))
+    assert not list(corpus.glob(".upload-*"))
+
+
+@pytest.mark.parametrize("failing", ["record", "move"])
+def test_a_removal_the_full_disk_fails_leaves_no_entry(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    before = snapshot(corpus.parent)
+    if failing == "record":
+        monkeypatch.setattr(Path, "write_text", _no_space)
+    else:
+        _fail_when(monkeypatch, lambda source, target: True)
+    with pytest.raises(WriteFailed) as failed:
+        remove_file(corpus, "travel.txt", readable=["jobs.txt"])
+    _assert_undone(corpus, before, failed.value)
+
+
+@pytest.mark.parametrize("failing", ["record", "move to the trash", "move into place"])
+def test_a_replacement_the_full_disk_fails_keeps_the_old_file(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    before = snapshot(corpus.parent)
+    if failing == "record":
+        monkeypatch.setattr(Path, "write_text", _no_space)
+    elif failing == "move to the trash":
+        _fail_when(monkeypatch, lambda source, target: TRASH in target.parts)
+    else:
+        _fail_when(monkeypatch, lambda source, target: source.name.startswith(".upload-"))
+    with pytest.raises(WriteFailed) as failed:
+        put_file(corpus, "travel.txt", NEW)
+    _assert_undone(corpus, before, failed.value)
+
+
+def test_a_restore_the_full_disk_fails_puts_the_displaced_file_back(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replaced = put_file(corpus, "travel.txt", NEW)  # OLD in the trash, NEW in place
+    assert replaced is not None
+    before = snapshot(corpus.parent)
+    # Displacing NEW into the trash works; putting OLD back in its place does not.
+    _fail_when(monkeypatch, lambda source, target: replaced.id in source.parts)
+    with pytest.raises(WriteFailed, match="nothing was changed") as failed:
+        restore(corpus, replaced.id)
+    assert failed.value.disk_full
+    assert snapshot(corpus.parent) == before
+    assert list_trash(corpus) == [replaced]

@@ -33,7 +33,9 @@ token, 403 otherwise, and so do creating, renaming and deleting bases. A token o
 reads every base: access per base is not configurable yet.
 A question that cannot be searched (empty, too long) gets a 422 with {"detail": "why"}, one
 that is not valid Unicode a 400; too many questions a 429; a malformed body FastAPI's usual
-422 listing each bad field (`validation_error`, which app.py installs).
+422 listing each bad field (`validation_error`, which app.py installs). A change to the
+documents that the full disk failed is undone and answered with a 507 {"detail": "why"}, and
+so is any request that meets a full disk elsewhere (`disk_full`, which app.py installs too).
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ from retriever.bases import (
     NotABase,
 )
 from retriever.config import MAX_QUESTION_CHARS
-from retriever.trash import document_names
+from retriever.trash import DISK_FULL_ERRNOS, document_names
 from web.access import Access, Identity, Role
 from web.feedback import MAX_COMMENT_CHARS, AnswerLog, Feedback, FeedbackError, export_zip
 from web.followup import MAX_HISTORY, complete_followup
 from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_allowed
-from web.library import Library, NotIndexed, Outcome
+from web.library import DISK_FULL, Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
 from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
 from web.questions import is_text
@@ -344,7 +346,8 @@ def api_router(
         the new index is served.
 
         A file with the name of a document replaces it; the old one goes to the trash.
-        422 when every file was refused; otherwise 200, with each file's outcome.
+        422 when every file was refused, 507 when the disk is full (nothing is changed);
+        otherwise 200, with each file's outcome.
         """
         # Opening a base reads its index: on the thread pool, not the event loop.
         library = await run_in_threadpool(library_of, base, identity)
@@ -374,7 +377,8 @@ def api_router(
         name: str, base: BaseParameter = DEFAULT, identity: Identity = editing
     ) -> JSONResponse:
         """Move one file of the base's corpus to the trash and rebuild; answers once the new
-        index is served. 409 when it is the last readable document."""
+        index is served. 409 when it is the last readable document, 507 when the disk is full
+        (the document stays where it was)."""
         library = library_of(base, identity)
         if name not in {row.name for row in library.documents()}:
             raise HTTPException(status_code=404, detail=f"文档库里没有 {name}")
@@ -398,12 +402,15 @@ def api_router(
         return _rebuilt(library, [library.restore(entry_id)], refused=409)
 
     def _rebuilt(library: Library, outcomes: list[Outcome], refused: int = 422) -> JSONResponse:
-        """Rebuild if any file changed, wait for it, and report each file and the index."""
+        """Rebuild if any file changed, wait for it, and report each file and the index.
+        507 when nothing changed and the disk being full is why."""
         error = None
         if any(outcome.ok for outcome in outcomes):
             error = library.wait(library.rebuild()).error
+        elif any(outcome.disk_full for outcome in outcomes):
+            raise HTTPException(507, DISK_FULL)
         body = {
-            "files": [asdict(outcome) for outcome in outcomes],
+            "files": [outcome.to_dict() for outcome in outcomes],
             "index": _index_info(library),
             "build_error": error,
         }
@@ -515,6 +522,16 @@ def _base(base: Base) -> dict[str, Any]:
         "created_at": base.created_at,
         "documents": documents,
     }
+
+
+async def disk_full(request: Request, error: OSError) -> Response:
+    """507 for a full disk (or quota) that no route caught, such as while an upload is saved
+    before it reaches the corpus, instead of a bare 500; app.py installs it for OSError.
+    Every other OSError stays the server error it is. The changes to a corpus report a full
+    disk themselves, once they have undone what they did (retriever.trash)."""
+    if error.errno not in DISK_FULL_ERRNOS:
+        raise error
+    return JSONResponse({"detail": DISK_FULL}, status_code=507)
 
 
 async def validation_error(request: Request, error: RequestValidationError) -> Response:

@@ -27,6 +27,7 @@ from retriever.trash import (
     NoSuchDocument,
     NothingReadableLeft,
     TrashEntry,
+    WriteFailed,
     document_names,
     list_trash,
     put_file,
@@ -61,6 +62,9 @@ EMBEDDED = 0.9
 LOADING = 0.95
 # Why a change is refused after the base was renamed or deleted under it (see close()).
 CLOSED = "知识库已被改名或删除，请重新选择知识库"
+# Why a change failed for want of disk space (retriever.trash undid what it had done); the
+# API's 507 says it too.
+DISK_FULL = "服务器磁盘已满，没有做任何改动：请管理员清理磁盘空间后再试"
 
 
 class NotIndexed(LookupError):
@@ -86,6 +90,17 @@ class Outcome:
     # The trash entry of the file this change moved there (removed, or replaced), if any:
     # what to restore to undo it.
     trash_id: str | None = None
+    # Failed for want of disk space, which the API answers with a 507.
+    disk_full: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        """The outcome as the API reports each file."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "message": self.message,
+            "trash_id": self.trash_id,
+        }
 
 
 class _ProgressEmbedder:
@@ -259,7 +274,14 @@ class Library:
                 except UploadError as error:
                     outcomes.append(Outcome(name, False, str(error)))
                     continue
-                replaced = put_file(self.corpus_dir, name, data)
+                try:
+                    replaced = put_file(self.corpus_dir, name, data)
+                except WriteFailed as error:
+                    outcomes.append(_write_failed(name, error))
+                    continue
+                except DocumentError as error:  # a symbolic link of that name, put by hand
+                    outcomes.append(Outcome(name, False, f"{name} 未加入：{error}"))
+                    continue
             if replaced:
                 message = f"{name} 已替换同名文件，原来的文件已移到回收站"
                 outcomes.append(Outcome(name, True, message, replaced.id))
@@ -308,6 +330,10 @@ class Library:
                     False,
                     f"{name} 是最后一篇可读的文档：索引不能是空的，请先上传别的文档",
                 )
+            except WriteFailed as error:
+                return _write_failed(name, error)
+            except DocumentError as error:  # a trash folder made a symbolic link by hand
+                return Outcome(name, False, f"{name} 无法删除：{error}")
         return Outcome(name, True, f"{name} 已从文档库删除，移到了回收站", entry.id)
 
     def trash(self) -> list[TrashEntry]:
@@ -328,6 +354,8 @@ class Library:
                 _, displaced = restore(self.corpus_dir, entry.id)
             except UploadError as error:
                 return Outcome(entry.name, False, str(error))
+            except WriteFailed as error:
+                return _write_failed(entry.name, error)
             except DocumentError as error:  # a trash entry edited by hand
                 return Outcome(entry.name, False, f"{entry.name} 无法恢复：{error}")
         if displaced:
@@ -429,3 +457,12 @@ class Library:
     def _set_state(self, stage: str, fraction: float) -> None:
         with self._lock:
             self._state = BuildState(True, stage, fraction, None)
+
+
+def _write_failed(name: str, error: WriteFailed) -> Outcome:
+    """The outcome of a change to `name` that the file system failed, and which was undone."""
+    if error.disk_full:
+        return Outcome(name, False, f"{name}：{DISK_FULL}", disk_full=True)
+    return Outcome(
+        name, False, f"{name}：写入失败，文档库没有任何改动（系统提示：{error.strerror}）"
+    )
