@@ -103,7 +103,10 @@ def _bearer(name: str) -> dict[str, str]:
     return {"authorization": f"Bearer {TOKENS[name]}"}
 
 
-def _rate(feedback: Feedback, base: str = DEFAULT, user: Identity | str = "bob") -> str:
+BOB = Identity("bob", Role.EDITOR)
+
+
+def _rate(feedback: Feedback, base: str = DEFAULT, user: Identity = BOB) -> str:
     """`user` rates a fresh answer of `base`; its id."""
     answer_id = feedback.answers.remember(_answer(), index=base)
     feedback.rate(answer_id, "good", "", user=user, client="1.2.3.4")
@@ -371,7 +374,7 @@ def test_no_cell_of_qrels_is_a_formula(feedback: Feedback) -> None:
     names = ["+1+1.txt", "=cmd|' /C calc'!A0", "@SUM(1).txt", "-2+3.txt", "\tx.txt", "规章.txt"]
     for name in names:
         answer_id = feedback.answers.remember(_answer(name), index=DEFAULT)
-        feedback.rate(answer_id, "good", HYPERLINK, user="bob", client="1.2.3.4")
+        feedback.rate(answer_id, "good", HYPERLINK, user=BOB, client="1.2.3.4")
     files = export(feedback.log.entries())
     rows = [line.split("\t") for line in files["qrels.tsv"].splitlines()]
     assert len(rows) == len(names) and all(len(row) == 3 for row in rows)

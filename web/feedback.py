@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from retriever import Answer
-from web.access import Identity, Role
+from web.access import Identity
 from web.libraries import NotAllowed, check_allowed
 from web.limits import FeedbackLimit
 from web.questions import is_text
@@ -237,17 +237,15 @@ class Feedback:
         rating: object,
         comment: object,
         *,
-        user: Identity | str,
+        user: Identity,
         client: str,
     ) -> dict[str, Any]:
         """Store `user`'s rating of an answer the app gave; the entry written. FeedbackError
         if not, 403 when `user` may not use the knowledge base that gave the answer.
 
         The page and the API pass the caller's Identity, so the rule is checked here, once
-        for both. A bare name stands for a rater without access rules, as everyone is
-        without an access file.
+        for both.
         """
-        rater = user if isinstance(user, Identity) else Identity(user, Role.EDITOR)
         if rating not in RATINGS:
             raise FeedbackError(422, "评价只能是 good（👍）或 bad（👎）")
         if not isinstance(comment, str) or not is_text(comment):
@@ -266,7 +264,7 @@ class Feedback:
                 404, "找不到这个回答：服务重启过，或者回答太久以前了。请重新提问后再评价"
             )
         try:
-            check_allowed(rater, answered.index)
+            check_allowed(user, answered.index)
         except NotAllowed:
             # The base is not named: the rater has no business knowing it.
             raise FeedbackError(403, "你没有使用这个回答所在知识库的权限，不能评价它") from None
@@ -278,7 +276,7 @@ class Feedback:
             "rated_at": _now(),
             "rating": rating,
             "comment": comment.strip(),
-            "user": rater.name,
+            "user": user.name,
             "answer_id": answered.id,
             "answered_at": answered.answered_at,
             "index": answered.index,
