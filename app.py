@@ -18,13 +18,15 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from gradio.utils import get_upload_folder
+from starlette.routing import Mount
 
 from retriever import IndexLoadError
 from retriever.bases import DEFAULT
 from web import conversations
-from web.access import AccessError, check_host, load_access
+from web.access import AccessError, check_host, load_access, page_user
 from web.api import api_router, disk_full, validation_error
-from web.browser_uploads import BrowserUploads, UploadGuard
+from web.browser_uploads import BrowserUploads, UploadGuard, keep_gradio_to_uploads
+from web.chat import chat
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackLog
 from web.libraries import Libraries
@@ -70,7 +72,14 @@ except IndexLoadError as error:  # its message says how to build the index
 # first user's question.
 library.retriever.ask(EXAMPLES[0])
 
-uploads = BrowserUploads(Path(get_upload_folder()))
+# Gradio's upload folder, which is also its cache: what a browser uploads waits there to be
+# added, each user (or browser) holding at most one upload's worth (web/browser_uploads.py).
+upload_folder = Path(get_upload_folder())
+uploads = BrowserUploads(
+    upload_folder,
+    max_held_each=settings.max_upload_bytes,
+    max_held=settings.max_held_upload_bytes,
+)
 limit = QuestionLimit(settings.questions_per_minute)
 # Answers are remembered for 👍/👎, which are appended to feedback/ (web/feedback.py);
 # citations open their passage in its document (web/preview.py).
@@ -103,35 +112,7 @@ with gr.Blocks(title="中文文档问答") as demo:
                 allow_custom_value=True,
             )
             conversations.bar()
-            chat = gr.ChatInterface(
-                page.respond,
-                chatbot=gr.Chatbot(
-                    height="100%",  # of what web/layout.css gives it
-                    elem_id="chat",
-                    label="对话",
-                    autoscroll=False,  # web/page.js scrolls to each answer's start instead
-                    latex_delimiters=[],  # "$$" in a passage is text, not a formula
-                    allow_tags=False,
-                    # Gradio's copy button would copy an answer's HTML: each answer has its
-                    # own, which copies it as text (web/render.py).
-                    buttons=[],
-                    placeholder="用中文提问，或点下面的例子",
-                ),
-                textbox=gr.Textbox(
-                    placeholder="输入问题，按回车发送",
-                    submit_btn="提问",
-                    elem_id="question",
-                    label="问题",  # shown over a refusal of the validator
-                ),
-                # No base in the examples: they are asked of the base chosen at the time,
-                # and stay buttons in the empty chat.
-                examples=[[example, None] for example in EXAMPLES],
-                additional_inputs=[base],
-                api_name="ask",
-                concurrency_limit=4,
-                fill_height=False,
-                validator=page.check_question,
-            )
+            talk = chat(page, base, EXAMPLES)
         with gr.Column(scale=2, elem_id="side"):
             conversations.conversation_list()
             # Editors only, like the document controls below.
@@ -189,7 +170,7 @@ with gr.Blocks(title="中文文档问答") as demo:
     # On load, and when a conversation is opened from the list, the picker gets the
     # conversation's base (web/conversations.py): checked against the bases there are, then
     # the side shows that base's documents.
-    loaded, switched = conversations.keep_in_browser(demo, chat, base)
+    loaded, switched = conversations.keep_in_browser(demo, talk, base)
     loaded.then(page.bases, inputs=base, outputs=base, api_name="bases").then(
         page.state, inputs=base, outputs=state, api_name="page_state"
     )
@@ -239,16 +220,22 @@ with gr.Blocks(title="中文文档问答") as demo:
         concurrency_id="corpus",
     )
 
+# Whatever an event asks, Gradio copies and serves no file outside its upload folder.
+keep_gradio_to_uploads(demo, upload_folder)
+
 
 async def _login(username: str, password: str) -> bool:
     # PBKDF2 takes a third of a second on purpose: off the event loop that serves everyone.
     return await anyio.to_thread.run_sync(access.login, username, password)
 
 
+# The API's schema and its docs page are for those who may use it: with logins configured
+# they are not served at all (the README lists every route), so nobody maps the API unasked.
 api = FastAPI(
     title="中文文档问答 API",
-    docs_url="/api/docs",
-    openapi_url="/api/openapi.json",
+    docs_url=None if access.configured else "/api/docs",
+    redoc_url=None,
+    openapi_url=None if access.configured else "/api/openapi.json",
     exception_handlers={RequestValidationError: validation_error, OSError: disk_full},
 )
 # Before mounting the page at "/", which would otherwise take every path.
@@ -264,7 +251,12 @@ api.include_router(
 )
 # For the page and the API alike. The middleware added last runs first: BodyLimit caps each
 # body before UploadGuard (or anything else) reads it.
-api.add_middleware(UploadGuard, uploads=uploads)
+api.add_middleware(
+    UploadGuard,
+    uploads=uploads,
+    # Called per upload, once the page below is mounted: Gradio knows who is logged in.
+    uploader=lambda cookies: access.uploader(page_user(gradio_app, cookies)),
+)
 api.add_middleware(ChinesePage)
 api.add_middleware(
     BodyLimit,
@@ -285,7 +277,11 @@ app = gr.mount_gradio_app(
     # Run history can connect to a Hugging Face bucket through a route without login.
     run_history=False,
     i18n=LABELS,
+    # Gradio's own schema of its internal routes: of no use to anyone, and served without
+    # login. The page's API is at /api/ (and Gradio's /gradio_api/info, behind its login).
+    app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
 )
+gradio_app = next(route.app for route in app.routes if isinstance(route, Mount))
 
 if __name__ == "__main__":
     uvicorn.run(

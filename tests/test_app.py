@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
 from retriever.corpus import CorpusError, extract_text
 from web import uploads
-from web.access import Access, Role, _Credential
+from web.access import ANONYMOUS, Access, Identity, Role, _Credential
 from web.browser_uploads import BrowserUploads
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
@@ -1099,7 +1100,8 @@ def feedback(tmp_path: Path) -> Feedback:
 
 
 def _rate(feedback: Feedback, answer_id: str, rating: str = "good", comment: str = "", **kw):
-    return feedback.rate(answer_id, rating, comment, user=kw.get("user", "bob"), client="1.2.3.4")
+    rater = Identity(kw.get("user", "bob"), Role.EDITOR)
+    return feedback.rate(answer_id, rating, comment, user=rater, client="1.2.3.4")
 
 
 def test_a_rating_stores_the_answer_as_it_was_given(feedback: Feedback) -> None:
@@ -1136,7 +1138,7 @@ def test_bad_ratings_are_refused_and_nothing_is_written(
     if answer_id == "REMEMBERED":
         answer_id = remembered
     with pytest.raises(FeedbackError) as refused:
-        feedback.rate(answer_id, rating, comment, user="", client="c")
+        feedback.rate(answer_id, rating, comment, user=ANONYMOUS, client="c")
     assert refused.value.status == status
     assert not feedback.log.path.exists()
 
@@ -1267,16 +1269,28 @@ def test_the_feedback_folder_lives_apart_from_the_corpus_and_the_index(tmp_path:
 # ------------------------------------------------------------------- conversations
 
 
-def test_conversations_are_kept_by_the_browser_and_handed_to_the_chat() -> None:
-    import gradio as gr
+class _Answers:
+    """The page's handlers the chat calls, standing in for web.page.Page."""
 
+    def check_question(self, message):
+        return gr.validate(True, "")
+
+    def respond(self, message, history, base, request):
+        return f"答：{message}"
+
+    def ask(self, question: str, request: gr.Request, base: str = "default") -> str:
+        return self.respond(question, [], base, request)
+
+
+def test_conversations_are_kept_by_the_browser_and_handed_to_the_chat_as_text() -> None:
     from web import conversations
+    from web.chat import chat
 
     with gr.Blocks() as demo:
-        chat = gr.ChatInterface(lambda message, history, base: message)
         base = gr.Dropdown(["default", "hr"], value="default")
+        talk = chat(_Answers(), base, ["例子"])
         conversations.conversation_list()
-        shown = conversations.keep_in_browser(demo, chat, base)
+        shown = conversations.keep_in_browser(demo, talk, base)
     events = demo.get_config_file()["dependencies"]
     ours = {event["js"]: event for event in events if "qaConversations" in (event["js"] or "")}
     # Saving, restoring and switching run in the browser: no conversation goes to the server.
@@ -1287,15 +1301,56 @@ def test_conversations_are_kept_by_the_browser_and_handed_to_the_chat() -> None:
     )
     assert set(ours) == {save, restore, switch}
     assert not any(event["backend_fn"] for event in ours.values())
-    # Each change is saved with the base chosen; a conversation put back brings its base.
-    assert ours[save]["inputs"] == [chat.chatbot._id, base._id]
+    # Each change is saved with the base chosen; a conversation put back brings its base,
+    # and its text as JSON for the server.
+    assert ours[save]["inputs"] == [talk.chatbot._id, base._id]
     for js in [restore, switch]:
-        assert ours[js]["outputs"] == [chat.chatbot._id, base._id]
-    # A conversation put in the chat becomes the history the next answer (and a follow-up)
-    # starts from; none of this is part of the API. These steps are what the page chains
-    # its base check to.
+        assert ours[js]["outputs"] == [talk.chatbot._id, base._id, talk.restored._id]
+    # That text becomes the history the next answer (and a follow-up) starts from; none of
+    # this is part of the API. These steps are what the page chains its base check to.
     for js, then_event in zip([restore, switch], shown, strict=True):
         [then] = [event for event in events if event["trigger_after"] == ours[js]["id"]]
         assert then["backend_fn"] and then["api_visibility"] == "private"
-        assert then["inputs"] == [chat.chatbot._id] and then["outputs"] == [chat.chatbot_state._id]
+        assert then["inputs"] == [talk.restored._id] and then["outputs"] == [talk.history._id]
         assert then_event["id"] == then["id"]
+    # No event that runs on the server takes the chat's messages from the browser: a chat
+    # message can name files and components, which Gradio would open and build.
+    assert all(talk.chatbot._id not in event["inputs"] for event in events if event["backend_fn"])
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (
+            [
+                {"role": "user", "content": "你好"},
+                {"role": "assistant", "content": [{"type": "text", "text": "答"}]},
+            ],
+            [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "答"}],
+        ),
+        # Files and components keep no more than their text, and nothing names a path.
+        (
+            [
+                {"role": "user", "content": [{"type": "file", "file": {"path": "/etc/passwd"}}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "component", "component": "image", "constructor_args": {}},
+                        {"type": "text", "text": "看", "files": ["/etc/passwd"]},
+                    ],
+                },
+                {"role": "system", "content": "忽略"},
+                {"content": "无角色"},
+                "/etc/passwd",
+            ],
+            [{"role": "user", "content": ""}, {"role": "assistant", "content": "看"}],
+        ),
+        ({"path": "/etc/passwd"}, []),
+        ("[" * 100_000, []),
+        ("not json", []),
+    ],
+)
+def test_a_conversation_from_the_browser_is_kept_as_text_only(sent: object, kept: list) -> None:
+    from web.chat import text_messages
+
+    assert text_messages(json.dumps(sent) if not isinstance(sent, str) else sent) == kept

@@ -9,9 +9,9 @@
   // hidden button (#switch-conversation) asks `switched` for the chat to put in place of the
   // current one (a new, empty one or one picked from the list). A conversation remembers the
   // knowledge base it was asked in: `restore` and `switched` hand back that base with the
-  // chat, for the picker. After them, Python steps hand the chat to the ChatInterface's own
-  // state, from which the next answer and follow-ups go on (web/followup.py), and check that
-  // the base still exists.
+  // chat, for the picker, and the chat's text as JSON: after them, Python steps keep that
+  // text as the conversation the next answer and follow-ups go on from (web/chat.py), and
+  // check that the base still exists.
   const user = window.gradio_config?.username;
   const KEY = "中文文档问答:对话" + (user ? ":" + user : "");
   const CURRENT = KEY + ":当前";
@@ -76,8 +76,8 @@
     const kept = messages.map((m) => ({ role: m.role, content: m.content }));
     const conversations = read();
     let conversation = conversations.find((c) => c.id === current());
-    // A chat that no longer starts with the conversation's first question (its only
-    // question was undone, and another asked) is a new conversation.
+    // A chat that no longer starts with the conversation's first question is a new
+    // conversation.
     if (conversation && firstQuestion(conversation.messages) !== firstQuestion(kept)) {
       conversation = null;
     }
@@ -103,23 +103,31 @@
   }
 
   // Gradio takes the array a JavaScript event returns as the list of its outputs' values:
-  // the chat's messages, and the knowledge base picker's choice. A new conversation, or one
-  // saved before conversations remembered their base, keeps the base chosen now.
+  // the chat's messages, the knowledge base picker's choice, and the messages' text as JSON
+  // for the server (which takes no chat messages from a browser: web/chat.py). A new
+  // conversation, or one saved before conversations remembered their base, keeps the base
+  // chosen now.
+  function shown(conversation, base) {
+    const messages = conversation?.messages || [];
+    const text = messages.map((m) => ({ role: m.role, content: textOf(m) }));
+    return [messages, conversation?.base || base, JSON.stringify(text)];
+  }
+
   function restore(base) {
     const conversation = read().find((c) => c.id === current());
     if (!conversation) setCurrent(null);
     render();
-    return [conversation ? conversation.messages : [], conversation?.base || base];
+    return shown(conversation, base);
   }
 
-  function switched(shown, base) {
+  function switched(messages, base) {
     // An answer on its way would land in the other conversation.
-    if (busy()) return [shown, base];
+    if (busy()) return shown({ messages, base }, base);
     const conversation = read().find((c) => c.id === pending);
     setCurrent(conversation ? conversation.id : null);
     render();
     closePanel();
-    return [conversation ? conversation.messages : [], conversation?.base || base];
+    return shown(conversation, base);
   }
 
   // While an answer is on its way, the question box is disabled.

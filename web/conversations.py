@@ -9,14 +9,17 @@ default key (made when the server starts) a restart leaves what was stored unrea
 What is here: the two pieces of the page that show them (the list, and the bar that opens it
 on a narrow screen, web/layout.css), and the Gradio events that connect the script to the
 chat. A conversation put in the chat (on load, or picked from the list) is handed to the
-ChatInterface's own state too: that is the history the next answer is appended to and the
-earlier questions a follow-up is completed from (web/followup.py). Each conversation keeps
+server as JSON too, reduced there to its text (web/chat.py): that is the history the next
+answer is appended to and the earlier questions a follow-up is completed from
+(web/followup.py). Each conversation keeps
 the knowledge base it was last asked in, and brings it back to the picker.
 """
 
 from __future__ import annotations
 
 import gradio as gr
+
+from web.chat import Chat
 
 # The buttons are handled by web/conversations.js, which also fills the list.
 BAR = (
@@ -45,10 +48,8 @@ def conversation_list() -> gr.HTML:
     return gr.HTML(LIST, elem_id="conversations")
 
 
-def keep_in_browser(
-    demo: gr.Blocks, chat: gr.ChatInterface, base: gr.Dropdown
-) -> list[gr.events.Dependency]:
-    """Save each change of `chat` in the browser, with the knowledge base chosen in `base`,
+def keep_in_browser(demo: gr.Blocks, chat: Chat, base: gr.Dropdown) -> list[gr.events.Dependency]:
+    """Save each change of the chat in the browser, with the knowledge base chosen in `base`,
     and put a conversation back in the chat and its base in the picker: on load (the one
     this tab showed before a reload) and from the list.
 
@@ -60,27 +61,17 @@ def keep_in_browser(
     )
     # The list's buttons click this hidden one: a Gradio event is the way into the chat.
     switch = gr.Button("切换对话", elem_id="switch-conversation", elem_classes="qa-hidden")
+    outputs = [chat.chatbot, base, chat.restored]
     shown = [
         demo.load(
-            None,
-            inputs=base,
-            outputs=[chat.chatbot, base],
-            js="(b) => qaConversations.restore(b)",
-            **_QUIETLY,
+            None, inputs=base, outputs=outputs, js="(b) => qaConversations.restore(b)", **_QUIETLY
         ),
         switch.click(
             None,
             inputs=[chat.chatbot, base],
-            outputs=[chat.chatbot, base],
+            outputs=outputs,
             js="(m, b) => qaConversations.switched(m, b)",
             **_QUIETLY,
         ),
     ]
-    return [
-        event.then(_same, inputs=chat.chatbot, outputs=chat.chatbot_state, **_QUIETLY)
-        for event in shown
-    ]
-
-
-def _same(messages: list[dict]) -> list[dict]:
-    return messages
+    return [chat.restore(event) for event in shown]

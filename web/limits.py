@@ -56,7 +56,7 @@ class BodyLimit:
         upload = (scope["method"], scope["path"]) in self.upload_routes
         cap = self.max_upload_bytes if upload else self.max_request_bytes
         message = _too_large_message(cap, upload)
-        announced = _content_length(scope)
+        announced = content_length(scope)
         if announced is not None and announced > cap:
             await send_json(send, 413, message)
             return
@@ -99,7 +99,7 @@ def _too_large_message(cap: int, upload: bool) -> str:
     return f"请求内容超过 {size} 的上限"
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:

@@ -60,14 +60,14 @@ def earlier_questions(history: Any) -> list[str]:
     if not isinstance(history, list):
         return []
     texts = [
-        _text_of(turn.get("content"))
+        text_of(turn.get("content"))
         for turn in history
         if isinstance(turn, dict) and turn.get("role") == "user"
     ]
     return [text for text in texts if len(text) <= MAX_QUESTION_CHARS][-MAX_HISTORY:]
 
 
-def _text_of(content: object) -> str:
+def text_of(content: object) -> str:
     """A chat message's text: Gradio passes it as a string or a list of typed parts."""
     if isinstance(content, str):
         return content
@@ -149,6 +149,11 @@ class Page:
         if self.answers is not None:
             answer_id = self.answers.remember(answer, index=library.name, asked=asked)
         return answer_html(answer, asked=asked, answer_id=answer_id, base=library.name)
+
+    def ask(self, question: str, request: gr.Request, base: str = DEFAULT) -> str:
+        """One question asked of knowledge base `base`, without a conversation: the answer's
+        HTML, as the chat shows it (Gradio's `/ask`, for gradio_client)."""
+        return self.respond(question, [], base, request)
 
     def index_line(self, base: str, request: gr.Request) -> tuple[str, gr.Timer]:
         """The line under the title (the chosen base's index, and how far a rebuild is, if
