@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import pytest
 from conftest import ROOT
@@ -33,6 +34,7 @@ from web.access import (
     Access,
     AccessError,
     Role,
+    _Credential,
     check_host,
     hash_password,
     hash_token,
@@ -40,7 +42,14 @@ from web.access import (
     main,
     new_token,
 )
-from web.browser_uploads import COOKIE, REFUSED, BrowserUploads, UploadGuard
+from web.browser_uploads import (
+    COOKIE,
+    EDITORS_UPLOAD,
+    NO_LENGTH,
+    REFUSED,
+    BrowserUploads,
+    UploadGuard,
+)
 from web.limits import BodyLimit, QuestionLimit
 from web.page import EDITORS_ONLY, MANAGERS_ONLY
 from web.settings import Settings, SettingsError
@@ -320,6 +329,8 @@ def test_unclaimed_uploads_are_deleted_after_an_hour(tmp_path: Path) -> None:
 def test_the_guard_sets_a_cookie_records_uploads_and_refuses_other_paths(tmp_path: Path) -> None:
     folder = tmp_path / "gradio"
     stored = str(folder / "h" / "mine.txt")
+    (folder / "h").mkdir(parents=True)
+    Path(stored).write_text("mine", encoding="utf-8")
 
     async def gradio(scope, receive, send) -> None:  # answers an upload with the stored path
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -349,6 +360,179 @@ def test_the_guard_sets_a_cookie_records_uploads_and_refuses_other_paths(tmp_pat
     assert mine.status_code == 200 and "set-cookie" not in mine.headers  # same browser
     assert theirs.status_code == 403 and theirs.json()["detail"] == REFUSED
     assert not_json.status_code == 200
+
+
+def _guarded_gradio(folder: Path, uploader=lambda cookies: ""):
+    """An UploadGuard in front of a stand-in for Gradio that stores each upload's body as a
+    new file in `folder`, answers file URLs with "served", and anything else with "ok"."""
+    written: list[int] = []
+
+    async def gradio(scope, receive, send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/gradio_api/upload":
+            stored = folder / f"u{len(written)}" / "file.txt"
+            stored.parent.mkdir(parents=True)
+            stored.write_bytes(body)
+            written.append(len(body))
+            answer = json.dumps([str(stored)]).encode()
+        else:
+            answer = b"served" if scope["path"].startswith("/gradio_api/file=") else b"ok"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": answer})
+
+    uploads = BrowserUploads(folder, max_held_each=100, max_held=250)
+    return UploadGuard(gradio, uploads, uploader=uploader), uploads, written
+
+
+def _browsers(app, steps) -> list:
+    """Run `steps(clients)` with three browsers (each its own cookies) against `app`."""
+
+    async def run() -> list:
+        transport = httpx.ASGITransport(app=app)
+        clients = [httpx.AsyncClient(transport=transport, base_url="http://test") for _ in "abc"]
+        try:
+            return await steps(clients)
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    return asyncio.run(run())
+
+
+def test_uploads_count_against_a_cap_per_browser_and_one_for_all(tmp_path: Path) -> None:
+    folder = tmp_path / "gradio"
+    folder.mkdir()
+    app, _, written = _guarded_gradio(folder)
+
+    async def steps(clients) -> list:
+        a, b, c = clients
+        return [
+            await a.post("/gradio_api/upload", content=b"x" * 60),
+            await a.post("/gradio_api/upload", content=b"x" * 60),  # 120 > 100 for a
+            await b.post("/gradio_api/upload", content=b"x" * 90),
+            await c.post("/gradio_api/upload", content=b"x" * 90),  # 240 of 250 for all
+            await c.post("/gradio_api/upload", content=b"x" * 20),  # 260 > 250
+        ]
+
+    statuses = [response.status_code for response in _browsers(app, steps)]
+    assert statuses == [200, 413, 200, 200, 413]
+    assert written == [60, 90, 90], "a refused upload is refused before a byte is written"
+    responses = _browsers(app, lambda clients: clients[0].post("/gradio_api/upload", content=b""))
+    assert responses.status_code == 200  # a new browser, an empty upload: it fits
+
+
+def test_the_caps_are_checked_before_gradio_reads_the_body_and_need_its_length(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "gradio"
+    folder.mkdir()
+    app, _, written = _guarded_gradio(folder)
+
+    async def chunks():
+        yield b"x" * 10
+
+    async def steps(clients) -> list:
+        return [
+            await clients[0].post("/gradio_api/upload", content=chunks()),  # no length
+            await clients[0].post("/gradio_api/upload", content=b"x" * 101),
+        ]
+
+    unsized, too_big = _browsers(app, steps)
+    assert unsized.status_code == 411 and "Content-Length" in unsized.json()["detail"]
+    assert too_big.status_code == 413 and "上限" in too_big.json()["detail"]
+    assert written == []
+
+
+def test_only_editors_upload_when_logins_are_configured(tmp_path: Path) -> None:
+    folder = tmp_path / "gradio"
+    folder.mkdir()
+    access = Access(
+        users={
+            "ed": _Credential(Role.EDITOR, "x"),
+            "rd": _Credential(Role.READER, "x"),
+        }
+    )
+    app, _, written = _guarded_gradio(
+        folder, uploader=lambda cookies: access.uploader(cookies.get("user"))
+    )
+
+    async def steps(clients) -> list:
+        said = []
+        for name in ("rd", "nobody", "ed"):
+            clients[0].cookies.set("user", name)
+            said.append(await clients[0].post("/gradio_api/upload", content=b"x"))
+        return said
+
+    reader, nobody, editor = _browsers(app, steps)
+    assert reader.status_code == nobody.status_code == 403
+    assert reader.json()["detail"] == EDITORS_UPLOAD
+    assert editor.status_code == 200 and written == [1]
+
+
+def test_file_urls_serve_only_this_browsers_own_uploads(tmp_path: Path) -> None:
+    folder = tmp_path / "gradio"
+    folder.mkdir()
+    app, _, _ = _guarded_gradio(folder)
+
+    async def steps(clients) -> list:
+        mine, other, _ = clients
+        [stored] = (await mine.post("/gradio_api/upload", content=b"mine")).json()
+        return [
+            await mine.get(f"/gradio_api/file={stored}"),
+            await other.get(f"/gradio_api/file={stored}"),
+            await mine.get(f"/gradio_api/file={tmp_path}/secret.txt"),
+            await mine.get(f"/gradio_api/file={folder}/u0/../../secret.txt"),
+            await mine.get("/gradio_api/file=http://127.0.0.1:9/x"),
+            await mine.head(f"/gradio_api/file={folder}/u0/file.txt/.."),
+            await mine.get("/gradio_api/proxy=http://127.0.0.1:9/x"),
+        ]
+
+    own, *refused = _browsers(app, steps)
+    assert own.status_code == 200 and own.text == "served"
+    assert [response.status_code for response in refused] == [403] * 6
+
+
+def test_gradio_copies_into_its_cache_nothing_from_outside_its_upload_folder(
+    tmp_path: Path,
+) -> None:
+    from gradio.blocks import Block
+    from gradio.exceptions import InvalidPathError
+
+    from web.browser_uploads import keep_gradio_to_uploads
+
+    folder = tmp_path / "gradio"
+    (folder / "h").mkdir(parents=True)
+    upload = folder / "h" / "mine.txt"
+    upload.write_text("mine", encoding="utf-8")
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET, encoding="utf-8")
+    (folder / "h" / "link.txt").symlink_to(secret)
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+    keep_gradio_to_uploads(demo, folder)
+    keep_gradio_to_uploads(demo, folder)  # twice is once
+    assert demo.has_launched  # Gradio's own checks apply, as in a launched app
+    box.GRADIO_CACHE = str(folder)
+    assert box.move_resource_to_block_cache(str(upload)) == str(upload)
+    for path in [
+        str(secret),
+        f"{folder}/h/../../secret.txt",
+        str(folder / "h" / "link.txt"),
+        "/etc/passwd",
+        "http://127.0.0.1:9/x",
+        "README.md",
+    ]:
+        with pytest.raises(InvalidPathError):
+            box.move_resource_to_block_cache(path)
+        with pytest.raises(InvalidPathError):
+            asyncio.run(box.async_move_resource_to_block_cache(path))
+    assert set(folder.rglob("*")) == {folder / "h", upload, folder / "h" / "link.txt"}
+    assert Block.move_resource_to_block_cache.kept_to_uploads
 
 
 # =================================================================== a server as `make run` serves
@@ -468,13 +652,7 @@ def _is_add(event: dict, components: dict) -> bool:
     return event["api_name"] == "add_documents"
 
 
-def _takes_the_chat(event: dict, components: dict) -> bool:
-    ids = [components.get(i) for i in event["inputs"]]
-    outs = [components.get(i) for i in event["outputs"]]
-    return ids[:1] == ["chat"] and "chat" in outs
-
-
-@pytest.mark.parametrize("endpoint", ["call add_documents", "queue/join add_documents", "chat"])
+@pytest.mark.parametrize("endpoint", ["call add_documents", "queue/join add_documents"])
 @pytest.mark.parametrize("attack", [*ATTACKS, "another-browser's-upload"])
 def test_no_gradio_event_takes_a_path_this_browser_did_not_upload(
     local: Server, client: httpx.Client, someone_else, endpoint: str, attack: str
@@ -485,17 +663,10 @@ def test_no_gradio_event_takes_a_path_this_browser_did_not_upload(
             response = client.post(
                 "/gradio_api/call/add_documents", json={"data": [[file_data(path)]]}
             )
-        elif endpoint == "queue/join add_documents":
+        else:
             index, _ = dependency(client, _is_add)
             body = {"data": [[file_data(path)]], "fn_index": index, "session_hash": "attacker"}
             response = client.post("/gradio_api/queue/join", json=body)
-        else:  # a chat history holding a file: Gradio would copy it and serve it back
-            _, name = dependency(client, _takes_the_chat)
-            history = [
-                {"role": "assistant", "content": [{"type": "file", "file": file_data(path)}]},
-                {"role": "user", "content": [{"type": "text", "text": "你好"}]},
-            ]
-            response = client.post(f"/gradio_api/call/{name}", json={"data": [history]})
         assert response.status_code == 403
         assert response.json() == {"detail": REFUSED}
     assert Path(someone_else[1]).exists(), "another browser's upload is left alone"
@@ -671,8 +842,15 @@ def test_an_upload_over_2_mb_is_refused_and_leaves_no_partial_file(
             content=body,
             headers={"content-type": f"multipart/form-data; boundary={boundary}"},
         )
-        assert response.status_code == 413
-        assert response.json()["detail"] == "上传的内容超过 2 MB 的上限：请分几次上传，或把文件拆小"
+        if chunked and route == "/gradio_api/upload":
+            # Its caps are checked before a byte is written, so the page's upload needs a
+            # length (a browser always sends one).
+            assert response.status_code == 411 and response.json()["detail"] == NO_LENGTH
+        else:
+            assert response.status_code == 413
+            assert response.json()["detail"] == (
+                "上传的内容超过 2 MB 的上限：请分几次上传，或把文件拆小"
+            )
 
 
 def test_the_server_still_answers_after_the_refusals(client: httpx.Client) -> None:
@@ -1080,9 +1258,30 @@ def test_gradio_routes_need_a_login(shared: Server, method: str, path: str, body
         response = client.request(method, path, json=body)
         assert response.status_code == 401
         assert response.json()["detail"]["error"] == "Not authenticated"
+        # Refused before Gradio's login check: only editors upload, only uploads are served.
         files = [("files", ("travel.txt", TRAVEL.encode(), "text/plain"))]
-        assert client.post("/gradio_api/upload", files=files).status_code == 401
-        assert client.get(f"/gradio_api/file={shared.canary}").status_code == 401
+        response = client.post("/gradio_api/upload", files=files)
+        assert response.status_code == 403 and response.json()["detail"] == EDITORS_UPLOAD
+        assert client.get(f"/gradio_api/file={shared.canary}").status_code == 403
+
+
+SCHEMAS = ["/api/docs", "/api/openapi.json", "/openapi.json", "/docs", "/redoc"]
+
+
+def test_no_schema_is_served_without_a_login(shared: Server, local: Server) -> None:
+    with shared.client() as client:
+        for path in SCHEMAS:
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert "/api/ask" not in response.text and "openapi" not in response.text
+        assert client.get("/gradio_api/info").status_code == 401
+    # Without an access file (on loopback) the API's own schema is there to read; Gradio's
+    # schema of its internal routes is never served.
+    with local.client() as client:
+        assert "/api/ask" in client.get("/api/openapi.json").json()["paths"]
+        assert client.get("/api/docs").status_code == 200
+        for path in SCHEMAS[2:]:
+            assert client.get(path).status_code == 404, path
 
 
 @contextmanager
@@ -1103,10 +1302,14 @@ def test_a_wrong_password_is_refused(shared: Server) -> None:
 
 def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
     with logged_in(shared, "bob") as reader:
-        path = upload(reader, "travel.txt", TRAVEL.encode())
+        uploads = snapshot(shared.uploads)
+        files = [("files", ("travel.txt", TRAVEL.encode(), "text/plain"))]
+        response = reader.post("/gradio_api/upload", files=files)
+        assert response.status_code == 403 and response.json()["detail"] == EDITORS_UPLOAD
+        assert snapshot(shared.uploads) == uploads, "nothing of a reader's upload is written"
         corpus = snapshot(shared.corpus)
         for name, data in [
-            ("add_documents", [[file_data(path)], DEFAULT]),
+            ("add_documents", [[], DEFAULT]),
             ("remove_document", [SOURCE, DEFAULT]),
             ("restore_document", ["20260101T000000Z-00000000", DEFAULT]),
             ("create_base", ["人事"]),
@@ -1118,7 +1321,6 @@ def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
             refusal = MANAGERS_ONLY if name.endswith("_base") else EDITORS_ONLY
             assert refusal in payload[0]
         assert snapshot(shared.corpus) == corpus
-        assert not Path(path).exists(), "the refused upload is deleted"
         _, _, state = gradio_call(reader, "page_state", [DEFAULT])
         assert [column["visible"] for column in state[-3:]] == [False, False, False]
         assert "回收站是空的" in state[3]

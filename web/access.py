@@ -40,6 +40,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from retriever.bases import DEFAULT, BadBaseName, check_name
 from web.settings import is_loopback
@@ -123,6 +124,15 @@ class Access:
             return ANONYMOUS
         credential = self.users.get(name or "")
         return Identity(name, credential.role, credential.bases) if name and credential else None
+
+    def uploader(self, name: str | None) -> str | None:
+        """Whom a page upload by user `name` counts against: the user's name; "" without
+        access control (then the browser); None when the user may not upload (not logged in,
+        or a reader: only editors add documents, so only they may fill the upload folder)."""
+        identity = self.user(name)
+        if identity is None or identity.role != Role.EDITOR:
+            return None
+        return identity.name
 
     def bearer(self, token: str | None) -> Identity | None:
         """The identity an API token stands for; ANONYMOUS without access control."""
@@ -339,6 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(_entry("tokens", args.name, args.role, "sha256", hash_token(secret), args.bases))
     return 0
+
+
+def page_user(gradio_app: Any, cookies: Mapping[str, str]) -> str | None:
+    """The user logged in to the page, found from a request's cookies as Gradio's own routes
+    find them (gradio.routes, get_current_user): for middleware, which runs before Gradio."""
+    cookie_id = gradio_app.cookie_id
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(
+        f"access-token-unsecure-{cookie_id}"
+    )
+    return gradio_app.tokens.get(token) if token else None
 
 
 if __name__ == "__main__":

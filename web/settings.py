@@ -11,7 +11,8 @@
 | RETRIEVER_CACHE | .cache | the model cache |
 | RETRIEVER_ACCESS_FILE | (none) | TOML file of users and API tokens (web/access.py) |
 | RETRIEVER_MAX_REQUEST_KB | 2048 | body of any request but an upload |
-| RETRIEVER_MAX_UPLOAD_MB | 200 | body of an upload request (all its files together) |
+| RETRIEVER_MAX_UPLOAD_MB | 200 | an upload request; also uploads not yet added, per user |
+| RETRIEVER_MAX_HELD_UPLOADS_MB | 1024 | uploads not yet added, of all users together |
 | RETRIEVER_MAX_DOCUMENTS | 1000 | documents in the corpus (of each knowledge base) |
 | RETRIEVER_MAX_CORPUS_MB | 1024 | total size of the corpus's documents (of each base) |
 | RETRIEVER_QUESTIONS_PER_MINUTE | 30; 0 on loopback without a proxy | per client; 0: no limit |
@@ -73,6 +74,7 @@ class Settings:
     # requests carry the conversation's earlier answers, some kilobytes each, hence 2 MB.
     max_request_bytes: int = 2048 * KB
     max_upload_bytes: int = 200 * MB
+    max_held_upload_bytes: int = 1024 * MB
     quota: Quota = DEFAULT_QUOTA
     questions_per_minute: int = 0
     # Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For and
@@ -127,6 +129,9 @@ class Settings:
             access_file=Path(access) if access else None,
             max_request_bytes=_size(environ, "RETRIEVER_MAX_REQUEST_KB", cls.max_request_bytes, KB),
             max_upload_bytes=_size(environ, "RETRIEVER_MAX_UPLOAD_MB", cls.max_upload_bytes, MB),
+            max_held_upload_bytes=_size(
+                environ, "RETRIEVER_MAX_HELD_UPLOADS_MB", cls.max_held_upload_bytes, MB
+            ),
             quota=Quota(
                 max_documents=_number(environ, "RETRIEVER_MAX_DOCUMENTS", Quota.max_documents),
                 max_bytes=_size(environ, "RETRIEVER_MAX_CORPUS_MB", Quota.max_bytes, MB),
