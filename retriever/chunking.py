@@ -8,15 +8,21 @@ bare heading line. Chunk text is always an exact slice of the source:
 
 A heading's level comes from the file where it says one (a Word heading style, a Markdown
 `#`), else from its numbering, else it is a plain heading line: see `_rank`.
+
+A unit the file marks (a table row, a list item: retriever.extraction.MarkedUnit) is a chunk
+of its own, never a heading and never packed with its neighbours, so that the row a question
+asks about is found and cited by itself; its heading path ends with its table's caption.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from retriever.config import ChunkSettings
+from retriever.extraction import MarkedUnit
 
 # Sentence ends, full and half width: this corpus uses both. Closing quotes and brackets that
 # follow an end belong to the sentence they close (not ASCII quotes: they open as often as close).
@@ -135,14 +141,18 @@ def chunk_text(
     settings: ChunkSettings = ChunkSettings(),
     *,
     marked_headings: Iterable[tuple[int, int]] = (),
+    marked_units: Iterable[MarkedUnit] = (),
 ) -> list[Chunk]:
     """Cut a document into chunks of whole sentences, each at most settings.max_chars long.
 
     `marked_headings` are the (offset, level) of lines the file marks as headings (a Word
     file's heading styles, retriever.extraction): they are headings whatever their look, at
-    that level (1 the top). Other lines are judged by `is_heading`.
+    that level (1 the top). Other lines are judged by `is_heading`. `marked_units` are the
+    spans the file marks as units (table rows, list items): each is a chunk of its own.
     """
     marked = dict(marked_headings)
+    units = deque(sorted(marked_units))
+    made: MarkedUnit | None = None
     lines = _lines(text)
     chunks: list[Chunk] = []
     heading = ""
@@ -155,6 +165,14 @@ def chunk_text(
             section.clear()
 
     for number, line in enumerate(lines):
+        while units and units[0].end <= line.start:
+            units.popleft()
+        if units and units[0].start < line.end:  # a line of a marked unit
+            if units[0] is not made:  # its first: the whole unit becomes its own chunk
+                made = units[0]
+                flush()
+                chunks.extend(_unit_chunks(text, made, heading, settings.max_chars))
+            continue
         line_text = text[line.start : line.end]
         following = lines[number + 1] if number + 1 < len(lines) else None
         next_text = text[following.start : following.end] if following else None
@@ -172,6 +190,14 @@ def chunk_text(
             section.extend(_sentences_within(text, line, settings.max_chars))
     flush()
     return chunks
+
+
+def _unit_chunks(text: str, unit: MarkedUnit, heading: str, max_chars: int) -> list[Chunk]:
+    """A marked unit as chunks of its own (more than one only past max_chars), under the
+    heading path and its table's caption."""
+    titled = " › ".join(part for part in (heading, unit.caption) if part)
+    sentences = _sentences_within(text, Span(unit.start, unit.end), max_chars)
+    return _pack(text, sentences, titled, max_chars) if sentences else []
 
 
 def _sentences_within(text: str, line: Span, max_chars: int) -> list[Span]:

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from retriever.extraction import Extracted, ExtractionError, MarkedHeading, extract
+from retriever.extraction import (
+    READER_VERSION,
+    Extracted,
+    ExtractionError,
+    MarkedHeading,
+    MarkedUnit,
+    extract,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +33,8 @@ RECORD_SUFFIXES = (".jsonl",)
 # Formats whose text is extracted by a library; citations point into the extracted text.
 DOCUMENT_SUFFIXES = (".pdf", ".docx", ".html", ".htm")
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES + RECORD_SUFFIXES + DOCUMENT_SUFFIXES
+# Files whose text is read as structure (headings, tables, lists), not taken as it is.
+STRUCTURED_SUFFIXES = (*DOCUMENT_SUFFIXES, ".md")
 
 # Big enough for any book-length text file, small enough that a stray dump or binary
 # does not stall a build for minutes. Decimal, as the messages and the docs say "50 MB".
@@ -55,6 +64,9 @@ class Document:
     # The heading lines the file marks as such (Word's heading styles), which set the levels
     # of headings in chunking; plain text has none.
     headings: tuple[MarkedHeading, ...] = ()
+    # The table rows and list items the file marks (retriever.extraction), each a passage of
+    # its own in chunking.
+    units: tuple[MarkedUnit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,7 @@ def read_file(path: Path, relative: str) -> tuple[list[Document], SourceFile]:
                 title=path.stem,
                 text=extracted.text,
                 headings=extracted.headings,
+                units=extracted.units,
             )
         ]
     digest = hashlib.sha256(data).hexdigest()
@@ -355,10 +368,15 @@ def read_one(path: Path, root: Path) -> tuple[list[Document], SourceFile] | Skip
 
 def file_hashes(root: Path) -> dict[str, str]:
     """sha256 of each supported file under `root`, to compare with an index's manifest; a
-    symbolic link counts as LINK, so that one coming or going is a change a build reports."""
+    symbolic link counts as LINK, so that one coming or going is a change a build reports.
+
+    A file whose text a structure reader makes (PDF, Word, HTML, Markdown) also names that
+    reader's version: when the readers change, such files count as changed, and are read again.
+    """
     listing = list_corpus(root)
     hashes = {
         relative_name(path, root): hashlib.sha256(path.read_bytes()).hexdigest()
+        + (f"+reader{READER_VERSION}" if path.suffix.lower() in STRUCTURED_SUFFIXES else "")
         for path in listing.files
     }
     return hashes | {link.path: LINK for link in listing.links}

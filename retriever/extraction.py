@@ -62,6 +62,12 @@ DOCX_MAX_PARTS = 5_000
 DOCX_MAX_RATIO = 100
 DOCX_RATIO_MIN_BYTES = 1_000_000
 
+# Which readers made a file's text: raised whenever a reader gives other text (or units) for
+# the same bytes, so that a build reads such files again instead of keeping passages whose
+# offsets point into the old text (retriever.corpus.file_hashes). 2: tables as rows with
+# their header, list numbers, marked units.
+READER_VERSION = 2
+
 # Why a file failed when the library's exception says nothing a user can act on.
 _UNREADABLE = {
     "pdf": "not a readable PDF: the file is damaged or is not a PDF",
@@ -122,12 +128,24 @@ class MarkedHeading(NamedTuple):
     level: int  # its level in the document's outline: 1 is the top
 
 
+class MarkedUnit(NamedTuple):
+    """A span of the text that the file marks as one unit, to be found and cited on its own:
+    a table row (written out with its header, "假别：婚假；天数：3天") or a list item (with its
+    number as the reader sees it, "1. 提交申请")."""
+
+    start: int
+    end: int
+    kind: str  # "row" or "item"
+    caption: str = ""  # what the unit sits under besides the headings: its table's caption
+
+
 @dataclass(frozen=True)
 class Extracted:
-    """A file's text, and the headings its format marks, in the order of the text."""
+    """A file's text, and the headings and units its format marks, in the order of the text."""
 
     text: str
     headings: tuple[MarkedHeading, ...] = ()
+    units: tuple[MarkedUnit, ...] = ()
 
 
 def extract(kind: str, data: bytes) -> Extracted:
@@ -160,7 +178,11 @@ def extract(kind: str, data: bytes) -> Extracted:
         ) from None
     if "error" in reply:
         raise ExtractionError(reply["error"], reply["detail"])
-    return Extracted(reply["text"], tuple(MarkedHeading(*pair) for pair in reply["headings"]))
+    return Extracted(
+        reply["text"],
+        tuple(MarkedHeading(*pair) for pair in reply["headings"]),
+        tuple(MarkedUnit(*unit) for unit in reply["units"]),
+    )
 
 
 def command(kind: str) -> list[str]:
@@ -362,7 +384,7 @@ def _main() -> None:
     try:
         extracted = _READERS[kind](data)
         _check_length(len(extracted.text))
-        reply = {"text": extracted.text, "headings": extracted.headings}
+        reply = {"text": extracted.text, "headings": extracted.headings, "units": extracted.units}
     except ExtractionError as error:
         reply = {"error": str(error), "detail": error.detail}
     except MemoryError:

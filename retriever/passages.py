@@ -47,7 +47,12 @@ def passages_of(document: Document, settings: ChunkSettings) -> list[StoredChunk
             end=chunk.end,
             text=chunk.text,
         )
-        for chunk in chunk_text(document.text, settings, marked_headings=document.headings)
+        for chunk in chunk_text(
+            document.text,
+            settings,
+            marked_headings=document.headings,
+            marked_units=document.units,
+        )
     ]
 
 
