@@ -9,9 +9,11 @@ bare heading line. Chunk text is always an exact slice of the source:
 A heading's level comes from the file where it says one (a Word heading style, a Markdown
 `#`), else from its numbering, else it is a plain heading line: see `_rank`.
 
-A unit the file marks (a table row, a list item: retriever.extraction.MarkedUnit) is a chunk
-of its own, never a heading and never packed with its neighbours, so that the row a question
-asks about is found and cited by itself; its heading path ends with its table's caption.
+A unit the file marks (a table row, a list item: retriever.extraction.MarkedUnit) is never a
+heading. A table row is a chunk of its own, never packed with its neighbours, so that the row
+a question asks about is found and cited by itself; its heading path ends with its table's
+caption. A list item stays with the rest of its list, packed like body text: a question that
+asks for the whole list finds it in one passage, and each item is still a line of its own.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def chunk_text(
     `marked_headings` are the (offset, level) of lines the file marks as headings (a Word
     file's heading styles, retriever.extraction): they are headings whatever their look, at
     that level (1 the top). Other lines are judged by `is_heading`. `marked_units` are the
-    spans the file marks as units (table rows, list items): each is a chunk of its own.
+    spans the file marks as units (table rows, list items): never headings, and each row a
+    chunk of its own.
     """
     marked = dict(marked_headings)
     units = deque(sorted(marked_units))
@@ -167,11 +170,15 @@ def chunk_text(
     for number, line in enumerate(lines):
         while units and units[0].end <= line.start:
             units.popleft()
-        if units and units[0].start < line.end:  # a line of a marked unit
-            if units[0] is not made:  # its first: the whole unit becomes its own chunk
+        if units and units[0].start < line.end:  # a line of a marked unit: never a heading
+            if units[0] is not made:  # its first line: the whole unit is taken at once
                 made = units[0]
-                flush()
-                chunks.extend(_unit_chunks(text, made, heading, settings.max_chars))
+                whole = Span(made.start, made.end)
+                if made.kind == "row":
+                    flush()
+                    chunks.extend(_unit_chunks(text, made, heading, settings.max_chars))
+                else:  # a list item stays with its list, which is packed as body text
+                    section.extend(_sentences_within(text, whole, settings.max_chars))
             continue
         line_text = text[line.start : line.end]
         following = lines[number + 1] if number + 1 < len(lines) else None

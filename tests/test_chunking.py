@@ -8,6 +8,7 @@ import pytest
 
 from retriever.chunking import chunk_text, is_heading, split_sentences
 from retriever.config import ChunkSettings
+from retriever.extraction import MarkedUnit
 
 QA_PAGE = (
     "办公室主任和行政主管哪个大?\n"
@@ -177,3 +178,38 @@ def test_marked_headings_rank_above_headings_found_by_look() -> None:
     ]
     for chunk in chunks:
         assert text[chunk.start : chunk.end] == chunk.text
+
+
+def _unit(text: str, line: str, kind: str, caption: str = "") -> MarkedUnit:
+    start = text.index(line)
+    return MarkedUnit(start, start + len(line), kind, caption)
+
+
+def test_a_marked_row_is_a_passage_of_its_own_and_never_a_heading() -> None:
+    """A short row before a longer one looks like a heading line; marked, it is a row, cited
+    by itself under its section and its table's caption."""
+    rows = ["婚假：3天", "产假：158天，工资全额发放，须附出生证明"]
+    text = (
+        f"一、假期\n各类假期规定如下，请假须提前申请。\n{rows[0]}\n{rows[1]}\n"
+        "其他事项请咨询人事部。\n"
+    )
+    units = [_unit(text, row, "row", "表1 假期") for row in rows]
+    chunks = chunk_text(text, marked_units=units)
+    assert [(c.text, c.heading) for c in chunks] == [
+        ("各类假期规定如下，请假须提前申请。", "一、假期"),
+        (rows[0], "一、假期 › 表1 假期"),
+        (rows[1], "一、假期 › 表1 假期"),
+        ("其他事项请咨询人事部。", "一、假期"),
+    ]
+    # Unmarked, the first row is taken for the heading of what follows it.
+    assert chunk_text(text)[1].heading == rows[0]
+
+
+def test_marked_list_items_stay_with_their_list_and_are_never_headings() -> None:
+    items = ["1. 提交申请", "2. 部门负责人审批，三个工作日内答复"]
+    text = f"请假流程\n{items[0]}\n{items[1]}\n"
+    units = [_unit(text, item, "item") for item in items]
+    [chunk] = chunk_text(text, marked_units=units)
+    assert chunk.heading == "请假流程" and chunk.text == "\n".join(items)
+    # Unmarked, the short first item is taken for the heading of the longer second.
+    assert chunk_text(text)[-1].heading == f"请假流程 › {items[0]}"
