@@ -24,6 +24,7 @@ from retriever.answer_rules import (
     bracket_fit,
     is_item,
     is_opinion,
+    is_row,
     numbers_in,
 )
 from retriever.answerability import AnswerCheck
@@ -182,7 +183,7 @@ class Answerer:
             numbering.setdefault(candidate.hit_index, len(numbering) + 1)
         for index in range(len(hits)):
             numbering.setdefault(index, len(numbering) + 1)
-        answer = "".join(f"{_as_sentence(c.quote.text)}[{numbering[c.hit_index]}]" for c in chosen)
+        answer = _joined(chosen, numbering)
         citations = sorted(
             (
                 Citation(
@@ -348,6 +349,16 @@ def _line_quotes(hit: Hit) -> list[Quote]:
     return quotes
 
 
-def _as_sentence(text: str) -> str:
-    """End a quoted clause with a full stop so that markers read naturally after it."""
-    return text if text[-1] in "。！？；!?;…”」』）)" else text + "。"
+def _joined(chosen: list[_Candidate], numbering: dict[int, int]) -> str:
+    """The quotes as the answer reads, each followed by its passage's marker and nothing
+    added to it; a list item or a table row on a line of its own, as in its document."""
+    parts: list[str] = []
+    apart = False  # whether the quote before stands on a line of its own
+    for candidate in chosen:
+        text = candidate.quote.text
+        line = is_item(text) or is_row(text)
+        if parts and (line or apart):
+            parts.append("\n")
+        parts.append(f"{text}[{numbering[candidate.hit_index]}]")
+        apart = line
+    return "".join(parts)

@@ -33,6 +33,9 @@ _ITEM = re.compile(
     r"[一二三四五六七八九十]{1,3}\s*、|[①-⑳]|[-*•·]\s)"
 )
 MAX_LIST_ITEMS = 20
+# A table row as the readers write it (retriever.extraction): two or more 列：值 pairs
+# joined by ；, each column name short.
+_ROW = re.compile(r"^[^：；\n]{1,20}：[^；\n]*(?:；[^：；\n]{1,20}：[^；\n]*)+$")
 
 _DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2, "兩": 2}
 _UNITS = {"十": 10, "百": 100, "千": 1000}
@@ -61,6 +64,10 @@ def asks_list(question: str) -> bool:
 
 def is_item(line: str) -> bool:
     return bool(_ITEM.match(line))
+
+
+def is_row(line: str) -> bool:
+    return bool(_ROW.match(line))
 
 
 def _chinese_to_int(text: str) -> int | None:

@@ -19,6 +19,7 @@ from retriever.answer_rules import (
     brackets_in,
     is_item,
     is_opinion,
+    is_row,
     numbers_in,
 )
 from retriever.comparison import compared
@@ -72,6 +73,17 @@ def test_list_questions_and_items() -> None:
     for line in ("1、负责员工的考勤", "（二）发票原件", "三、审批", "(4) 步骤", "⑤ 检查"):
         assert is_item(line), line
     assert not is_item("2017年好书排行榜")
+
+
+def test_table_rows_as_the_readers_write_them() -> None:
+    assert is_row("假别：婚假；天数：3天；工资：全额发放")
+    assert is_row("城市：北京、上海；住宿标准：600元/晚")
+    for line in (
+        "注意：请假须提前申请。",
+        "假别：婚假",
+        "行政助理的职能是管理人事行政基础行政事务工作",
+    ):
+        assert not is_row(line), line
 
 
 @pytest.mark.parametrize(
@@ -134,6 +146,10 @@ def test_a_list_question_gets_the_whole_list(real_retriever: Retriever) -> None:
     answer = real_retriever.ask(complete_followup("它的职责有哪些?", ["行政助理是做什么的"]))
     for item in range(1, 9):
         assert f"{item}、" in answer.answer, answer.answer
+    # One item a line, each with its marker, and nothing added to what is quoted.
+    lines = answer.answer.split("\n")
+    assert len(lines) == 8 and all(re.fullmatch(r"\d、.+\[\d\]", line) for line in lines)
+    assert all(quote.text in answer.answer for c in answer.citations for quote in c.quotes)
 
 
 @pytest.mark.model

@@ -143,6 +143,8 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str]) -> Chat:
         )
     )
     asking(chatbot.example_select(take_example, outputs=[textbox, asked], **_QUIETLY))
+    # The chat's 清空对话 empties what the page shows; the next question starts afresh.
+    chatbot.clear(lambda: [], outputs=history, **_QUIETLY)
     # For Gradio API clients (gradio_client's predict(question, base, api_name="/ask")): the
     # answer's HTML, as the page shows it.
     gr.api(page.ask, api_name="ask", concurrency_limit=4)
