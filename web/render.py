@@ -28,6 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from retriever import Answer, Citation, Hit, IndexInfo
+from retriever.answer_rules import is_row
 from retriever.bases import DEFAULT, BaseTrashEntry
 from retriever.trash import TrashEntry
 from web.library import BuildState, DocumentRow, Outcome
@@ -70,11 +71,7 @@ def answer_html(
         parts.append(f'<p class="qa-rewrite">按上文理解为：{_text(answer.question)}</p>')
     numbers = {citation.number for citation in answer.citations}
     if answer.found:
-        text = _MARKER.sub(
-            lambda m: _marker(int(m[1])) if int(m[1]) in numbers else m[0],
-            _text(answer.answer),
-        )
-        parts.append(f'<p class="qa-answer">{text}</p>')
+        parts.append(f'<div class="qa-answer">{_answer_lines(answer.answer, numbers)}</div>')
     else:
         parts.append(f'<p class="qa-not-found">{_text(answer.answer)}</p>')
     parts.append(f'<p class="qa-sources-title">{_sources_title(answer)}</p>')
@@ -94,6 +91,35 @@ def answer_html(
     )
     parts.append("</div>")
     return "".join(parts)
+
+
+# An answer's line that quotes one table row: the row, then its passage's marker.
+_ROW_LINE = re.compile(r"^(.+?)((?:\[\d+\])+)$")
+
+
+def _answer_lines(answer: str, numbers: set[int]) -> str:
+    """The answer's text as HTML, its [n] markers as buttons; a line that quotes a table row
+    (列：值；列：值, retriever.answer_rules.is_row) as a small table of its header and values."""
+
+    def markers(html_text: str) -> str:
+        return _MARKER.sub(
+            lambda m: _marker(int(m[1])) if int(m[1]) in numbers else m[0], html_text
+        )
+
+    shown = []
+    for line in answer.split("\n"):
+        quoted = _ROW_LINE.match(line)
+        if quoted and is_row(quoted[1]):
+            pairs = [pair.split("：", 1) for pair in quoted[1].split("；")]
+            head = "".join(f"<th>{_text(name)}</th>" for name, _ in pairs)
+            row = "".join(f"<td>{_text(value)}</td>" for _, value in pairs)
+            shown.append(
+                f'<div class="qa-row-line"><table class="qa-row"><tr>{head}</tr><tr>{row}</tr>'
+                f"</table>{markers(quoted[2])}</div>"
+            )
+        else:
+            shown.append(f"<p>{markers(_text(line))}</p>")
+    return "".join(shown)
 
 
 def _marker(number: int) -> str:
