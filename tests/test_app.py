@@ -174,6 +174,25 @@ def _answer() -> Answer:
     )
 
 
+def test_a_quoted_row_shows_as_a_table_of_its_header_and_values() -> None:
+    row = "假别：婚假；天数：3天；工资：<全额>"
+    hit = _hit(1, row, 0)
+    answer = Answer(
+        question="婚假几天",
+        answer=f"{row}[1]\n其他说明。[1]",
+        found=True,
+        confidence=0.9,
+        citations=[Citation(1, hit, [Quote(0, len(row), row)])],
+    )
+    page = answer_html(answer)
+    assert (
+        '<table class="qa-row"><tr><th>假别</th><th>天数</th><th>工资</th></tr>'
+        "<tr><td>婚假</td><td>3天</td><td>&lt;全额&gt;</td></tr></table>"
+    ) in page
+    assert page.count('class="qa-cite" value="1"') == 2  # the row's marker and the line's
+    assert "<p>其他说明。<sup" in page
+
+
 def test_markers_and_sources_agree() -> None:
     page = answer_html(_answer())
     markers = re.findall(
