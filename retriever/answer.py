@@ -4,8 +4,8 @@ Nothing is generated: every sentence of an answer is quoted from a passage, and 
 is the number of that passage in the citation list, so a reader can check each claim. The
 `Answerer` needs only the candidates and hits of a search, the embedding model (to compare
 sentences with the question) and the answer check (retriever.answerability: whether the
-corpus answers at all); another kind of answer (a generator, say) would be another class
-with the same `answer` method.
+corpus answers at all); another kind of answer (a generator, say) is another class with the
+same `answer` method (`Answering`), passed to `Retriever.load(answerer=...)`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,6 +51,22 @@ KEPT_SENTENCE_VECTORS = 4096
 BRACKET_WEIGHT = 0.05
 NOT_FOUND = "语料中似乎没有能回答这个问题的内容。下面是最接近的段落，仅供参考。"
 SIDE_MISSING = "语料中没有找到关于「{}」的内容，所以无法比较。下面是最接近的段落，仅供参考。"
+
+
+class Answering(Protocol):
+    """What turns a search's passages into an answer: `Answerer` here, or another kind (a
+    generated answer, say) behind the same method. `check` is the answer check it uses, whose
+    cut the Retriever reports; tests/test_answer_contract.py says what every answer keeps."""
+
+    check: AnswerCheck
+
+    def answer(
+        self,
+        question: str,
+        searched: Candidates,
+        hits: list[Hit],
+        sides: list[Side] | None = None,
+    ) -> Answer: ...
 
 
 @dataclass(frozen=True)

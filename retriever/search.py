@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from retriever.answer import Answer, Answerer
+from retriever.answer import Answer, Answerer, Answering
 from retriever.answerability import AnswerCheck
 from retriever.bases import DEFAULT_ROOT, folders
 from retriever.building import BuildReport, build_index
@@ -64,16 +64,20 @@ class Retriever:
         settings: SearchSettings = SearchSettings(),
         reranker: Reranker | None = None,
         cache_dir: Path | None = DEFAULT_CACHE,
+        answerer: Answering | None = None,
     ) -> None:
-        check = AnswerCheck(embedder, cache_dir, settings.min_confidence)
+        """`answerer` turns a search's passages into the answer (retriever.answer); by
+        default the extractive one, with the answer check for `settings.min_confidence`."""
+        if answerer is None:
+            answerer = Answerer(embedder, AnswerCheck(embedder, cache_dir, settings.min_confidence))
         self.folder = folder
         self.index = index
         self.embedder = embedder
         self.cache_dir = cache_dir
         # With the cut in force filled in, so that callers can read it.
-        self.settings = replace(settings, min_confidence=check.min_confidence)
+        self.settings = replace(settings, min_confidence=answerer.check.min_confidence)
         self.searcher = Searcher(index, embedder, self.settings, reranker)
-        self.answerer = Answerer(embedder, check)
+        self.answerer = answerer
 
     @classmethod
     def build(
@@ -127,10 +131,15 @@ class Retriever:
         settings: SearchSettings = SearchSettings(),
         reranker: Reranker | None = None,
         cache_dir: Path = DEFAULT_CACHE,
+        answerer: Answering | None = None,
     ) -> Retriever:
         """Open a built index: the folder `index_dir` (`index/` by default), or the index of
         knowledge base `base` in `bases_root` (retriever.bases). Raises IndexLoadError, saying
-        what to do, if it cannot be used, and a BaseError for a base that does not exist."""
+        what to do, if it cannot be used, and a BaseError for a base that does not exist.
+
+        `reranker` and `answerer` are kept as given (an application that serves several
+        indexes passes the same ones to each); `cache_dir` holds the model and the answer
+        check's background vectors."""
         _, folder = folders(base, None, index_dir, root=bases_root)
         manifest = open_manifest(folder)
         built_with = canonical_model_name(manifest.model_name)
@@ -148,7 +157,7 @@ class Retriever:
                 f"model {embedder.name!r} gives {embedder.dim}-dim vectors, the index {folder} "
                 f"holds {manifest.model_dim}-dim ones: {REBUILD_HINT}"
             )
-        return cls(folder, index, embedder, settings, reranker, cache_dir)
+        return cls(folder, index, embedder, settings, reranker, cache_dir, answerer)
 
     @property
     def manifest(self) -> Manifest:
@@ -165,14 +174,18 @@ class Retriever:
         return IndexInfo.of(self.folder, self.manifest)
 
     def with_settings(self, **changes: Any) -> Retriever:
-        """The same loaded index and model with other search settings, without reloading."""
+        """The same loaded index, model, reranker and answerer with other search settings,
+        without reloading (another answer-check cut needs its own extractive answerer)."""
+        settings = replace(self.settings, **changes)
+        same_cut = settings.min_confidence == self.settings.min_confidence
         return Retriever(
             self.folder,
             self.index,
             self.embedder,
-            replace(self.settings, **changes),
+            settings,
             self.searcher.reranker,
             self.cache_dir,
+            self.answerer if same_cut else None,
         )
 
     def search(self, question: str, k: int = 5, *, mode: Mode = "hybrid") -> list[Hit]:

@@ -81,9 +81,7 @@ class Libraries:
                 # never moves a base while it opens. Opening reads the index files only (the
                 # model is loaded already), so requests to other bases wait briefly, once.
                 library = Library.open_base(
-                    self.bases.get(name),
-                    self.default.retriever.embedder,
-                    quota=self.default.quota,
+                    self.bases.get(name), self.default.opener, quota=self.default.quota
                 )
                 self._open[name] = library
             return library

@@ -19,9 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from retriever import IndexLoadError, Retriever
+from retriever.answer import Answering
 from retriever.bases import DEFAULT, Base
+from retriever.config import DEFAULT_CACHE
 from retriever.corpus import corpus_files
 from retriever.embedding import Embedder
+from retriever.rerank import Reranker
 from retriever.trash import (
     DocumentError,
     NoSuchDocument,
@@ -129,6 +132,36 @@ class _ProgressEmbedder:
         return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Opener:
+    """How the app opens every index it serves: its one model, its cache folder, and the
+    same reranker and answerer, whichever knowledge base and however often it is rebuilt."""
+
+    embedder: Embedder
+    cache_dir: Path = DEFAULT_CACHE
+    reranker: Reranker | None = None
+    answerer: Answering | None = None
+
+    @classmethod
+    def like(cls, retriever: Retriever) -> Opener:
+        """Open other indexes as `retriever` was opened."""
+        return cls(
+            retriever.embedder,
+            retriever.cache_dir or DEFAULT_CACHE,
+            retriever.searcher.reranker,
+            retriever.answerer,
+        )
+
+    def open(self, index_dir: Path) -> Retriever:
+        return Retriever.load(
+            index_dir,
+            embedder=self.embedder,
+            cache_dir=self.cache_dir,
+            reranker=self.reranker,
+            answerer=self.answerer,
+        )
+
+
 class Library:
     """The corpus folder, the index built from it, and the Retriever serving that index."""
 
@@ -140,19 +173,20 @@ class Library:
         quota: Quota = DEFAULT_QUOTA,
         *,
         name: str = DEFAULT,
-        embedder: Embedder | None = None,
+        opener: Opener | None = None,
     ) -> None:
-        """`retriever` None: no index yet, and `embedder` builds the first one."""
+        """`retriever` None: no index yet, and `opener` builds and opens the first one;
+        without `opener`, every later index is opened as `retriever` was."""
         self.name = name  # the knowledge base's (retriever.bases)
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
         self.quota = quota
         self._retriever = retriever
-        if embedder is None:
+        if opener is None:
             if retriever is None:
-                raise ValueError("a Library without an index needs the embedder to build one")
-            embedder = retriever.embedder
-        self._embedder = embedder  # loaded once; every later index reuses it
+                raise ValueError("a Library without an index needs an Opener to build one")
+            opener = Opener.like(retriever)
+        self.opener = opener  # the model is loaded once; every later index reuses it
         self._closed = False  # renamed or deleted: see close()
         self._lock = threading.Condition()  # guards the served Retriever and build state
         # Serialises changes to the corpus folder, so that two removals cannot both pass
@@ -176,19 +210,20 @@ class Library:
         return library
 
     @classmethod
-    def open_base(cls, base: Base, embedder: Embedder, *, quota: Quota = DEFAULT_QUOTA) -> Library:
-        """Serve the base's index with `embedder` (the app's one model), rebuilding it in the
-        background when it is stale, or missing or unusable while the base has documents."""
+    def open_base(cls, base: Base, opener: Opener, *, quota: Quota = DEFAULT_QUOTA) -> Library:
+        """Serve the base's index as `opener` opens indexes (the app's one model, reranker
+        and answerer), rebuilding it in the background when it is stale, or missing or
+        unusable while the base has documents."""
         # Made with the base; made again if removed by hand (the folder is ours: it has our
         # marker), so that listing and uploading work.
         base.corpus.mkdir(exist_ok=True)
         try:
-            retriever = Retriever.load(base.index, embedder=embedder)
+            retriever = opener.open(base.index)
         except IndexLoadError as error:
             # A new base (no index yet), or an index this model cannot serve: rebuilt below.
             logger.info("%s: %s", base.name, error)
             retriever = None
-        library = cls(base.corpus, base.index, retriever, quota, name=base.name, embedder=embedder)
+        library = cls(base.corpus, base.index, retriever, quota, name=base.name, opener=opener)
         if (retriever is None and document_names(base.corpus)) or (
             retriever is not None and retriever.is_stale(base.corpus)
         ):
@@ -433,10 +468,10 @@ class Library:
         report = Retriever.build(
             self.corpus_dir,
             self.index_dir,
-            embedder=_ProgressEmbedder(self._embedder, self._embedded),
+            embedder=_ProgressEmbedder(self.opener.embedder, self._embedded),
         )
         self._set_state("加载新索引", LOADING)
-        fresh = Retriever.load(self.index_dir, embedder=self._embedder)
+        fresh = self.opener.open(self.index_dir)
         with self._lock:
             self._retriever = fresh
         logger.info(
