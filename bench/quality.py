@@ -66,9 +66,9 @@ from retriever.evaluation import (
     passage_ranking,
     rank_all,
 )
+from retriever.followup import complete_followup
 from retriever.search import Retriever, index_is_current
 from retriever.store import ENGINE_LIBRARIES, library_versions
-from web.followup import complete_followup
 
 logger = logging.getLogger("bench.quality")
 

@@ -34,9 +34,9 @@ from pathlib import Path
 
 from retriever import Answer, Retriever
 from retriever.corpus import normalize
+from retriever.followup import complete_followup
 from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, index_is_current
-from web.followup import complete_followup
 
 DATASET = Path(__file__).resolve().parent / "datasets" / "userstyle"
 

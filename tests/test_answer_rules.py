@@ -23,8 +23,8 @@ from retriever.answer_rules import (
     numbers_in,
 )
 from retriever.comparison import compared
+from retriever.followup import complete_followup
 from retriever.search import Retriever
-from web.followup import complete_followup
 
 LEAVE_ROWS = [
     "工龄不满1年：不享受法定年休假；",

@@ -27,13 +27,13 @@ from retriever import Answer, Citation, Hit, IndexInfo, QuestionError, Quote, Re
 from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
 from retriever.corpus import CorpusError, extract_text
+from retriever.followup import complete_followup, subject_of
 from web import uploads
 from web.access import ANONYMOUS, Access, Identity, Role, _Credential
 from web.browser_uploads import BrowserUploads
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
 from web.feedback import main as feedback_main
-from web.followup import complete_followup, subject_of
 from web.libraries import Libraries
 from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
 from web.limits import FeedbackLimit, QuestionLimit

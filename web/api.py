@@ -70,10 +70,10 @@ from retriever.bases import (
     NotABase,
 )
 from retriever.config import MAX_QUESTION_CHARS
+from retriever.followup import MAX_HISTORY, complete_followup
 from retriever.trash import DISK_FULL_ERRNOS, document_names
 from web.access import Access, Identity, Role
 from web.feedback import MAX_COMMENT_CHARS, AnswerLog, Feedback, FeedbackError, export_zip
-from web.followup import MAX_HISTORY, complete_followup
 from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_allowed
 from web.library import DISK_FULL, Library, NotIndexed, Outcome
 from web.limits import QuestionLimit

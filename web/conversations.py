@@ -11,7 +11,7 @@ on a narrow screen, web/layout.css), and the Gradio events that connect the scri
 chat. A conversation put in the chat (on load, or picked from the list) is handed to the
 server as JSON too, reduced there to its text (web/chat.py): that is the history the next
 answer is appended to and the earlier questions a follow-up is completed from
-(web/followup.py). Each conversation keeps
+(retriever/followup.py). Each conversation keeps
 the knowledge base it was last asked in, and brings it back to the picker.
 """
 

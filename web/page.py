@@ -18,10 +18,10 @@ import gradio as gr
 from retriever import QuestionError
 from retriever.bases import DEFAULT, BaseError, BaseExists, NoSuchBase
 from retriever.config import MAX_QUESTION_CHARS
+from retriever.followup import MAX_HISTORY, complete_followup
 from web.access import Access, Identity, Role
 from web.browser_uploads import BrowserUploads, browser_of
 from web.feedback import AnswerLog
-from web.followup import MAX_HISTORY, complete_followup
 from web.libraries import Libraries, base_error, check_allowed
 from web.library import BuildState, Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
