@@ -3,287 +3,33 @@
 Run with `make run` (builds what is missing first) or `python app.py`; it serves
 http://127.0.0.1:7860, the page at / and the JSON API at /api/ (see web/api.py). Settings come
 from the environment (web/settings.py); with RETRIEVER_ACCESS_FILE the page asks for a login
-and the API for a token (web/access.py, docs/SECURITY.md). The model and index load once,
-here at start-up, not per question. Only the page's layout lives here; what it does is in web/.
+and the API for a token (web/access.py, docs/SECURITY.md). The app itself is built by
+web/server.py's `create_app`.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import anyio
-import gradio as gr
 import uvicorn
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from gradio.utils import get_upload_folder
-from starlette.routing import Mount
 
 from retriever import IndexLoadError
-from retriever.bases import DEFAULT
-from web import conversations
-from web.access import AccessError, check_host, load_access, page_user
-from web.api import api_router, disk_full, validation_error
-from web.browser_uploads import BrowserUploads, UploadGuard, keep_gradio_to_uploads
-from web.chat import chat
-from web.citations import Citations
-from web.feedback import AnswerLog, Feedback, FeedbackLog
-from web.libraries import Libraries
-from web.library import Library
-from web.limits import BodyLimit, FeedbackLimit, QuestionLimit
-from web.locale import LABELS, ChinesePage
-from web.page import WATCH_IDLE_SECONDS, Page
-from web.preview import BasePreviews, Previews
+from web.access import AccessError
+from web.server import create_app
 from web.settings import Settings, SettingsError
-from web.uploads import UPLOAD_SUFFIXES
-
-EXAMPLES = [
-    "办公室主任和行政主管哪个大?",
-    "行政助理每天要做哪些事?",
-    "办公室主任为什么适合给领导当参谋?",
-    "辦公室主任的直接上級是誰？",
-]
-WEB = Path(__file__).with_name("web")
-CSS = "\n".join((WEB / name).read_text(encoding="utf-8") for name in ("page.css", "layout.css"))
-# Gradio runs one function when the page loads; it runs each of ours in turn.
-SCRIPTS = [
-    (WEB / name).read_text(encoding="utf-8").strip() for name in ("page.js", "conversations.js")
-]
-JS = "() => {\n" + "\n".join(f"({script})();" for script in SCRIPTS) + "\n}"
-
-logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-for name in ("retriever", "web"):  # our own progress lines, without the libraries' chatter
-    logging.getLogger(name).setLevel(logging.INFO)
-# Before the model loads: a server that may not start should say so at once.
-try:
-    settings = Settings.from_env()
-    access = load_access(settings.access_file)
-    check_host(settings.host, access, behind_proxy=bool(settings.trusted_proxies))
-except (SettingsError, AccessError) as error:
-    raise SystemExit(f"not starting: {error}") from None
-try:
-    library = Library.open(
-        settings.corpus, settings.index, cache_dir=settings.cache, quota=settings.quota
-    )
-except IndexLoadError as error:  # its message says how to build the index
-    raise SystemExit(str(error)) from None
-# jieba's dictionary and the model's kernels load on first use: pay that now, not on the
-# first user's question.
-library.retriever.ask(EXAMPLES[0])
-
-# Gradio's upload folder, which is also its cache: what a browser uploads waits there to be
-# added, each user (or browser) holding at most one upload's worth (web/browser_uploads.py).
-upload_folder = Path(get_upload_folder())
-uploads = BrowserUploads(
-    upload_folder,
-    max_held_each=settings.max_upload_bytes,
-    max_held=settings.max_held_upload_bytes,
-)
-limit = QuestionLimit(settings.questions_per_minute)
-# Answers are remembered for 👍/👎, which are appended to feedback/ (web/feedback.py);
-# citations open their passage in its document (web/preview.py).
-answers = AnswerLog()
-feedback = Feedback(
-    answers,
-    FeedbackLog(settings.feedback_folder, max_bytes=settings.max_feedback_bytes),
-    FeedbackLimit(settings.feedback_per_minute),
-)
-libraries = Libraries(library, settings.bases_folder, max_bases=settings.max_bases)
-previews = BasePreviews(libraries, Previews(library))
-page = Page(libraries, access, limit, uploads, answers)
-
-with gr.Blocks(title="中文文档问答") as demo:
-    gr.HTML(
-        "<h1>中文文档问答</h1><p>答案里的每句话都摘自你的文档，并标明出处。</p>", elem_id="title"
-    )
-    info = gr.HTML(elem_id="index-info", js_on_load=None)
-    # The page is the window's height; the chat takes what the title and the question box
-    # leave, the one scroll area of the conversation (web/layout.css).
-    with gr.Row(equal_height=False, elem_id="main"):
-        with gr.Column(scale=3, elem_id="chat-column"):
-            # Custom values, because a Gradio API client has no page load to fill in the
-            # choices; every handler checks the name it gets.
-            base = gr.Dropdown(
-                [DEFAULT],
-                value=DEFAULT,
-                label="知识库",
-                elem_id="base",
-                allow_custom_value=True,
-            )
-            conversations.bar()
-            talk = chat(page, base, EXAMPLES)
-        with gr.Column(scale=2, elem_id="side"):
-            conversations.conversation_list()
-            # Editors only, like the document controls below.
-            with gr.Accordion("管理知识库", open=False, visible=False, elem_id="bases") as bases:
-                base_name = gr.Textbox(
-                    label="名称（文字、数字、- 和 _）", max_lines=1, elem_id="base-name"
-                )
-                with gr.Row():
-                    create_button = gr.Button("新建", elem_id="create-base")
-                    rename_button = gr.Button("把当前知识库改成这个名称", elem_id="rename-base")
-                    delete_button = gr.Button(
-                        "删除当前知识库", variant="stop", elem_id="delete-base"
-                    )
-                with gr.Row():
-                    # Custom values, like the document choices below: page.restore_base
-                    # checks the id it gets.
-                    deleted_bases = gr.Dropdown(
-                        label="已删除的知识库（恢复为原名，或上面填的名称）",
-                        elem_id="deleted-bases",
-                        scale=3,
-                        allow_custom_value=True,
-                    )
-                    restore_base_button = gr.Button("恢复", elem_id="restore-base", scale=1)
-                base_outcome = gr.HTML(elem_id="base-outcome", js_on_load=None)
-            gr.HTML("<h3>我的文档</h3>", elem_id="documents-title")
-            # Editors only: page.state hides these columns from readers.
-            with gr.Column(visible=False, elem_id="adding") as adding:
-                files = gr.File(
-                    label=f"上传文档（可多选）：{' '.join(UPLOAD_SUFFIXES)}",
-                    file_count="multiple",
-                    elem_id="upload",
-                )
-                add_button = gr.Button("加入文档库并重建索引", variant="primary", elem_id="add")
-                outcome = gr.HTML(elem_id="outcome", js_on_load=None)
-            documents = gr.HTML(elem_id="documents", js_on_load=None)
-            with gr.Column(visible=False, elem_id="editing") as editing:
-                # Custom values, because a Gradio API client has no page load to fill in the
-                # choices; page.remove_document and page.restore_document check every value.
-                with gr.Row():
-                    chosen = gr.Dropdown(
-                        label="要删除的文档", elem_id="chosen", scale=3, allow_custom_value=True
-                    )
-                    remove_button = gr.Button("删除并重建索引", variant="stop", scale=1)
-                gr.HTML("<h4>回收站</h4><p>删除或被同名上传替换的文件都在这里，可以恢复。</p>")
-                trash = gr.HTML(elem_id="trash", js_on_load=None)
-                with gr.Row():
-                    trashed = gr.Dropdown(
-                        label="要恢复的文件", elem_id="trashed", scale=3, allow_custom_value=True
-                    )
-                    restore_button = gr.Button("恢复并重建索引", elem_id="restore", scale=1)
-
-    # The source preview and the 👍/👎 messenger: small, and laid out wherever (a dialog).
-    Citations(access, previews, feedback).render()
-    state = [info, documents, chosen, trash, trashed, deleted_bases, adding, editing, bases]
-    # On load, and when a conversation is opened from the list, the picker gets the
-    # conversation's base (web/conversations.py): checked against the bases there are, then
-    # the side shows that base's documents.
-    loaded, switched = conversations.keep_in_browser(demo, talk, base)
-    loaded.then(page.bases, inputs=base, outputs=base, api_name="bases").then(
-        page.state, inputs=base, outputs=state, api_name="page_state"
-    )
-    switched.then(page.bases, inputs=base, outputs=base, api_visibility="private").then(
-        page.state, inputs=base, outputs=state, api_visibility="private"
-    )
-    # A base chosen, created, renamed or deleted: the side shows that base's documents.
-    base.input(page.state, inputs=base, outputs=state, api_visibility="private")
-    for button, handler, inputs in (
-        (create_button, page.create_base, [base_name]),
-        (rename_button, page.rename_base, [base, base_name]),
-        (delete_button, page.delete_base, [base]),
-        (restore_base_button, page.restore_base, [deleted_bases, base_name, base]),
-    ):
-        button.click(
-            handler, inputs=inputs, outputs=[base_outcome, base], concurrency_id="bases"
-        ).then(page.state, inputs=base, outputs=state, api_visibility="private")
-    # The index line follows a rebuild as it runs (web/page.py says how often it is asked
-    # for). Outside the queue: small requests, never waiting behind questions or rebuilds.
-    watch = gr.Timer(WATCH_IDLE_SECONDS)
-    quietly = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
-    watch.tick(page.index_line, inputs=base, outputs=[info, watch], **quietly)
-    # Each editing button asks for the index line often first: its rebuild is starting.
-    # One queue for the three: two rebuilds asked for at once would only wait on each other.
-    add_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
-        page.add_documents,
-        inputs=[files, base],
-        outputs=[outcome, *state, files],
-        api_name="add_documents",
-        show_progress_on=outcome,
-        concurrency_id="corpus",
-    )
-    remove_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
-        page.remove_document,
-        inputs=[chosen, base],
-        outputs=[outcome, *state],
-        api_name="remove_document",
-        show_progress_on=outcome,
-        concurrency_id="corpus",
-    )
-    restore_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
-        page.restore_document,
-        inputs=[trashed, base],
-        outputs=[outcome, *state],
-        api_name="restore_document",
-        show_progress_on=outcome,
-        concurrency_id="corpus",
-    )
-
-# Whatever an event asks, Gradio copies and serves no file outside its upload folder.
-keep_gradio_to_uploads(demo, upload_folder)
 
 
-async def _login(username: str, password: str) -> bool:
-    # PBKDF2 takes a third of a second on purpose: off the event loop that serves everyone.
-    return await anyio.to_thread.run_sync(access.login, username, password)
-
-
-# The API's schema and its docs page are for those who may use it: with logins configured
-# they are not served at all (the README lists every route), so nobody maps the API unasked.
-api = FastAPI(
-    title="中文文档问答 API",
-    docs_url=None if access.configured else "/api/docs",
-    redoc_url=None,
-    openapi_url=None if access.configured else "/api/openapi.json",
-    exception_handlers={RequestValidationError: validation_error, OSError: disk_full},
-)
-# Before mounting the page at "/", which would otherwise take every path.
-api.include_router(
-    api_router(
-        libraries,
-        access,
-        limit,
-        answers=answers,
-        previews=previews,
-        feedback=feedback,
-    )
-)
-# For the page and the API alike. The middleware added last runs first: BodyLimit caps each
-# body before UploadGuard (or anything else) reads it.
-api.add_middleware(
-    UploadGuard,
-    uploads=uploads,
-    # Called per upload, once the page below is mounted: Gradio knows who is logged in.
-    uploader=lambda cookies: access.uploader(page_user(gradio_app, cookies)),
-)
-api.add_middleware(ChinesePage)
-api.add_middleware(
-    BodyLimit,
-    max_request_bytes=settings.max_request_bytes,
-    max_upload_bytes=settings.max_upload_bytes,
-)
-app = gr.mount_gradio_app(
-    api,
-    demo,
-    path="/",
-    css=CSS,
-    js=JS,
-    # Twice the engine's per-file limit: larger files are stopped before they fill the disk,
-    # smaller ones reach web/uploads.py, which explains the limit on the page.
-    max_file_size="100mb",
-    auth=_login if access.configured else None,
-    auth_message="请用管理员给你的用户名和密码登录。",
-    # Run history can connect to a Hugging Face bucket through a route without login.
-    run_history=False,
-    i18n=LABELS,
-    # Gradio's own schema of its internal routes: of no use to anyone, and served without
-    # login. The page's API is at /api/ (and Gradio's /gradio_api/info, behind its login).
-    app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
-)
-gradio_app = next(route.app for route in app.routes if isinstance(route, Mount))
-
-if __name__ == "__main__":
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    for name in ("retriever", "web"):  # our own progress lines, without the libraries' chatter
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        settings = Settings.from_env()
+        app = create_app(settings)
+    except (SettingsError, AccessError) as error:
+        raise SystemExit(f"not starting: {error}") from None
+    except IndexLoadError as error:  # its message says how to build the index
+        raise SystemExit(str(error)) from None
     uvicorn.run(
         app,
         host=settings.host,
@@ -293,3 +39,7 @@ if __name__ == "__main__":
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
     )
+
+
+if __name__ == "__main__":
+    main()
