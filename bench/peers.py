@@ -50,6 +50,7 @@ PEER_PACKAGES = (
     "langchain_community",
     "langchain_classic",
     "langchain_text_splitters",
+    "docx2txt",
     "rank_bm25",
     "txtai",
     "matplotlib",
@@ -353,8 +354,16 @@ class LangChainPeer:
         TextLoader for .txt and .md (the Markdown kept as written), BSHTMLLoader for .html
         with its elements one to a paragraph, as unstructured joins its elements with a
         blank line (BSHTMLLoader alone leaves runs of blank lines from the markup's layout).
+        Word and PDF files go through LangChain's usual loaders for them: Docx2txtLoader
+        (docx2txt: paragraphs and table cells, each cell on lines of its own) and PyPDFLoader
+        (pypdf, one document a page, joined here).
         """
-        from langchain_community.document_loaders import BSHTMLLoader, TextLoader
+        from langchain_community.document_loaders import (
+            BSHTMLLoader,
+            Docx2txtLoader,
+            PyPDFLoader,
+            TextLoader,
+        )
 
         records = []
         for path in document_files(folder):
@@ -363,8 +372,14 @@ class LangChainPeer:
                 loader: Any = TextLoader(str(path), encoding="utf-8", autodetect_encoding=True)
             elif suffix in (".html", ".htm"):
                 loader = BSHTMLLoader(str(path), open_encoding="utf-8", get_text_separator="\n")
+            elif suffix == ".docx":
+                loader = Docx2txtLoader(str(path))
+            elif suffix == ".pdf":
+                loader = PyPDFLoader(str(path))
             else:
-                raise ValueError(f"{path}: the LangChain peer reads .txt, .md and .html only")
+                raise ValueError(
+                    f"{path}: the LangChain peer reads .txt, .md, .html, .docx and .pdf only"
+                )
             text = "\n".join(document.page_content for document in loader.load())
             if suffix in (".html", ".htm"):
                 text = "\n\n".join(line.strip() for line in text.splitlines() if line.strip())
@@ -503,6 +518,11 @@ class TxtaiPeer:
         whole (up to 4,000 characters, truncated by the model at 512 tokens); `sentences`
         needs NLTK's English sentence splitter; a size-based `chunker` needs Chonkie, which
         is not installed.
+
+        Word and PDF files need one of Textractor's file backends, and none can run here:
+        Tika needs Java and a server jar it downloads on first use, Docling a torch model
+        stack. So Textractor segments the text the usual Python readers give, docx2txt and
+        pypdf (what LangChain's Docx2txtLoader and PyPDFLoader wrap): `office_text`.
         """
         from txtai.pipeline import Textractor
 
@@ -510,7 +530,9 @@ class TxtaiPeer:
         return [
             Record(f"{path.name}#{number}", "", text)
             for path in document_files(folder)
-            for number, text in enumerate(pack_lines(textractor(str(path)), cls.PASSAGE_CHARS))
+            for number, text in enumerate(
+                pack_lines(textractor(_textractor_input(path)), cls.PASSAGE_CHARS)
+            )
         ]
 
     def build(self, records: list[Record]) -> None:
@@ -537,6 +559,23 @@ class TxtaiPeer:
 
     def passages(self, question: str, k: int) -> list[str]:
         return [result["text"] for result in self.embeddings.search(question, k)]
+
+
+def office_text(path: Path) -> str:
+    """The text of a .docx (docx2txt) or .pdf (pypdf, page by page) file, as the usual Python
+    loaders read it."""
+    if path.suffix.lower() == ".docx":
+        import docx2txt
+
+        return docx2txt.process(str(path))
+    import pypdf
+
+    return "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
+
+
+def _textractor_input(path: Path) -> str:
+    """What txtai's Textractor is given for a file: its path, or for Word and PDF its text."""
+    return office_text(path) if path.suffix.lower() in (".docx", ".pdf") else str(path)
 
 
 PEERS: dict[str, type[LangChainPeer] | type[TxtaiPeer]] = {
