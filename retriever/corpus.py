@@ -2,8 +2,10 @@
 
 Chinese files arrive as UTF-8, GB18030/GBK or UTF-16 about equally often, so bytes are decoded
 by detection rather than assumed. PDF, Word and HTML files are read by libraries in a child
-process whose time and memory are bounded (retriever.extraction). A file that cannot be read,
-whatever the reason, is reported and skipped: one bad file never stops a build.
+process whose time and memory are bounded (retriever.extraction); Markdown is read into the
+text it renders to, in this process unless it is long (retriever.extraction.markdown_text).
+A file that cannot be read, whatever the reason, is reported and skipped: one bad file never
+stops a build.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from retriever.extraction import (
     MarkedHeading,
     MarkedUnit,
     extract,
+    markdown_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -228,7 +231,7 @@ def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
 
 
 def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, str]:
-    """As `extract_text`, with the headings the file marks (a Word file's heading styles)."""
+    """As `extract_text`, with the headings and units the file marks (retriever.extraction)."""
     try:
         if suffix in (".pdf", ".docx"):
             kind = suffix[1:]
@@ -237,6 +240,8 @@ def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, st
         if suffix in (".html", ".htm"):
             return extract("html", text.encode("utf-8")), encoding
         _reject_binary(text, name)
+        if suffix == ".md":  # read as the structure it marks
+            return markdown_text(text), encoding
         return Extracted(text), encoding
     except ExtractionError as error:
         if error.detail:

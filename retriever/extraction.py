@@ -11,7 +11,8 @@ The child is a new interpreter (fork + exec), not a fork of the caller: the call
 ONNX Runtime and FAISS thread pools, which a bare fork copies in an unknown state, and its
 gigabytes of mapped libraries would leave no room under an address-space cap. The child runs
 this file as a script, so it imports one parsing library and nothing of the retriever package;
-that costs 0.2–0.3 s a file, for these formats only (plain text is read in-process).
+that costs 0.2–0.3 s a file, for these formats only (plain text is read in-process, and so is
+Markdown but for long files: markdown_text).
 
 The parent enforces EXTRACT_SECONDS and passes CHILD_MEMORY_BYTES on the child's command line;
 the other limits are read by the child from this file, so changing them in a running parent
@@ -61,6 +62,11 @@ DOCX_MAX_PARTS = 5_000
 # harm whatever their ratio, so they are not judged by it.
 DOCX_MAX_RATIO = 100
 DOCX_RATIO_MIN_BYTES = 1_000_000
+# markdown-it-py holds a few hundred bytes of tokens for each character of dense Markdown (500
+# for a table of one-letter rows) and takes about 1 s for 100,000 such characters; a 2,000-line
+# handbook is 25,000. Longer files are parsed in the child, so that a 50 MB file cannot take
+# minutes and gigabytes of the server's process; prose costs a tenth of that.
+MARKDOWN_IN_PROCESS_CHARS = 100_000
 
 # Which readers made a file's text: raised whenever a reader gives other text (or units) for
 # the same bytes, so that a build reads such files again instead of keeping passages whose
@@ -73,6 +79,7 @@ _UNREADABLE = {
     "pdf": "not a readable PDF: the file is damaged or is not a PDF",
     "docx": "not a readable Word .docx file: the file is damaged or is not a .docx",
     "html": "the web page's text could not be extracted",
+    "md": "the Markdown file's text could not be extracted",
 }
 
 
@@ -135,7 +142,9 @@ class MarkedUnit(NamedTuple):
 
     start: int
     end: int
-    kind: str  # "row" or "item"
+    # "row", "item", or "caption": a table's caption line, which is never a heading (it would
+    # head the text after the table, and repeat in its rows' path) and is read as body text.
+    kind: str
     caption: str = ""  # what the unit sits under besides the headings: its table's caption
 
 
@@ -148,8 +157,94 @@ class Extracted:
     units: tuple[MarkedUnit, ...] = ()
 
 
+class _Lines:
+    """Text written a line at a time, with the headings and units it marks: each offset is
+    taken as its line is written, so it points into the joined text exactly."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.headings: list[MarkedHeading] = []
+        self.units: list[MarkedUnit] = []
+        self.size = 0  # the text's length so far, with the newline after each line
+
+    def add(
+        self, line: str, *, level: int | None = None, kind: str = "", caption: str = ""
+    ) -> None:
+        """Write a line, trimmed; a blank one is left out. A level makes it a heading, else a
+        kind makes it a unit."""
+        line = line.strip()
+        if not line:
+            return
+        if level:
+            self.headings.append(MarkedHeading(self.size, level))
+        elif kind:
+            self.units.append(MarkedUnit(self.size, self.size + len(line), kind, caption))
+        self.lines.append(line)
+        self.size += len(line) + 1
+        # As it grows: a table's header, written into every row, can multiply a small file.
+        _check_length(self.size)
+
+    def table(self, rows: list[list[str]], header_rows: int, caption: str) -> None:
+        """Write a table's rows (see _table_lines), each a unit under `caption`."""
+        for line in _table_lines(rows, header_rows):
+            self.add(line, kind="row", caption=caption)
+
+    def extracted(self) -> Extracted:
+        return Extracted("\n".join(self.lines), tuple(self.headings), tuple(self.units))
+
+
+def _table_lines(rows: list[list[str]], header_rows: int) -> list[str]:
+    """A table's body rows as lines: `rows` are cell texts by column (a merged cell repeated
+    in each place it covers), the first `header_rows` of them the header.
+
+    Under a header each row is "列：值；列：值", so that a row found alone still says what its
+    values are; empty cells are left out, and a pair repeated by a merged cell is written
+    once. A table with no header (or nothing but one) is written as it reads: two columns as
+    "标签：值", wider rows as their cells separated by "；".
+    """
+    width = max(map(len, rows), default=0)
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    if header_rows >= len(rows):
+        header_rows = 0
+    head, body = rows[:header_rows], rows[header_rows:]
+    # A column's name is its header cells top to bottom; one merged over two header rows once.
+    names = [
+        "/".join(dict.fromkeys(filter(None, column))).rstrip("：:")
+        for column in zip(*head, strict=True)
+    ]
+    lines = []
+    for row in body:
+        if any(names):
+            if row == head[-1]:
+                continue  # the header again, as converters repeat it on each page
+            cells = zip(names, row, strict=True)
+            pairs = [f"{name}：{value}" if name else value for name, value in cells if value]
+        elif width == 2:
+            label, value = row
+            pairs = [f"{label.rstrip('：:')}：{value}" if label and value else label or value]
+        else:
+            pairs = row
+        lines.append("；".join(dict.fromkeys(filter(None, pairs))))
+    return lines
+
+
+# The longest paragraph right before a table that is taken for its caption by its look.
+_CAPTION_MAX_CHARS = 40
+
+
+def _is_caption_label(text: str) -> bool:
+    """A short paragraph that introduces the table after it: "表1 员工假期", "各类假期如下："."""
+    return len(text) <= _CAPTION_MAX_CHARS and (text.startswith("表") or text.endswith(("：", ":")))
+
+
+def _one_line(text: str) -> str:
+    """The text of a cell, a list item or a heading as one line: each run of spaces and
+    newlines one space."""
+    return " ".join(text.split())
+
+
 def extract(kind: str, data: bytes) -> Extracted:
-    """The text of a file: `kind` is "pdf", "docx" or "html" (`data` then being UTF-8 markup).
+    """The text of a file: `kind` is "pdf", "docx", "html" or "md" (the last two as UTF-8).
 
     Raises ExtractionError for a file that cannot be read, takes over EXTRACT_SECONDS, needs
     over CHILD_MEMORY_BYTES or yields over MAX_TEXT_CHARS characters. The child has ended, one
@@ -242,49 +337,297 @@ _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _PARAGRAPH, _TABLE, _VALUE = f"{_W}p", f"{_W}tbl", f"{_W}val"
 _STYLE_ID = f"{_W}pPr/{_W}pStyle"
 _OUTLINE_LEVEL = f"{_W}pPr/{_W}outlineLvl"
+_LIST = f"{_W}pPr/{_W}numPr"  # a paragraph's or a style's list: numId and ilvl
+_ROW, _CELL = f"{_W}tr", f"{_W}tc"
+_HEADER_ROW = f"{_W}trPr/{_W}tblHeader"  # Word's "repeat as header row"
+_OFF = ("0", "false", "off")
+_GRID_BEFORE = f"{_W}trPr/{_W}gridBefore"
+_GRID_SPAN, _VERTICAL_MERGE = f"{_W}tcPr/{_W}gridSpan", f"{_W}tcPr/{_W}vMerge"
+# Word's own limit; a crafted span of a billion columns must not become a billion cells.
+_DOCX_MAX_COLUMNS = 63
+
+
+class _Style(NamedTuple):
+    """What a paragraph style gives its paragraphs."""
+
+    level: int | None  # its outline level (_style_level)
+    list_id: str | None  # the list (w:numId) its paragraphs are items of
+    list_level: str | None  # their level in it (w:ilvl)
+    caption: bool  # Word's Caption style (题注)
+
+
+class _Paragraph(NamedTuple):
+    text: str
+    level: int | None  # outline level: 1-9 a heading
+    list_item: tuple[str, int] | None  # (numId, level) of the list it is an item of
+    caption: bool  # in the Caption style
 
 
 def _docx_text(data: bytes) -> Extracted:
-    """Paragraphs and table rows in document order, one line each; headings by their level."""
+    """Paragraphs and tables in document order, one line each paragraph and table row.
+
+    Headings are marked with their level. A paragraph Word numbers or bullets gets its number
+    as the reader sees it ("1. ", "（一）", "• ") and is an item; a table row is written with
+    its header (_table_lines) and is a row, under the table's caption: a Caption-style
+    paragraph right before the table (else right after it), or a short label right before it.
+    """
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         _check_parts(archive.infolist())
     import docx
     from docx.enum.style import WD_STYLE_TYPE
-    from docx.table import Table
+    from docx.opc.constants import RELATIONSHIP_TYPE
     from docx.text.paragraph import Paragraph
+    from lxml import etree
 
     document = docx.Document(io.BytesIO(data))
     styles = {style.style_id: style for style in document.styles}
     default_style = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
-    style_levels: dict[str | None, int | None] = {}
-    lines: list[str] = []
-    headings: list[MarkedHeading] = []
-    offset = 0
+    known: dict[str | None, _Style] = {}
+    try:
+        lists = document.part.part_related_by(RELATIONSHIP_TYPE.NUMBERING).element
+    except KeyError:  # no numbering.xml, as some writers leave out: no lists
+        lists = etree.Element(f"{_W}numbering")
+    numbering = _Numbering(lists, styles)
+
+    def text_of(element) -> str:
+        return Paragraph(element, document).text
+
+    def paragraph(element) -> _Paragraph:
+        style_id = _setting(element, _STYLE_ID)
+        if style_id not in known:
+            known[style_id] = _paragraph_style(styles.get(style_id, default_style))
+        style = known[style_id]
+        level = _outline_level(element)
+        # Its own list settings win over its style's, one by one; list 0 is "not numbered".
+        list_id, list_level = _list_of(element)
+        list_id, list_level = list_id or style.list_id, list_level or style.list_level
+        item = None if list_id in (None, "0") else (list_id, _int(list_level, 0))
+        level = style.level if level is None else level
+        return _Paragraph(text_of(element), level, item, style.caption)
+
+    out = _Lines()
     # Tables in their place, not after the text: a table's rows belong to the section they are
     # in. (Not document.iter_inner_content(): its XPath takes a second per 20,000 paragraphs.)
-    for element in document.element.body.iterchildren(_PARAGRAPH, _TABLE):
-        level = None
+    body = list(document.element.body.iterchildren(_PARAGRAPH, _TABLE))
+    tags = [element.tag for element in body] + [None, None]  # None: past the end
+    caption = ""  # the caption of the next table, from the paragraph right before it
+    caption_after = -1  # where a paragraph after a table is that table's caption
+    for index, element in enumerate(body):
         if element.tag == _TABLE:
-            rows = Table(element, document).rows
-            texts = [" | ".join(cell.text for cell in row.cells) for row in rows]
+            # Else a Caption-style paragraph right after it, unless that one is right before
+            # another table, and so that table's caption.
+            if not caption and tags[index + 1] == _PARAGRAPH and tags[index + 2] != _TABLE:
+                below = paragraph(body[index + 1])
+                if below.caption:
+                    caption, caption_after = below.text.strip(), index + 1
+            out.table(*_docx_table(element, text_of), caption.rstrip("：:"))
+            caption = ""
+            continue
+        found = paragraph(element)
+        # Counted even when empty: Word numbers an empty item too.
+        label = numbering.label(*found.list_item) if found.list_item else ""
+        text = found.text.strip()
+        if not text:
+            continue
+        if found.level:
+            out.add(label + text, level=found.level)  # a numbered heading keeps its number
+        elif index == caption_after:
+            out.add(text, kind="caption")
+        elif tags[index + 1] == _TABLE and (found.caption or _is_caption_label(text)):
+            caption = text
+            out.add(text, kind="caption")
         else:
-            texts = [Paragraph(element, document).text]
-            level = _outline_level(element)
-            if level is None:
-                named = element.find(_STYLE_ID)
-                style_id = None if named is None else named.get(_VALUE)
-                if style_id not in style_levels:
-                    style = styles.get(style_id, default_style)
-                    style_levels[style_id] = _style_level(style)
-                level = style_levels[style_id]
-        for text in texts:
-            if not text.strip():
-                continue
-            if level:
-                headings.append(MarkedHeading(offset + len(text) - len(text.lstrip()), level))
-            lines.append(text)
-            offset += len(text) + 1
-    return Extracted("\n".join(lines), tuple(headings))
+            out.add(label + text, kind="item" if label else "")
+    return out.extracted()
+
+
+def _paragraph_style(style) -> _Style:
+    """What `style` (None for a file without a default style) gives its paragraphs."""
+    list_id = list_level = None
+    base = style
+    while base is not None and list_id is None and list_level is None:  # the nearest list
+        list_id, list_level = _list_of(base.element)
+        base = base.base_style
+    name = (style.name or "").lower() if style is not None else ""
+    return _Style(_style_level(style), list_id, list_level, name in ("caption", "题注"))
+
+
+def _list_of(element) -> tuple[str | None, str | None]:
+    """The numId and ilvl a paragraph's or a style's properties set, None where unset."""
+    return _setting(element, f"{_LIST}/{_W}numId"), _setting(element, f"{_LIST}/{_W}ilvl")
+
+
+def _setting(element, path: str) -> str | None:
+    """The value (w:val) of the property at `path` under `element`; None where it is unset."""
+    found = element.find(path)
+    return None if found is None else found.get(_VALUE)
+
+
+def _int(value: str | None, default: int) -> int:
+    """A number from Word's XML; a missing or damaged one is the default."""
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _docx_table(table, text_of) -> tuple[list[list[str]], int]:
+    """A Word table's cell texts by row and column, and how many rows are its header.
+
+    A cell spanning columns (gridSpan) is repeated in each; one continuing a vertical merge
+    (vMerge) repeats the cell above it. The header is the rows marked to repeat as header rows,
+    else the first row of a table of three or more columns: in two columns the first is far
+    more often labels ("姓名 | 张三"), which read right as "姓名：张三".
+    """
+    rows: list[list[str]] = []
+    marked = 0  # leading rows marked as header rows
+    for element in table.iterchildren(_ROW):
+        row = [""] * min(_int(_setting(element, _GRID_BEFORE), 0), _DOCX_MAX_COLUMNS)
+        above = rows[-1] if rows else []
+        for cell in element.iterchildren(_CELL):
+            columns = min(max(_int(_setting(cell, _GRID_SPAN), 1), 1), _DOCX_MAX_COLUMNS)
+            merge = cell.find(_VERTICAL_MERGE)
+            if merge is not None and merge.get(_VALUE, "continue") == "continue":
+                text = above[len(row)] if len(row) < len(above) else ""
+            else:  # every paragraph of the cell, of tables inside it too
+                text = _one_line(" ".join(map(text_of, cell.iter(_PARAGRAPH))))
+            row.extend([text] * columns)
+        # An on/off property is on where present, unless its value says off.
+        header = element.find(_HEADER_ROW) is not None
+        if header and _setting(element, _HEADER_ROW) not in _OFF and marked == len(rows):
+            marked += 1
+        rows.append(row)
+    if not marked and len(rows) > 1 and max(map(len, rows)) >= 3:
+        marked = 1
+    return rows, marked
+
+
+class _Level(NamedTuple):
+    """One level of a Word list (w:lvl)."""
+
+    start: int
+    format: str  # w:numFmt: decimal, chineseCounting, bullet, ...
+    text: str  # w:lvlText: "%1." "（%1）" "%1.%2", %N being level N's number
+    space: str  # what follows the number: Word's tab or space is one space here
+
+
+class _Numbering:
+    """Word's automatic numbers (numbering.xml), counted as paragraphs come, as Word counts:
+    per list (numId) and level, a level starting again when one above it goes on."""
+
+    def __init__(self, root, styles: dict) -> None:
+        self._definitions = {
+            e.get(f"{_W}abstractNumId"): e for e in root.iterchildren(f"{_W}abstractNum")
+        }
+        self._lists = {e.get(f"{_W}numId"): e for e in root.iterchildren(f"{_W}num")}
+        self._styles = styles
+        self._levels: dict[str, dict[int, _Level]] = {}
+        self._counters: dict[str, dict[int, int]] = {}
+
+    def label(self, list_id: str, level: int) -> str:
+        """The number or bullet of the next item of list `list_id` at `level`, with the space
+        after it; "" where the file defines no such list."""
+        if list_id not in self._levels:
+            self._levels[list_id] = self._read(list_id)
+        levels = self._levels[list_id]
+        if level not in levels:
+            return ""
+        counters = self._counters.setdefault(list_id, {})
+        counters[level] = counters[level] + 1 if level in counters else levels[level].start
+        for deeper in [other for other in counters if other > level]:
+            del counters[deeper]
+        if levels[level].format == "bullet":
+            return "• "  # whatever the symbol font's character: Word's are private-use code points
+
+        def number(reference: re.Match[str]) -> str:
+            # A level above that has no item yet shows its start, as in Word.
+            shown = levels.get(int(reference[1]) - 1, _Level(1, "decimal", "", ""))
+            return _list_number(counters.get(int(reference[1]) - 1, shown.start), shown.format)
+
+        label = re.sub(r"%([1-9])", number, levels[level].text)
+        return label + levels[level].space if label else ""
+
+    def _read(self, list_id: str) -> dict[int, _Level]:
+        """The levels of a list: its definition's, with the list's own overrides."""
+        found = self._lists.get(list_id)
+        if found is None:
+            return {}
+        definition = self._definitions.get(_setting(found, f"{_W}abstractNumId"))
+        # A definition that links to a list style (w:numStyleLink) is that style's list's.
+        link = None if definition is None else _setting(definition, f"{_W}numStyleLink")
+        style = None if link is None else self._styles.get(link)
+        if style is not None:
+            linked = self._lists.get(_list_of(style.element)[0])
+            definition = None
+            if linked is not None:
+                definition = self._definitions.get(_setting(linked, f"{_W}abstractNumId"))
+        levels = {}
+        for level in () if definition is None else definition.iterchildren(f"{_W}lvl"):
+            levels[_int(level.get(f"{_W}ilvl"), 0)] = _list_level(level)
+        for override in found.iterchildren(f"{_W}lvlOverride"):
+            number = _int(override.get(f"{_W}ilvl"), 0)
+            replaced = override.find(f"{_W}lvl")
+            if replaced is not None:
+                levels[number] = _list_level(replaced)
+            start = _setting(override, f"{_W}startOverride")
+            if start is not None and number in levels:
+                levels[number] = levels[number]._replace(start=_int(start, 0))
+        return levels
+
+
+def _list_level(element) -> _Level:
+    return _Level(
+        _int(_setting(element, f"{_W}start"), 0),  # Word's default: no start counts from 0
+        _setting(element, f"{_W}numFmt") or "decimal",
+        _setting(element, f"{_W}lvlText") or "",
+        "" if _setting(element, f"{_W}suff") == "nothing" else " ",
+    )
+
+
+_CHINESE_DIGITS, _LEGAL_DIGITS = "零一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖"
+_ROMAN = ((1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"), (50, "l"))
+_ROMAN += ((40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"))
+
+
+def _list_number(value: int, format: str) -> str:
+    """A list number in Word's number format (w:numFmt); decimal for formats not known here."""
+    if format in ("chineseCounting", "chineseCountingThousand", "taiwaneseCounting"):
+        return _chinese_number(value, _CHINESE_DIGITS, "十百千")
+    if format == "chineseLegalSimplified":
+        return _chinese_number(value, _LEGAL_DIGITS, "拾佰仟")
+    if format == "ideographTraditional" and value > 0:
+        return "甲乙丙丁戊己庚辛壬癸"[(value - 1) % 10]
+    if format in ("decimalEnclosedCircle", "decimalEnclosedCircleChinese") and 0 < value <= 20:
+        return chr(0x2460 + value - 1)  # ① to ⑳
+    if format in ("upperLetter", "lowerLetter") and value > 0:
+        letter = chr(ord("a") + (value - 1) % 26) * ((value - 1) // 26 + 1)  # z, then aa
+        return letter.upper() if format == "upperLetter" else letter
+    if format in ("upperRoman", "lowerRoman") and 0 < value < 4000:
+        roman = ""
+        for worth, letters in _ROMAN:
+            count, value = divmod(value, worth)
+            roman += letters * count
+        return roman.upper() if format == "upperRoman" else roman
+    if format == "decimalZero":
+        return f"{value:02d}"
+    return "" if format == "none" else str(value)
+
+
+def _chinese_number(value: int, digits: str, units: str) -> str:
+    """A number in Chinese numerals, as Word counts: 十一, 一百零五, 二千零一十; from 10,000
+    up in digits. `units` are those of ten, a hundred and a thousand."""
+    if not 0 < value < 10_000:
+        return str(value)
+    out, zero = "", False
+    for power, unit in ((1000, units[2]), (100, units[1]), (10, units[0]), (1, "")):
+        digit = value // power % 10
+        if digit:
+            out += (digits[0] if zero else "") + digits[digit] + unit
+            zero = False
+        elif out:
+            zero = True  # written only if a digit follows: 一百零五, but 二百
+    # 十一, not 一十一; the legal form keeps its 壹拾壹.
+    return out[1:] if 10 <= value < 20 and digits == _CHINESE_DIGITS else out
 
 
 def _style_level(style) -> int | None:
@@ -351,14 +694,237 @@ def _check_parts(parts: list[zipfile.ZipInfo]) -> None:
 
 
 def _html_text(data: bytes) -> Extracted:
+    """A page's text, a line to each block: headings marked with their level, list items
+    with their numbers and table rows with their header (_table_lines) as units."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data.decode("utf-8"), "html.parser")
     # Scripts and styles are code, not content; they must never reach an answer.
     for element in soup(["script", "style", "noscript", "template"]):
         element.decompose()
-    lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    return Extracted("\n".join(line for line in lines if line))
+    out = _Lines()
+    _html_blocks(soup, out)
+    return out.extracted()
+
+
+# Elements inside a line of text; any other element begins and ends a line.
+_HTML_INLINE = frozenset(
+    {"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn"}
+    | {"em", "font", "i", "img", "ins", "kbd", "label", "mark", "q", "rp", "rt", "ruby", "s"}
+    | {"samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt", "u", "var", "wbr"}
+)
+_HTML_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+# The HTML standard's limits on a cell's spans: no crafted span makes more cells than these.
+_HTML_MAX_COLSPAN, _HTML_MAX_ROWSPAN = 1000, 65534
+
+
+def _html_blocks(root, out: _Lines) -> None:
+    """Write what is inside `root` into `out`, a line to each block.
+
+    The tree is walked with a stack, not by recursion: pages nest elements tens of thousands
+    deep. (Lists, data tables and headings recurse, through _html_line, as deep as they nest.)
+    """
+    from bs4.element import NavigableString, PreformattedString
+
+    words: list[str] = []  # the text of the line being read
+
+    def end_line() -> None:
+        out.add(_one_line("".join(words)))
+        words.clear()
+
+    stack = [(iter(root.children), False)]  # each element's children, and if it is a block
+    while stack:
+        children, block = stack[-1]
+        node = next(children, None)
+        if node is None:
+            stack.pop()
+            if block:
+                end_line()
+        elif isinstance(node, NavigableString):
+            if not isinstance(node, PreformattedString):  # comments, doctypes, CDATA
+                words.append(node)
+        elif node.name in _HTML_INLINE:
+            stack.append((iter(node.children), False))
+        else:
+            end_line()
+            if node.name in _HTML_HEADINGS:
+                out.add(_html_line(node), level=int(node.name[1]))
+            elif node.name in ("ol", "ul"):
+                _html_list(node, out)
+            elif node.name == "table" and (rows := _html_data_rows(node)) is not None:
+                _html_table(node, rows, out)
+            elif node.name == "pre":  # its lines are the author's
+                for line in node.get_text().splitlines():
+                    out.add(line)
+            else:
+                stack.append((iter(node.children), True))
+    end_line()
+
+
+def _html_line(element) -> str:
+    """An element's text as one line (a cell's, an item's, a heading's)."""
+    inner = _Lines()
+    _html_blocks(element, inner)
+    return " ".join(inner.lines)
+
+
+def _html_list(element, out: _Lines) -> None:
+    """A list's items as units, each with its number ("3. " in a list that starts at 3) or
+    "• " in front; a list inside an item follows that item."""
+    number = _html_number(element.get("start"), 1, 2**31) if element.name == "ol" else None
+    for item in _html_children(element, "li"):
+        inner = [part.extract() for part in _html_children(item, "ol", "ul")]
+        text = _html_line(item)
+        if text:
+            out.add(f"{'•' if number is None else f'{number}.'} {text}", kind="item")
+        if number is not None:
+            number += 1  # an empty item takes its number too
+        for part in inner:
+            _html_list(part, out)
+
+
+def _html_children(element, *names: str) -> list:
+    """The element's children of these names. (Not find_all(recursive=False): its filters
+    cost as much as the parse on a page of tables.)"""
+    return [child for child in element.children if child.name in names]
+
+
+def _html_data_rows(table) -> list[tuple[bool, list]] | None:
+    """A table's own rows, each as whether it is in the thead and its cells; None for a table
+    that lays the page out rather than holding data: one with tables or headings inside, or
+    without a row of two cells, whose content is read as blocks."""
+    if any(element.name in ("table", *_HTML_HEADINGS) for element in table.descendants):
+        return None
+    rows = []
+    for child in _html_children(table, "tr", "thead", "tbody", "tfoot"):
+        for row in [child] if child.name == "tr" else _html_children(child, "tr"):
+            rows.append((child.name == "thead", _html_children(row, "td", "th")))
+    return rows if any(len(cells) > 1 for _, cells in rows) else None
+
+
+def _html_table(table, rows: list[tuple[bool, list]], out: _Lines) -> None:
+    """A data table (its _html_data_rows): its caption, then its rows with their header: the
+    rows of its thead, else its first rows of <th> cells alone."""
+    caption = _html_children(table, "caption")
+    title = _html_line(caption[0]) if caption else ""
+    out.add(title, kind="caption")
+    header_rows = 0
+    for in_head, cells in rows:
+        if not in_head and not (cells and all(cell.name == "th" for cell in cells)):
+            break
+        header_rows += 1
+    grid: list[list[str]] = []
+    spanned: dict[int, tuple[str, int]] = {}  # column → text of a cell above and rows it has left
+    for _, cells in rows:
+        line = {column: text for column, (text, _) in spanned.items()}
+        spanned = {column: (text, left - 1) for column, (text, left) in spanned.items() if left > 1}
+        column = 0
+        for cell in cells:
+            while column in line:
+                column += 1
+            text = _html_line(cell)
+            down = _html_number(cell.get("rowspan"), 1, _HTML_MAX_ROWSPAN)
+            for _ in range(_html_number(cell.get("colspan"), 1, _HTML_MAX_COLSPAN)):
+                line[column] = text
+                if down > 1:
+                    spanned[column] = (text, down - 1)
+                column += 1
+        grid.append([line.get(place, "") for place in range(max(line, default=-1) + 1)])
+    out.table(grid, header_rows, title)
+
+
+def _html_number(value, default: int, limit: int) -> int:
+    """A whole-number attribute (start, rowspan, colspan), from 1 to `limit`; else `default`."""
+    try:
+        return min(max(int(value), 1), limit)
+    except (TypeError, ValueError):
+        return default
+
+
+def markdown_text(source: str) -> Extracted:
+    """The text of a Markdown file as it reads rendered, a line to each block: headings marked
+    with their level (their words, without the #), list items with their numbers and table
+    rows with their header (_table_lines) as units. A table's caption is a short label right
+    before it (_is_caption_label).
+
+    Up to MARKDOWN_IN_PROCESS_CHARS it is parsed in this process, which costs no child; a
+    longer file is read in the child, under its limits of time and memory.
+    """
+    data = source.encode("utf-8")
+    return _markdown_text(data) if len(source) <= MARKDOWN_IN_PROCESS_CHARS else extract("md", data)
+
+
+def _markdown_text(data: bytes) -> Extracted:
+    """markdown_text's reading of UTF-8 Markdown, in either process."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(data.decode("utf-8"))
+    out = _Lines()
+    numbers: list[int | None] = []  # each open list's next number (None: bullets), inner last
+    item: list[str] = []  # the number and paragraphs of the list item not yet written
+    caption = ""
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        # An item is its number and its paragraphs up to the first other block (a list inside it).
+        if item and token.type not in ("paragraph_open", "inline", "paragraph_close"):
+            if len(item) > 1:  # not an empty item
+                out.add(" ".join(item), kind="item")
+            item.clear()
+        if token.type == "heading_open":
+            out.add(_one_line(_markdown_inline(tokens[index + 1])), level=int(token.tag[1]))
+        elif token.type == "paragraph_open":
+            text = _markdown_inline(tokens[index + 1])  # its line breaks kept, if hard
+            line = _one_line(text)
+            table_next = index + 3 < len(tokens) and tokens[index + 3].type == "table_open"
+            if item:
+                item.append(line)
+            elif table_next and _is_caption_label(line):
+                caption = line.rstrip("：:")
+                out.add(line, kind="caption")
+            else:
+                out.add(text)
+        elif token.type == "bullet_list_open":
+            numbers.append(None)
+        elif token.type == "ordered_list_open":
+            start = token.attrGet("start")  # set where it is not 1
+            numbers.append(1 if start is None else int(start))
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            numbers.pop()
+        elif token.type == "list_item_open":
+            number = numbers[-1]
+            item.append("•" if number is None else f"{number}{token.markup}")
+            numbers[-1] = None if number is None else number + 1
+        elif token.type == "table_open":
+            rows: list[list[str]] = []
+            while tokens[index].type != "table_close":
+                if tokens[index].type == "tr_open":
+                    rows.append([])
+                elif tokens[index].type == "inline":
+                    rows[-1].append(_one_line(_markdown_inline(tokens[index])))
+                index += 1
+            out.table(rows, 1, caption)  # a Markdown table's first row is always its header
+            caption = ""
+        elif token.type in ("fence", "code_block"):
+            for line in token.content.splitlines():
+                out.add(line)
+        elif token.type == "html_block":  # the text of HTML written into the Markdown
+            for line in re.sub(r"<[^>]*>", " ", token.content).splitlines():
+                out.add(line)
+        index += 1
+    return out.extracted()
+
+
+def _markdown_inline(token) -> str:
+    """An inline token's text as it reads: its words, code and images' alt text without the
+    markup; a soft line break a space, a hard one a newline."""
+    parts = []
+    for child in token.children or ():
+        if child.type in ("text", "text_special", "code_inline", "image"):
+            parts.append(child.content)  # an image's content is its alt text
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" " if child.type == "softbreak" else "\n")
+    return "".join(parts)
 
 
 def _check_length(chars: int) -> None:
@@ -369,7 +935,7 @@ def _check_length(chars: int) -> None:
         )
 
 
-_READERS = {"pdf": _pdf_text, "docx": _docx_text, "html": _html_text}
+_READERS = {"pdf": _pdf_text, "docx": _docx_text, "html": _html_text, "md": _markdown_text}
 
 
 def _main() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from retriever import Candidate, QuestionError, Retriever
 from retriever.config import FusionWeights
+from retriever.corpus import extract_text
 from retriever.fusion import Candidates, fitted_weights, fuse
 from retriever.models import DEFAULT_MODEL_NAME
 
@@ -26,7 +27,9 @@ def test_hits_are_ranked_and_cite_exact_offsets(retriever: Retriever, small_corp
     assert hits[0].source == "fruit.md" and hits[0].heading == "苹果"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for hit in hits:
-        source = (small_corpus / hit.source).read_text(encoding="utf-8")
+        # Offsets point into the file's text as read: a Markdown file's is the rendered text.
+        path = small_corpus / hit.source
+        source, _ = extract_text(path.read_bytes(), path.suffix, hit.source)
         assert source[hit.start : hit.end] == hit.text
 
 

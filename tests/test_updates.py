@@ -104,7 +104,8 @@ def test_changing_a_file_embeds_only_its_new_passages(
     # keep their ids and vectors.
     assert reads == ["fruit.md"] and report.embedded == 1
     hits = Retriever.load(index, embedder=hashing_embedder).search("橙子", k=1)
-    assert hits[0].heading == "橙子" and hits[0].start == 5  # offsets of the new text
+    # Offsets of the new text, as rendered: "橙子\n" before the passage.
+    assert hits[0].heading == "橙子" and hits[0].start == 3
     assert_same_as_a_fresh_build(small_corpus, index, tmp_path, hashing_embedder)
 
 
