@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.userstyle import complete_followup
+from retriever.followup import complete_followup
 from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, Retriever, index_is_current
 
@@ -272,10 +272,10 @@ def open_index(name: str, cache_dir: Path = DEFAULT_CACHE) -> Retriever:
 def evaluate(retriever: Retriever, questions: list[Question]) -> list[Outcome]:
     outcomes = []
     for question in questions:
-        asked = complete_followup(question.text, question.history)
         started = time.perf_counter()
-        answer = retriever.ask(asked)
+        answer = retriever.ask(question.text, earlier=question.history)
         milliseconds = (time.perf_counter() - started) * 1000
+        asked = answer.question  # after follow-up completion
         cited = sorted(answer.citations, key=lambda c: c.hit.rank)
         outcomes.append(
             judge(

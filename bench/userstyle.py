@@ -34,7 +34,6 @@ from pathlib import Path
 
 from retriever import Answer, Retriever
 from retriever.corpus import normalize
-from retriever.followup import complete_followup
 from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, index_is_current
 
@@ -100,10 +99,10 @@ def holds(passage: str, gold: list[str]) -> bool:
 def evaluate(retriever: Retriever, questions: list[Question]) -> list[Outcome]:
     outcomes = []
     for question in questions:
-        asked = complete_followup(question.text, question.history)
         started = time.perf_counter()
-        answer = retriever.ask(asked)
+        answer = retriever.ask(question.text, earlier=question.history)
         milliseconds = (time.perf_counter() - started) * 1000
+        asked = answer.question  # after follow-up completion
         ranked = [c.hit for c in sorted(answer.citations, key=lambda c: c.hit.rank)]
         hits_hold = [holds(hit.text, question.gold) for hit in ranked]
         quoted = " ".join(quote.text for c in answer.citations for quote in c.quotes)

@@ -66,6 +66,8 @@ class Answering(Protocol):
         searched: Candidates,
         hits: list[Hit],
         sides: list[Side] | None = None,
+        *,
+        shift: tuple[str, str] | None = None,
     ) -> Answer: ...
 
 
@@ -134,12 +136,16 @@ class Answerer:
         searched: Candidates,
         hits: list[Hit],
         sides: list[Side] | None = None,
+        *,
+        shift: tuple[str, str] | None = None,
     ) -> Answer:
         """The answer to `question` from `hits`, ranked from the search's candidates.
 
         `sides`: for a comparison question, each side and the passage that speaks of it
         (retriever.comparison). A side no passage speaks of is said to be missing; a side
-        the top passages do not speak of has its passage added to the sources.
+        the top passages do not speak of has its passage added to the sources. `shift`:
+        (the earlier subject, the new one) of a follow-up that asks the same of another
+        subject (retriever.followup): what speaks of the earlier one only is not quoted.
         """
         assert searched.vector is not None, "answers need the question's vector"
         judgement = self.check.judge(question, searched, hits)
@@ -191,6 +197,13 @@ class Answerer:
                 if speaking:
                     i = speaking[0]
                     chosen.append(_Candidate(candidates[i][0], candidates[i][1], float(scores[i])))
+        if shift is not None:
+            earlier, new = (normalize(subject) for subject in shift)
+            chosen = [
+                c
+                for c in chosen
+                if new in (read := normalize(_read(hits, c))) or earlier not in read
+            ] or chosen
         # Cited passages are numbered in the order the answer first uses them, the rest
         # follow.
         chosen.sort(key=lambda candidate: (candidate.hit_index, candidate.quote.start))

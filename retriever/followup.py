@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from retriever.config import MAX_QUESTION_CHARS
 from retriever.words import load_jieba
 
 # A leading 那 is a connective only when not the demonstrative 那个/那些/那里/...
@@ -66,17 +68,38 @@ MAX_FOLLOWUP_CHARS = 40
 MAX_HISTORY = 50
 
 
-def complete_followup(message: str, earlier: Sequence[str]) -> str:
-    """The question to search for `message`, given the user's earlier messages, oldest first.
+@dataclass(frozen=True)
+class FollowUp:
+    """A message as it is searched: `question`, completed from the conversation when the
+    message is a follow-up; `shift` is (the earlier subject, the new one) when the message
+    asked the same of another subject ("那行政助理呢?"), for the answer to leave the earlier
+    one out."""
+
+    question: str
+    shift: tuple[str, str] | None = None
+
+
+def follow_up(message: str, earlier: Sequence[str]) -> FollowUp:
+    """`message` as it is to be searched, given the user's earlier messages, oldest first.
 
     Each earlier message is completed in turn, so the topic carries along a chain of
-    follow-ups. Returns `message` unchanged when it is not a follow-up.
+    follow-ups. A completion longer than a question may be is not used: the message is
+    searched as typed.
     """
     context: str | None = None
     for previous in earlier:
         if previous.strip():
-            context = _complete(previous.strip(), context)
-    return _complete(message.strip(), context) if message.strip() else message
+            context = _complete(previous.strip(), context).question
+    if not message.strip():
+        return FollowUp(message)
+    completed = _complete(message.strip(), context)
+    return completed if len(completed.question) <= MAX_QUESTION_CHARS else FollowUp(message)
+
+
+def complete_followup(message: str, earlier: Sequence[str]) -> str:
+    """The question to search for `message` (follow_up's), unchanged when it is not a
+    follow-up."""
+    return follow_up(message, earlier).question
 
 
 def subject_of(question: str) -> str:
@@ -90,28 +113,28 @@ def subject_of(question: str) -> str:
     return "".join(subject)
 
 
-def _complete(message: str, previous: str | None) -> str:
+def _complete(message: str, previous: str | None) -> FollowUp:
     """Apply the rules of the module docstring to one message."""
     if previous is None or len(message) > MAX_FOLLOWUP_CHARS:
-        return message
+        return FollowUp(message)
     body, connective = _CONNECTIVE.subn("", message)
     subject = subject_of(previous)
     if not subject:
-        return body if connective and body else message
+        return FollowUp(body if connective and body else message)
     pronoun = _PRONOUN.match(body)
     if pronoun:
-        return subject + body[pronoun.end() :]
+        return FollowUp(subject + body[pronoun.end() :])
     words = load_jieba().lcut(body)
     if words and words[0] in _PREDICATE_START:
-        return subject + body
+        return FollowUp(subject + body)
     stripped = _TRAILING.sub("", body)
     core = _ELLIPSIS_END.sub("", stripped)
     is_ellipsis = bool(connective) or core != stripped
     if not is_ellipsis or not core:
-        return message
+        return FollowUp(message)
     if any(word in _FUNCTION_WORDS for word in load_jieba().lcut(core)):
-        return core
-    return previous.replace(subject, core, 1)
+        return FollowUp(core)
+    return FollowUp(previous.replace(subject, core, 1), (subject, core))
 
 
 def _strip_polite(question: str) -> str:

@@ -9,6 +9,7 @@ embedding and a look-up in each backend, never a rebuild.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from retriever.config import (
 )
 from retriever.corpus import file_hashes
 from retriever.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
+from retriever.followup import follow_up
 from retriever.fusion import Mode
 from retriever.index import Index, IndexInfo, open_manifest
 from retriever.manifest import Manifest
@@ -198,12 +200,18 @@ class Retriever:
         """search() for many questions, with one embedding call for all of them."""
         return self.searcher.search_batch(questions, k, mode)
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        """An extractive answer with [n] citations; see retriever.answer."""
-        (candidates,) = self.searcher.candidates([question], k, "hybrid")
+    def ask(self, question: str, k: int = 5, *, earlier: Sequence[str] = ()) -> Answer:
+        """An answer with [n] citations (retriever.answer). `earlier` are the user's earlier
+        questions, oldest first: a follow-up ("那行政助理呢?") is completed from them
+        (retriever.followup) and answered of its new subject only; `Answer.question` is the
+        question as searched."""
+        followed = follow_up(question, earlier)
+        (candidates,) = self.searcher.candidates([followed.question], k, "hybrid")
         hits = self.searcher.rank(candidates, k, "hybrid")
-        sides = find_sides(self.index, search_text(question))
-        return self.answerer.answer(question, candidates, hits, sides)
+        sides = find_sides(self.index, search_text(followed.question))
+        return self.answerer.answer(
+            followed.question, candidates, hits, sides, shift=followed.shift
+        )
 
     def is_stale(self, corpus_dir: Path | str) -> bool:
         """True when the corpus files differ from those the index was built from."""

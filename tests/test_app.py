@@ -27,7 +27,7 @@ from retriever import Answer, Citation, Hit, IndexInfo, QuestionError, Quote, Re
 from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
 from retriever.corpus import CorpusError, extract_text
-from retriever.followup import complete_followup, subject_of
+from retriever.followup import FollowUp, complete_followup, follow_up, subject_of
 from web import uploads
 from web.access import ANONYMOUS, Access, Identity, Role, _Credential
 from web.browser_uploads import BrowserUploads
@@ -113,6 +113,13 @@ def test_follow_ups_are_completed(message: str, earlier: list[str], searched: st
 )
 def test_other_messages_are_searched_as_typed(message: str, earlier: list[str]) -> None:
     assert complete_followup(message, earlier) == message
+
+
+def test_a_follow_up_about_another_subject_says_which_it_left() -> None:
+    assert follow_up("那行政助理呢?", [DIRECTOR]) == FollowUp(
+        "行政助理的直接上级是谁?", ("办公室主任", "行政助理")
+    )
+    assert follow_up("它的职责有哪些?", [DIRECTOR]).shift is None  # the same subject
 
 
 def test_without_a_previous_subject_only_the_connective_goes() -> None:
@@ -714,7 +721,8 @@ def page(library: Library, tmp_path: Path) -> Page:
 def test_a_follow_up_completed_past_the_limit_is_searched_as_typed(page: Page) -> None:
     earlier = "办公室主任" * 199 + "的职责"  # its subject alone is 995 characters
     history = [{"role": "user", "content": earlier}]
-    assert len(complete_followup("它每天做什么?", [earlier])) > MAX_QUESTION_CHARS
+    # Completed, it would be over the limit: it is searched as typed.
+    assert complete_followup("它每天做什么?", [earlier]) == "它每天做什么?"
     reply = page.respond("它每天做什么?", history, DEFAULT, _request())
     assert "qa-error" not in reply and "按上文理解为" not in reply
 
@@ -722,7 +730,7 @@ def test_a_follow_up_completed_past_the_limit_is_searched_as_typed(page: Page) -
 def test_a_question_the_engine_refuses_gets_a_chinese_reply(
     page: Page, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(question: str) -> None:
+    def refuse(question: str, **settings: object) -> None:
         raise QuestionError("the question is empty")
 
     monkeypatch.setattr(page.libraries.default.retriever, "ask", refuse)

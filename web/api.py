@@ -70,7 +70,7 @@ from retriever.bases import (
     NotABase,
 )
 from retriever.config import MAX_QUESTION_CHARS
-from retriever.followup import MAX_HISTORY, complete_followup
+from retriever.followup import MAX_HISTORY
 from retriever.trash import DISK_FULL_ERRNOS, document_names
 from web.access import Access, Identity, Role
 from web.feedback import MAX_COMMENT_CHARS, AnswerLog, Feedback, FeedbackError, export_zip
@@ -237,12 +237,11 @@ def api_router(
         _check_text(request.question, "the question")
         library = library_of(request.base, identity)
         retriever = retriever_of(library)
-        question = complete_followup(request.question, request.history)
         try:
-            answer = retriever.ask(question, request.k)
+            answer = retriever.ask(request.question, request.k, earlier=request.history)
         except QuestionError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        asked = request.question if question != request.question else None
+        asked = request.question if answer.question != request.question else None
         answer_id = answers.remember(answer, index=library.name, asked=asked)
         return {**answer.to_dict(), "answer_id": answer_id}
 

@@ -18,7 +18,7 @@ import gradio as gr
 from retriever import QuestionError
 from retriever.bases import DEFAULT, BaseError, BaseExists, NoSuchBase
 from retriever.config import MAX_QUESTION_CHARS
-from retriever.followup import MAX_HISTORY, complete_followup
+from retriever.followup import MAX_HISTORY
 from web.access import Access, Identity, Role
 from web.browser_uploads import BrowserUploads, browser_of
 from web.feedback import AnswerLog
@@ -52,7 +52,7 @@ WATCH_IDLE_SECONDS = 10.0
 
 
 def earlier_questions(history: Any) -> list[str]:
-    """The user's earlier messages in a chat history, oldest first, for complete_followup.
+    """The user's earlier messages in a chat history, oldest first, for follow-ups.
 
     The history comes from the client, so anything malformed is passed over, and so are
     messages too long to have been searched; only the last MAX_HISTORY count.
@@ -131,11 +131,8 @@ class Page:
         wait = self.limit.wait(request.client.host if request.client else "unknown")
         if wait:
             return error_html(self.limit.message(wait))
-        question = complete_followup(message, earlier_questions(history))
-        if question_problem(question):  # completed from a long earlier question, past the limit
-            question = message
         try:
-            answer = library.retriever.ask(question)
+            answer = library.retriever.ask(message, earlier=earlier_questions(history))
         except NotIndexed:
             running = library.state.running
             why = "正在建立索引，请稍后再问" if running else "还没有索引：请先上传文档"
@@ -144,7 +141,7 @@ class Page:
             # Not reached while web/questions.py refuses all the engine refuses; should the
             # engine come to refuse more, its English reason is for the API, not the page.
             return error_html("无法搜索这个问题，请换个说法再问")
-        asked = message if question != message else None
+        asked = message if answer.question != message else None
         answer_id = None
         if self.answers is not None:
             answer_id = self.answers.remember(answer, index=library.name, asked=asked)
