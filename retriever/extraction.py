@@ -286,6 +286,14 @@ def command(kind: str) -> list[str]:
 
 
 def _pdf_text(data: bytes) -> Extracted:
+    """A PDF's text as its pages lay it out (pdfplumber): lines that a wrap or a page break cut
+    are one paragraph again, page headers, footers and numbers are dropped, and each table row
+    is a line "列：值；列：值" with its table's header, marked as a unit (see _pdf_assemble).
+
+    pypdf still opens the file first, under its stream limits: it says whether a password is
+    needed and counts the pages of the flattened page tree (pdfminer's walk skips a page listed
+    twice, so a tree that lists one page 10,000 times would pass its count).
+    """
     import pypdf
     from pypdf.errors import LimitReachedError
 
@@ -311,22 +319,637 @@ def _pdf_text(data: bytes) -> Extracted:
                     f"the PDF has {len(reader.pages)} pages, over the limit of {PDF_MAX_PAGES} "
                     "for one file; split it into smaller files"
                 )
-            pages, chars = [], 0
-            for page in reader.pages:
-                pages.append((page.extract_text() or "").translate(RADICALS).strip())
-                chars += len(pages[-1])
-                _check_length(chars)  # stop as soon as the text is too long
-        except LimitReachedError as error:
+            if len(reader.pages) > PDF_LAYOUT_MAX_PAGES:
+                pages = _pdf_plain_pages(reader)
+            else:
+                pages = _pdf_layout_pages(data)
+        except (LimitReachedError, _StreamTooLarge) as error:
             raise ExtractionError(
                 "the PDF goes past the reader's safety limits (a stream that unpacks to over "
                 f"{PDF_MAX_STREAM_BYTES // 1_000_000} MB, or structures too large or deep); "
                 "it looks built to exhaust memory",
                 str(error),
             ) from None
-    text = "\n\n".join(page for page in pages if page)
-    if not text:
+    extracted = _pdf_assemble(pages)
+    if not extracted.text:
         raise ExtractionError("the PDF has no text layer (a scan?); run OCR on it first")
-    return Extracted(text)
+    return extracted
+
+
+# --- PDF layout: lines, tables, page margins, read by pdfplumber -------------------------------
+
+# Past this many pages a PDF is read by pypdf as plain text, as before pdfplumber: its lines
+# joined by their punctuation and length alone, page headers and numbers dropped by their
+# repeats, no table found. pdfminer (under pdfplumber) parses pages in pure Python: 0.09 s of
+# CPU a dense page of Chinese here, against pypdf's 0.06 s, and twice that in wall time on a
+# busy machine. So 1,000 pages would take 90–180 s, past EXTRACT_SECONDS; 300 take 27–55 s.
+PDF_LAYOUT_MAX_PAGES = 300
+
+# Ruled tables only: cells bounded by drawn lines or rectangles (an office suite's table rules,
+# the borders Chromium prints for an HTML table). Tables found from text alignment alone are
+# as often two columns of prose or a form's labels; they stay lines of text.
+_PDF_TABLE_SETTINGS = {"vertical_strategy": "lines", "horizontal_strategy": "lines"}
+# Tables are looked for among a page's lines and rectangles: 4,000 take find_tables a second
+# here. A page that draws more is a drawing, not a table (Chromium draws 2–3 rectangles a cell),
+# and past the budget a file's further pages are read as text alone: a file of drawings would
+# otherwise take minutes, where pypdf took seconds.
+_PDF_MAX_PAGE_RULES = 5_000
+_PDF_MAX_FILE_RULES = 100_000
+# What starts a list item, a numbered clause or a caption: such a line never continues the line
+# above it. The named groups are the kinds of list numbering (_pdf_item_kind).
+_PDF_ITEM = re.compile(
+    r"(?P<bullet>[•·●○◦◆◇■□▪▫▸►‣⁃]\s*|[-–—*]\s+)"
+    r"|(?P<number>\d{1,3}(?:[.．、](?!\d)|[)）]))"
+    r"|(?P<paren>[(（]\d{1,3}[)）])"
+    r"|(?P<hanparen>[(（][一二三四五六七八九十]{1,3}[)）])"
+    r"|(?P<han>[一二三四五六七八九十]{1,3}、)"
+    r"|(?P<circled>[\u2460-\u2473])"
+)
+_PDF_BLOCK_START = re.compile(
+    rf"{_PDF_ITEM.pattern}"
+    r"|第[一二三四五六七八九十百零〇\d]{1,5}[编篇部章节条]"
+    r"|[表图]\s*[\d一二三四五六七八九十]|附件|注[:：]"
+)
+# A line ending one of these ends its sentence, so the next line starts a new one.
+_PDF_SENTENCE_END = re.compile(r"[。！？；：…!?;:][”’」』）)\]】\"']*$")
+# Page numbers as printers write them: 3, - 3 -, 第 3 页, 第3页 共10页, 3 / 10, Page 3 of 10, iv.
+_PDF_PAGE_NUMBER = re.compile(
+    r"[-–—－~\s]*\d{1,4}[-–—－~\s]*"
+    r"|第\s*[\d一二三四五六七八九十百]{1,4}\s*页(?:\s*[,，/、]?\s*共\s*\d{1,4}\s*页)?"
+    r"|共\s*\d{1,4}\s*页\s*[,，/、]?\s*第\s*\d{1,4}\s*页"
+    r"|\d{1,4}\s*/\s*\d{1,4}"
+    r"|(?:[Pp]age|PAGE|[Pp]\.)\s*\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?"
+    r"|[ivxlc]{1,7}|[IVXLC]{1,7}"
+)
+# Chromium's own print header (date and time, then the page's title) and footer (the page's
+# address, then "2/3"), printed unless the printer turns them off.
+_PDF_BROWSER_HEADER = re.compile(
+    r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}[, ]+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp][Mm])?(?:\s.*)?"
+)
+_PDF_BROWSER_FOOTER = re.compile(r"(?:\S*(?::/|\.html?\b|about:)\S*\s*)?\d{1,4}\s*/\s*\d{1,4}")
+# Page headers and footers sit in the top and bottom eighth of a page, among its first and
+# last lines; one is dropped when it repeats (digits aside) on this share of the pages.
+_PDF_MARGIN = 0.12
+_PDF_MARGIN_LINES = 3
+_PDF_REPEATED_SHARE = 0.4
+# A character that pdfminer could not map to Unicode comes out as "(cid:123)": no text.
+_PDF_CID = re.compile(r"\(cid:\d+\)")
+_PDF_BOLD = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
+# Characters as they are meant: Kangxi radicals as their ideographs (RADICALS), and the Latin
+# ligatures fonts draw (Chromium prints "office" with ﬃ) as their letters. The text is made of
+# the folded characters, so offsets into it are unchanged by the folding.
+_PDF_FOLDED = {**RADICALS, 0xFB00: "ff", 0xFB01: "fi", 0xFB02: "fl", 0xFB03: "ffi", 0xFB04: "ffl"}
+
+
+class _StreamTooLarge(Exception):
+    """A PDF stream that unpacks to over PDF_MAX_STREAM_BYTES, stopped as it unpacks."""
+
+
+@dataclass
+class _PdfLine:
+    """One line of text on a page, placed in points from the page's top left. A line of plain
+    text (pypdf's) is placed by its characters alone: x1 its width, in half-characters of
+    Chinese (a Latin letter is one), and top and bottom 0."""
+
+    text: str
+    order: int = 0  # where its first character is drawn in the page's content
+    x0: float = 0.0
+    x1: float = 0.0
+    top: float = 0.0
+    bottom: float = 0.0
+    size: float = 0.0  # its characters' font size
+    lead: float = 0.0  # the width of its first word (of its first character in Chinese)
+    edge: float = 0.0  # where full lines of its column end
+
+
+@dataclass
+class _PdfTable:
+    """A ruled table of two or more columns: its first row is the header of the others."""
+
+    header: list[str]
+    rows: list[list[str]]  # a merged cell's text in each place it covers
+    columns: list[float]  # each column's left edge, to know the same table on the next page
+    order: int
+    top: float
+    bold_header: bool  # the first row is bold and the second is not
+    caption: str = ""
+
+
+@dataclass
+class _PdfPage:
+    lines: list[_PdfLine]
+    tables: list[_PdfTable]
+    height: float | None = None  # None: plain text, no layout
+    chars: int = 0  # in its lines, to stop reading as soon as a file holds too much text
+    rules: int = 0  # the lines and rectangles that tables were looked for among
+
+
+def _bound_pdfminer_streams() -> None:
+    """Make pdfminer unpack streams under PDF_MAX_STREAM_BYTES, as pypdf does under its limits.
+
+    pdfminer has no cap of its own: the 200 KB deflate bomb of tests/test_reader_safety.py took
+    200 MB and seconds. Its decoders are replaced in this process (the child) by ones that stop
+    past the limit; a damaged deflate stream still gives what unpacked before the damage, as
+    pdfminer's own decompress_corrupted does.
+    """
+    import types
+    import zlib
+
+    from pdfminer import pdftypes
+    from pdfminer.lzw import LZWDecoder
+
+    def checked(out: bytearray) -> None:
+        if len(out) > PDF_MAX_STREAM_BYTES:
+            raise _StreamTooLarge(f"a stream unpacks to over {PDF_MAX_STREAM_BYTES} bytes")
+
+    def inflate(data: bytes) -> bytes:
+        inflater, out, step = zlib.decompressobj(), bytearray(), 1 << 16
+        for start in range(0, len(data), step):
+            chunk, saved = data[start : start + step], inflater.copy()
+            try:
+                out += inflater.decompress(chunk, PDF_MAX_STREAM_BYTES + 1 - len(out))
+            except zlib.error:  # damaged: keep what the bytes before the damage give
+                for byte in chunk:
+                    try:
+                        out += saved.decompress(bytes((byte,)))
+                    except zlib.error:
+                        break
+                    checked(out)
+                break
+            checked(out)
+            if inflater.eof:
+                break
+        return bytes(out)
+
+    def unpack_lzw(data: bytes) -> bytes:
+        out = bytearray()
+        for piece in LZWDecoder(io.BytesIO(data)).run():
+            out += piece
+            checked(out)
+        return bytes(out)
+
+    def unpack_run_length(data: bytes) -> bytes:
+        out, at = bytearray(), 0
+        while at < len(data) and data[at] != 128:
+            length = data[at]
+            if length < 128:
+                out += data[at + 1 : at + 2 + length]
+                at += length + 2
+            else:
+                out += data[at + 1 : at + 2] * (257 - length)
+                at += 2
+            checked(out)
+        return bytes(out)
+
+    pdftypes.zlib = types.SimpleNamespace(
+        decompress=inflate, decompressobj=zlib.decompressobj, error=zlib.error
+    )
+    pdftypes.decompress_corrupted = inflate
+    pdftypes.lzwdecode = unpack_lzw
+    pdftypes.rldecode = unpack_run_length
+
+
+def _pdf_plain_pages(reader) -> list[_PdfPage]:
+    """Each page's lines as pypdf reads them, for PDFs past PDF_LAYOUT_MAX_PAGES: their widths
+    counted in characters, so that a line that ends short of the others still ends its
+    paragraph (a heading, a list item, a paragraph's last line)."""
+    pages, chars = [], 0
+    for page in reader.pages:
+        text = (page.extract_text() or "").translate(_PDF_FOLDED)
+        lines = []
+        for order, line in enumerate(filter(None, map(str.strip, text.splitlines()))):
+            widths = [2 if _is_cjk(char) else 1 for char in line]
+            word = re.match(r"\S+?(?=\s|$)", line) if widths[0] == 1 else None
+            lead = len(word[0]) if word else widths[0]
+            lines.append(_PdfLine(line, order, 0.0, sum(widths), size=2.0, lead=lead))
+        pages.append(_PdfPage(lines, []))
+        chars += len(text)
+        _check_length(chars)  # stop as soon as the text is too long
+    return pages
+
+
+def _pdf_layout_pages(data: bytes) -> list[_PdfPage]:
+    import pdfplumber
+    from pdfplumber.utils.exceptions import PdfminerException
+
+    _bound_pdfminer_streams()
+    pages, chars, rules = [], 0, _PDF_MAX_FILE_RULES
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            for page in pdf.pages:
+                pages.append(_pdf_page(page, rules))
+                rules -= pages[-1].rules
+                page.close()  # its characters and layout are no longer needed
+                chars += pages[-1].chars
+                _check_length(chars)
+    except PdfminerException as error:  # pdfplumber wraps what pdfminer raises
+        cause = error.args[0] if error.args else None
+        if isinstance(cause, (MemoryError, _StreamTooLarge)):
+            raise cause from None
+        raise
+    return pages
+
+
+def _pdf_page(page, budget: int) -> _PdfPage:
+    """A page's tables and the lines of text outside them, each in drawing order. Tables are
+    looked for where the page draws lines or rectangles, no more than `budget` of them."""
+    chars, rules = _pdf_chars(page)
+    ruled = 0 < rules <= min(_PDF_MAX_PAGE_RULES, budget)
+    tables, boxes = [], []
+    for found in page.find_tables(_PDF_TABLE_SETTINGS) if ruled else ():
+        table = _pdf_table(found, chars)
+        if table is not None:
+            tables.append(table)
+            boxes.append(found.bbox)
+    outside = []
+    for order, char in enumerate(chars):
+        x, y = (char["x0"] + char["x1"]) / 2, (char["top"] + char["bottom"]) / 2
+        inside = next(
+            (i for i, box in enumerate(boxes) if box[0] <= x <= box[2] and box[1] <= y <= box[3]),
+            None,
+        )
+        if inside is None:
+            outside.append((order, char))
+        else:
+            tables[inside].order = min(tables[inside].order, order)
+    lines = _pdf_lines(outside)
+    text = sum(len(line.text) for line in lines)
+    return _PdfPage(lines, tables, page.height, text, rules if ruled else 0)
+
+
+def _pdf_chars(page) -> tuple[list[dict], int]:
+    """A page's characters in drawing order, placed as pdfplumber places them (from the top of
+    the page), and how many lines, rectangles and curves it draws, as a ruled table needs.
+
+    They are read from pdfminer's layout of the page, not from pdfplumber's page.chars: that
+    turns every object of the page into a dictionary of some 20 attributes, a fifth of the
+    time a page takes. find_tables does so still, on pages that draw lines.
+    """
+    from pdfminer.layout import LTChar, LTContainer, LTCurve
+
+    height, (left, top) = page.height, page.mediabox[:2]
+    chars, rules = [], 0
+    pending = [iter(page.layout)]
+    while pending:  # figures (form XObjects) hold objects of their own; no recursion
+        item = next(pending[-1], None)
+        if item is None:
+            pending.pop()
+        elif isinstance(item, LTChar):
+            text = item.get_text()
+            if not _PDF_CID.fullmatch(text):
+                chars.append(
+                    {
+                        "text": text,
+                        "x0": item.x0 + left,
+                        "x1": item.x1 + left,
+                        "top": height - item.y1 + top,
+                        "bottom": height - item.y0 + top,
+                        "size": item.size,
+                        "fontname": item.fontname,
+                    }
+                )
+        elif isinstance(item, LTCurve):  # lines and rectangles too
+            rules += 1
+        elif isinstance(item, LTContainer):
+            pending.append(iter(item))
+    return chars, rules
+
+
+def _pdf_table(found, chars: list[dict]) -> _PdfTable | None:
+    """A table's cells as text, merged cells resolved; None for a box of one column (a framed
+    paragraph or note: its text is read as lines)."""
+    grid = found.extract()
+    columns = sorted({cell[0] for cell in found.cells})
+    if len(columns) < 2 or not grid:
+        return None
+    values: list[list[str]] = []
+    for row, texts in zip(found.rows, grid, strict=True):
+        line: list[str] = []
+        top = row.bbox[1]
+        for column, (cell, text) in enumerate(zip(row.cells, texts, strict=True)):
+            if cell is not None:
+                line.append(_pdf_cell_text(text))
+                continue
+            # A place that a merged cell covers takes its text, as Word's merged cells do
+            # (_docx_text): from the row above (a category over several rows holds for each)
+            # or from the cell on the left (a header over two columns names both).
+            x = columns[column]
+            cover = next(
+                (c for c in found.cells if c[0] <= x + 1 < c[2] and c[1] <= top + 1 < c[3]),
+                None,
+            )
+            if cover is not None and cover[1] < top - 1 and values:
+                line.append(values[-1][column])
+            elif cover is not None and cover[0] < x - 1 and line:
+                line.append(line[-1])
+            else:
+                line.append("")
+        values.append(line)
+    bold = [_pdf_bold_share(chars, row.bbox) > 0.6 for row in found.rows[:2]]
+    return _PdfTable(
+        values[0],
+        values[1:],
+        columns,
+        order=len(chars),
+        top=found.bbox[1],
+        bold_header=bold[0] and not bold[-1],
+    )
+
+
+def _pdf_cell_text(text: str | None) -> str:
+    lines = _PDF_CID.sub("", (text or "").translate(_PDF_FOLDED)).split("\n")
+    joined = ""
+    for line in (line.strip() for line in lines):
+        if line:
+            joined = _pdf_joined(joined, line) if joined else line
+    return joined
+
+
+def _pdf_bold_share(chars: list[dict], box: tuple[float, float, float, float]) -> float:
+    x0, top, x1, bottom = box
+    inside = [
+        char["fontname"]
+        for char in chars
+        if x0 <= char["x0"] and char["x1"] <= x1 and top <= char["top"] and char["bottom"] <= bottom
+    ]
+    return sum(bool(_PDF_BOLD.search(name)) for name in inside) / max(len(inside), 1)
+
+
+def _is_cjk(char: str) -> bool:
+    """Chinese, Japanese and Korean characters and their punctuation: no space between them."""
+    code = ord(char)
+    return (
+        0x2E80 <= code <= 0x9FFF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+        or 0xFE30 <= code <= 0xFE4F
+        or 0xFF00 <= code <= 0xFFEF
+        or code >= 0x20000
+        or char in "“”‘’—…·"
+    )
+
+
+def _pdf_lines(chars: list[tuple[int, dict]]) -> list[_PdfLine]:
+    """Characters in drawing order as lines: a line goes on while the next character sits on
+    its baseline band to the right of it. A space goes where the PDF draws one, or where the gap
+    is a word space (a fifth of the font size; in Chinese, more than half a character)."""
+    lines: list[_PdfLine] = []
+    texts: list[str] = []
+    sizes: list[float] = []
+    line: _PdfLine | None = None
+    last, space, lead_open = None, False, False
+
+    def finish() -> None:
+        if line is not None and texts:
+            line.text = "".join(texts).strip()
+            line.size = sorted(sizes)[len(sizes) // 2]
+            if line.text:
+                lines.append(line)
+
+    for order, char in chars:
+        text = char["text"].translate(_PDF_FOLDED)
+        x0, x1, top, bottom = char["x0"], char["x1"], char["top"], char["bottom"]
+        size = char["size"] or (bottom - top) or 1.0
+        if line is not None and last is not None:
+            height = min(bottom - top, line.bottom - line.top) or size
+            overlap = min(bottom, line.bottom) - max(top, line.top)
+            width = last["x1"] - last["x0"]
+            if text == last["text"] and abs(x0 - last["x0"]) < min(0.15 * size, 0.5 * width):
+                continue  # drawn twice over itself (a bold effect)
+            if overlap >= 0.5 * height and x0 >= last["x1"] - 0.5 * size:
+                if text.isspace():
+                    space = True
+                    continue
+                cjk = _is_cjk(last["text"][-1]) and _is_cjk(text[0])
+                if space or x0 - last["x1"] > (0.6 if cjk else 0.2) * size:
+                    texts.append(" ")
+                    lead_open = False
+                texts.append(text)
+                sizes.append(size)
+                line.x1 = max(line.x1, x1)
+                if lead_open:
+                    line.lead = x1 - line.x0
+                    lead_open = not _is_cjk(text[0])
+                last, space = char, False
+                continue
+        if text.isspace():
+            continue
+        finish()
+        line = _PdfLine("", order, x0, x1, top, bottom, lead=x1 - x0)
+        texts, sizes = [text], [size]
+        last, space, lead_open = char, False, not _is_cjk(text[0])
+    finish()
+    return lines
+
+
+def _pdf_edges(lines: list[_PdfLine]) -> None:
+    """Where full lines end, for each line: among the page's lines above or below it (its
+    column, in a page of columns), the right end that a tenth of them pass."""
+    if len(lines) > 300:  # a page of labels (a chart, a map): one edge for them all
+        ends = sorted((line.x1 for line in lines), reverse=True)
+        for line in lines:
+            line.edge = ends[len(ends) // 10]
+        return
+    for line in lines:
+        ends = sorted(
+            (other.x1 for other in lines if other.x0 <= line.x1 and other.x1 >= line.x0),
+            reverse=True,
+        )
+        line.edge = ends[len(ends) // 10]
+
+
+def _pdf_drop_margins(pages: list[_PdfPage]) -> None:
+    """Drop page headers, footers and page numbers: lines among a page's first and last few,
+    in its top or bottom margin, that repeat on many pages (digits aside) or are a page number
+    or Chromium's print header or footer. In plain text, pypdf's, the first and last two lines
+    of a page are taken for its margins, and Chromium's header may be among either (it is
+    drawn last)."""
+    candidates = []
+    repeats: dict[tuple[str, str], int] = {}
+    for page in pages:
+        found = []
+        if page.height is None:
+            ordered = page.lines
+            found += [("top", line) for line in ordered[:2]]
+            found += [("bottom", line) for line in ordered[2:][-2:]]
+        else:
+            ordered = sorted(page.lines, key=lambda line: line.top)
+            found += [
+                ("top", line)
+                for line in ordered[:_PDF_MARGIN_LINES]
+                if line.bottom <= _PDF_MARGIN * page.height
+            ]
+            found += [
+                ("bottom", line)
+                for line in ordered[-_PDF_MARGIN_LINES:]
+                if line.top >= (1 - _PDF_MARGIN) * page.height
+            ]
+        keys = {(side, re.sub(r"\d+", "#", re.sub(r"\s+", "", line.text))) for side, line in found}
+        for key in keys:
+            repeats[key] = repeats.get(key, 0) + 1
+        candidates.append(found)
+    needed = max(2, _PDF_REPEATED_SHARE * len(pages))
+    for page, found in zip(pages, candidates, strict=True):
+        dropped, plain = set(), page.height is None
+        for side, line in found:
+            key = (side, re.sub(r"\d+", "#", re.sub(r"\s+", "", line.text)))
+            header = side == "top" or plain
+            footer = side == "bottom" or plain
+            if (
+                repeats[key] >= needed
+                or _PDF_PAGE_NUMBER.fullmatch(line.text)
+                or (header and _PDF_BROWSER_HEADER.fullmatch(line.text))
+                or (footer and _PDF_BROWSER_FOOTER.fullmatch(line.text))
+            ):
+                dropped.add(id(line))
+        page.lines = [line for line in page.lines if id(line) not in dropped]
+
+
+def _pdf_joined(before: str, after: str) -> str:
+    """Two lines of one paragraph as one: no space between Chinese characters, a space between
+    Latin words, a word hyphenated over the line break whole again."""
+    if before.endswith("\u00ad"):  # a soft hyphen
+        return before[:-1] + after
+    if before.endswith("-") and before[-2:-1].isalpha() and after[:1].islower():
+        return before[:-1] + after
+    if _is_cjk(before[-1]) or _is_cjk(after[0]):
+        return before + after
+    return f"{before} {after}"
+
+
+def _pdf_continues(paragraph: _PdfParagraph, line: _PdfLine, same_page: bool, gap: float) -> bool:
+    """Whether `line` goes on `paragraph`: it does unless the paragraph's last line ends a
+    sentence, or `line` starts a list item, a numbered clause or a caption, or (on a laid-out
+    page) the font size changes, the last line ends short of its column's edge by more than
+    `line`'s first word, `line` is indented as a first line is, or a gap wider than the usual
+    one (`gap`, in font sizes) lies between them on the page.
+    """
+    last = paragraph.last
+    if _PDF_SENTENCE_END.search(last.text) or _PDF_BLOCK_START.match(line.text):
+        return False
+    size = max(last.size, line.size)
+    if abs(last.size - line.size) > 0.15 * size:
+        return False
+    if last.x1 + line.lead + 1.5 * last.size < last.edge:
+        return False
+    if line.x0 > last.x0 + line.size and not _PDF_ITEM.match(paragraph.first.text):
+        return False  # a hanging indent under a list item goes on; any other starts anew
+    if same_page and line.top > last.top:
+        return line.top - last.bottom <= (gap + 0.4) * size
+    return True
+
+
+def _pdf_gap(pages: list[_PdfPage]) -> float:
+    """The usual space between two lines of a paragraph, in font sizes: the median gap."""
+    gaps = []
+    for page in pages:
+        for above, below in zip(page.lines, page.lines[1:], strict=False):
+            if abs(above.size - below.size) > 0.1 * above.size:
+                continue
+            ratio = (below.top - above.bottom) / max(above.size, 1.0)
+            if below.top > above.top and 0 <= ratio < 2:
+                gaps.append(ratio)
+    return sorted(gaps)[len(gaps) // 2] if gaps else 0.5
+
+
+def _pdf_assemble(pages: list[_PdfPage]) -> Extracted:
+    """The text of read pages: paragraphs one line each, tables one line a row.
+
+    Lines join into paragraphs across line wraps and page breaks (_pdf_continues). A table that
+    a page starts with goes on the table the page before ended with where _pdf_table_goes_on
+    says so: a first row that repeats the header is then dropped, any other is a row. Runs of
+    two or more paragraphs numbered alike ("1." "2.", "（一）" "（二）", bullets) are list items.
+    """
+    _pdf_drop_margins(pages)
+    for page in pages:
+        _pdf_edges(page.lines)  # not counting the margins' lines, which span any width
+    gap = _pdf_gap(pages)
+    # Paragraphs as _PdfParagraph, tables as _PdfTable, each with the page it ends on.
+    blocks: list[tuple[_PdfParagraph | _PdfTable, int]] = []
+    for number, page in enumerate(pages):
+        items = sorted([*page.lines, *page.tables], key=lambda item: item.order)
+        for index, item in enumerate(items):
+            previous, on = blocks[-1] if blocks else (None, -1)
+            if isinstance(item, _PdfTable):
+                if (
+                    index == 0
+                    and on == number - 1
+                    and isinstance(previous, _PdfTable)
+                    and _pdf_table_goes_on(previous, item)
+                ):
+                    if _pdf_cells_key(item.header) != _pdf_cells_key(previous.header):
+                        previous.rows.append(list(item.header))
+                    previous.rows.extend(item.rows)
+                    blocks[-1] = (previous, number)
+                else:
+                    if isinstance(previous, _PdfParagraph) and on == number:
+                        item.caption = _pdf_caption(previous, item)
+                        previous.captions = bool(item.caption)
+                    blocks.append((item, number))
+            elif isinstance(previous, _PdfParagraph) and _pdf_continues(
+                previous, item, same_page=on == number, gap=gap
+            ):
+                previous.last = item
+                previous.text = _pdf_joined(previous.text, item.text)
+                blocks[-1] = (previous, number)
+            else:
+                blocks.append((_PdfParagraph(item, item, item.text), number))
+    return _pdf_text_of(blocks)
+
+
+@dataclass
+class _PdfParagraph:
+    first: _PdfLine
+    last: _PdfLine
+    text: str
+    captions: bool = False  # it is the caption of the table after it
+
+
+def _pdf_cells_key(cells: list[str]) -> list[str]:
+    return [re.sub(r"\s+", "", cell) for cell in cells]
+
+
+def _pdf_table_goes_on(previous: _PdfTable, table: _PdfTable) -> bool:
+    """Whether a table at the top of a page is the rest of the table that ended the page
+    before: as many columns, in the same places (within 6 points), and a first row that repeats
+    the header or is not a header (bold over plain rows, as the table before had)."""
+    if len(table.columns) != len(previous.columns) or any(
+        abs(a - b) > 6 for a, b in zip(table.columns, previous.columns, strict=True)
+    ):
+        return False
+    if _pdf_cells_key(table.header) == _pdf_cells_key(previous.header):
+        return True
+    return not (previous.bold_header and table.bold_header)
+
+
+def _pdf_caption(above: _PdfParagraph, table: _PdfTable) -> str:
+    """The paragraph right above a table on its page when it is the table's caption by its
+    look: short, and starting with 表 ("表1 住宿标准") or ending with a colon ("标准如下：")."""
+    near = table.top - above.last.bottom < 3 * above.last.size
+    return above.text.rstrip("：:") if near and _is_caption_label(above.text) else ""
+
+
+def _pdf_item_kind(text: str) -> str | None:
+    found = _PDF_ITEM.match(text)
+    return found.lastgroup if found else None
+
+
+def _pdf_text_of(blocks: list[tuple[_PdfParagraph | _PdfTable, int]]) -> Extracted:
+    out = _Lines()
+    kinds = [
+        _pdf_item_kind(block.text) if isinstance(block, _PdfParagraph) else None
+        for block, _ in blocks
+    ]
+    for index, (block, _) in enumerate(blocks):
+        if isinstance(block, _PdfParagraph):
+            kind = kinds[index]
+            around = kinds[index - 1 : index] + kinds[index + 1 : index + 2]
+            listed = kind is not None and kind in around
+            # A caption is marked as the Word and HTML readers mark it: never a heading.
+            out.add(block.text, kind="caption" if block.captions else "item" if listed else "")
+        else:
+            out.table([block.header, *block.rows], 1, block.caption)
+    return out.extracted()
 
 
 # Heading styles named in the writer's language, for files whose styles carry no outline level.

@@ -155,3 +155,56 @@ def unicode_pdf(text: str) -> bytes:
             b"<< /Length %d >>\nstream\n" % len(to_unicode) + to_unicode + b"\nendstream",
         ]
     )
+
+
+def layout_pdf(pages: list[list[tuple]]) -> bytes:
+    """A PDF of pages laid out by hand, in one font of any characters (at most 255 distinct).
+
+    Each page is a list of ("text", x, y, size, text) and ("line", x0, y0, x1, y1), in points
+    from the page's bottom left (612 x 792). The font's widths are 1 em for CJK characters,
+    0.25 em for a space and 0.5 em for others, and its ToUnicode map says which character each
+    code stands for (as in unicode_pdf), so a reader places every character where it is drawn.
+    """
+    texts = [item[4] for page in pages for item in page if item[0] == "text"]
+    chars = sorted(set("".join(texts)))
+    assert len(chars) <= 255, "one simple font holds at most 255 characters"
+    code = {char: number for number, char in enumerate(chars, start=1)}
+    widths = " ".join(
+        "1000" if ord(char) >= 0x2E80 else "250" if char == " " else "500" for char in chars
+    )
+    pairs = " ".join(f"<{code[char]:02X}> <{char.encode('utf-16-be').hex()}>" for char in chars)
+    to_unicode = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /T def "
+        "/CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange "
+        f"{len(chars)} beginbfchar {pairs} endbfchar endcmap "
+        "CMapName currentdict /CMap defineresource pop end end"
+    ).encode()
+    first = 3 + 2 * len(pages)  # the font's object number, after the pages and their contents
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(len(pages))), len(pages)),
+    ]
+    for number, page in enumerate(pages):
+        drawn = []
+        for item in page:
+            if item[0] == "text":
+                _, x, y, size, text = item
+                shown = "".join(f"{code[char]:02X}" for char in text)
+                drawn.append(f"BT /F1 {size} Tf {x} {y} Td <{shown}> Tj ET")
+            else:
+                _, x0, y0, x1, y1 = item
+                drawn.append(f"0.5 w {x0} {y0} m {x1} {y1} l S")
+        content = "\n".join(drawn).encode()
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (4 + 2 * number, first)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    objects.append(
+        # Not a standard font's name (as Helvetica): readers take a standard font's own widths.
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /LayoutSans /FirstChar 1 /LastChar %d "
+        b"/Widths [%s] /ToUnicode %d 0 R >>" % (len(chars), widths.encode(), first + 1)
+    )
+    objects.append(b"<< /Length %d >>\nstream\n" % len(to_unicode) + to_unicode + b"\nendstream")
+    return pdf_of(objects)
