@@ -28,7 +28,7 @@ from retriever.answer_rules import (
     numbers_in,
 )
 from retriever.answerability import AnswerCheck
-from retriever.chunking import split_sentences
+from retriever.chunking import Span, split_sentences
 from retriever.comparison import Side
 from retriever.corpus import normalize
 from retriever.embedding import Embedder
@@ -309,7 +309,7 @@ def _candidates(hits: list[Hit], indexes: list[int], *, opinions: bool) -> list[
     candidates = []
     for index in indexes:
         hit = hits[index]
-        for span in split_sentences(hit.text):
+        for span in _answer_units(hit.text):
             text = hit.text[span.start : span.end]
             # A clause that ends in a colon introduces what follows, and one that ends in
             # "..." is a truncated summary: neither reads as an answer on its own.
@@ -320,6 +320,30 @@ def _candidates(hits: list[Hit], indexes: list[int], *, opinions: bool) -> list[
                     (index, Quote(hit.start + span.start, hit.start + span.end, text))
                 )
     return candidates
+
+
+def _answer_units(text: str) -> list[Span]:
+    """What an answer may quote of a passage: its sentences, but a table row whole (its ；
+    separates the row's cells, not sentences: one cell alone does not say which row)."""
+    units = []
+    for line in _lines_of(text):
+        if is_row(text[line.start : line.end]):
+            units.append(line)
+        else:
+            units.extend(split_sentences(text, line.start, line.end))
+    return units
+
+
+def _lines_of(text: str) -> list[Span]:
+    """The non-blank lines of `text`, trimmed."""
+    spans, offset = [], 0
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped:
+            start = offset + line.index(stripped)
+            spans.append(Span(start, start + len(stripped)))
+        offset += len(line) + 1
+    return spans
 
 
 def _read(hits: list[Hit], candidate: _Candidate | tuple[int, Quote]) -> str:
@@ -368,14 +392,10 @@ def _whole_list(best: _Candidate, hits: list[Hit]) -> list[_Candidate]:
 
 def _line_quotes(hit: Hit) -> list[Quote]:
     """The non-empty lines of a passage, as quotes with their offsets in the file."""
-    quotes, offset = [], 0
-    for line in hit.text.split("\n"):
-        stripped = line.strip()
-        if stripped:
-            start = hit.start + offset + line.index(stripped)
-            quotes.append(Quote(start, start + len(stripped), stripped))
-        offset += len(line) + 1
-    return quotes
+    return [
+        Quote(hit.start + line.start, hit.start + line.end, hit.text[line.start : line.end])
+        for line in _lines_of(hit.text)
+    ]
 
 
 def _joined(chosen: list[_Candidate], numbering: dict[int, int]) -> str:
