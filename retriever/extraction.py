@@ -200,7 +200,8 @@ def _table_lines(rows: list[list[str]], header_rows: int) -> list[str]:
     Under a header each row is "列：值；列：值", so that a row found alone still says what its
     values are; empty cells are left out, and a pair repeated by a merged cell is written
     once. A table with no header (or nothing but one) is written as it reads: two columns as
-    "标签：值", wider rows as their cells separated by "；".
+    "标签：值", wider rows as their cells separated by "；". A row of one cell merged across
+    the whole table (注：…) is its text alone.
     """
     width = max(map(len, rows), default=0)
     rows = [row + [""] * (width - len(row)) for row in rows]
@@ -214,6 +215,9 @@ def _table_lines(rows: list[list[str]], header_rows: int) -> list[str]:
     ]
     lines = []
     for row in body:
+        if width > 1 and len(set(row)) == 1:
+            lines.append(row[0])  # one cell merged across the table: a note, not a row
+            continue
         if any(names):
             if row == head[-1]:
                 continue  # the header again, as converters repeat it on each page

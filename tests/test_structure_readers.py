@@ -407,3 +407,10 @@ def test_a_small_markdown_file_whose_header_fills_every_row_is_refused(monkeypat
     bomb = f"| {'名' * 1_000} |\n|---|\n" + "| 1 |\n" * 200
     with pytest.raises(CorpusError, match=r"over 100,000 characters of text"):
         extract_document(bomb.encode(), ".md", "bomb.md")
+
+
+def test_a_note_merged_across_the_table_is_written_once_not_as_pairs() -> None:
+    from retriever.extraction import _table_lines
+
+    rows = [["类别", "形式"], ["内部", "分享会"], ["注：每年不少于24学时。"] * 2]
+    assert _table_lines(rows, 1) == ["类别：内部；形式：分享会", "注：每年不少于24学时。"]
