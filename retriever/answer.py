@@ -25,6 +25,7 @@ from retriever.answer_rules import (
     is_item,
     is_opinion,
     is_row,
+    needs_subject,
     numbers_in,
 )
 from retriever.answerability import AnswerCheck
@@ -204,6 +205,7 @@ class Answerer:
                 for c in chosen
                 if new in (read := normalize(_read(hits, c))) or earlier not in read
             ] or chosen
+        chosen = _with_subjects(chosen, hits)
         # Cited passages are numbered in the order the answer first uses them, the rest
         # follow.
         chosen.sort(key=lambda candidate: (candidate.hit_index, candidate.quote.start))
@@ -320,6 +322,36 @@ def _candidates(hits: list[Hit], indexes: list[int], *, opinions: bool) -> list[
                     (index, Quote(hit.start + span.start, hit.start + span.end, text))
                 )
     return candidates
+
+
+def _with_subjects(chosen: list[_Candidate], hits: list[Hit]) -> list[_Candidate]:
+    """Each chosen sentence that opens without its subject (对所分管的工作全面负责) taken
+    together with the sentence before it in its paragraph, which names what it speaks of;
+    so that no line of an answer reads as a fragment. Quotes stay exact slices."""
+    taken = {(c.hit_index, c.quote.start) for c in chosen}
+    whole = []
+    for candidate in chosen:
+        hit, quote = hits[candidate.hit_index], candidate.quote
+        before = _sentence_before(hit, quote)
+        if (
+            before is not None
+            and (candidate.hit_index, hit.start + before.start) not in taken
+            and needs_subject(quote.text)
+        ):
+            start = hit.start + before.start
+            text = hit.text[before.start : quote.end - hit.start]
+            quote = Quote(start, quote.end, text)
+            candidate = _Candidate(candidate.hit_index, quote, candidate.score)
+        whole.append(candidate)
+    return whole
+
+
+def _sentence_before(hit: Hit, quote: Quote) -> Span | None:
+    """The sentence right before `quote` in the same line of its passage, if any."""
+    start = quote.start - hit.start
+    line_start = hit.text.rfind("\n", 0, start) + 1
+    sentences = split_sentences(hit.text, line_start, start)
+    return sentences[-1] if sentences else None
 
 
 def _answer_units(text: str) -> list[Span]:

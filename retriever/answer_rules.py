@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from retriever.corpus import normalize
+from retriever.words import posseg
 
 _OPINION = re.compile(
     r"我认为|我覺得|我觉得|我是这样认为|我是這樣認為|个人认为|個人認為|个人觉得|個人覺得|"
@@ -68,6 +69,24 @@ def is_item(line: str) -> bool:
 
 def is_row(line: str) -> bool:
     return bool(_ROW.match(line))
+
+
+# Word classes (jieba's tags) that open a sentence whose subject is in the sentence before:
+# a preposition (对/由/按…), a conjunction (并/但/而…), an adverb (也/还/则…); and pronouns
+# that point back (其/该/此).
+_DEPENDENT_OPENERS = ("p", "c", "d")
+_POINTING_BACK = frozenset("其该此它")
+
+
+def needs_subject(sentence: str) -> bool:
+    """Whether a sentence opens without saying what it speaks of, so that quoted alone it
+    reads as a fragment: 对所分管的工作全面负责。 A list item or a row says it itself."""
+    if is_item(sentence) or is_row(sentence):
+        return False
+    first = next(iter(posseg().cut(sentence.strip())), None)
+    if first is None:
+        return False
+    return first.flag.startswith(_DEPENDENT_OPENERS) or first.word in _POINTING_BACK
 
 
 def _chinese_to_int(text: str) -> int | None:

@@ -9,6 +9,7 @@ keyword search that misses. BM25 (retriever.backends.bm25s_lexical) and answers
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -26,6 +27,16 @@ _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 @lru_cache(maxsize=1)
+@functools.cache
+def posseg():
+    """jieba's part-of-speech cutter over the loaded dictionary; its word tags are read on
+    first use (about half a second), which only the answer rules ask for."""
+    load_jieba()
+    import jieba.posseg
+
+    return jieba.posseg.dt
+
+
 def load_jieba():
     """jieba, its default dictionary loaded (once per process), for whatever cuts words.
 

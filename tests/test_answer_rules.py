@@ -19,6 +19,7 @@ from retriever.answer_rules import (
     is_item,
     is_opinion,
     is_row,
+    needs_subject,
     numbers_in,
 )
 from retriever.comparison import compared
@@ -192,3 +193,18 @@ def test_an_answer_quotes_a_table_row_whole() -> None:
         "婚假须一次休完；",
         "不得拆分。",
     ]
+
+
+def test_sentences_that_open_without_their_subject() -> None:
+    for sentence in ("对所分管的工作全面负责。", "并在部门内做一次分享。", "由人力资源部审批。"):
+        assert needs_subject(sentence), sentence
+    for sentence in ("行政助理是隶属行政人事部门", "1. 提交申请", "假别：婚假；天数：3天"):
+        assert not needs_subject(sentence), sentence
+
+
+@pytest.mark.model
+def test_no_quote_reads_as_a_fragment(real_retriever: Retriever) -> None:
+    answer = real_retriever.ask("办公室主任和行政主管哪个大?")
+    quotes = [quote.text for citation in answer.citations for quote in citation.quotes]
+    assert any("对所分管的工作全面负责" in quote for quote in quotes), answer.answer
+    assert not any(needs_subject(quote) for quote in quotes), quotes
