@@ -1,8 +1,11 @@
-"""Text out of PDF, Word and HTML files, each read in a child process with bounded time and memory.
+"""Text out of PDF, Word, HTML and Markdown files, as structure: headings, table rows with
+their header, list items with their numbers (MarkedHeading, MarkedUnit).
 
-These formats are parsed by libraries (pypdf, python-docx, BeautifulSoup) that a damaged or
-crafted file can drive into any exception, minutes of work or gigabytes of memory: a 200 KB
-PDF holding a deflate stream of 200 MB, a 340 KB .docx that unpacks to 100 MB of XML. So
+PDF, Word and HTML (and long Markdown) are read in a child process with bounded time and
+memory: they are parsed by libraries (pdfplumber and pypdf, python-docx, BeautifulSoup,
+markdown-it-py) that a damaged or crafted file can drive into any exception, minutes of
+work or gigabytes of memory: a 200 KB PDF holding a deflate stream of 200 MB, a 340 KB
+.docx that unpacks to 100 MB of XML. So
 `extract` reads one file in a fresh Python process that is killed after EXTRACT_SECONDS and
 whose address space is capped at CHILD_MEMORY_BYTES, and every failure, whatever the library
 raised, comes back as an ExtractionError whose message is the reason in words.
