@@ -5,6 +5,7 @@ their levels, and every offset points into the text exactly."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import docx
 import pytest
@@ -414,3 +415,21 @@ def test_a_note_merged_across_the_table_is_written_once_not_as_pairs() -> None:
 
     rows = [["类别", "形式"], ["内部", "分享会"], ["注：每年不少于24学时。"] * 2]
     assert _table_lines(rows, 1) == ["类别：内部；形式：分享会", "注：每年不少于24学时。"]
+
+
+def test_a_question_about_one_row_is_answered_with_that_row_whole(
+    tmp_path: Path, hashing_embedder
+) -> None:
+    from retriever import Retriever
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "handbook.docx").write_bytes(handbook_docx())
+    Retriever.build(corpus, tmp_path / "index", embedder=hashing_embedder)
+    retriever = Retriever.load(tmp_path / "index", embedder=hashing_embedder)
+    answer = retriever.ask("产假有多少天")
+    quotes = [quote.text for citation in answer.citations for quote in citation.quotes]
+    assert WORD_LINES[4] in quotes, answer.answer  # the row, with its header, not one cell
+    [cited] = [c for c in answer.citations if WORD_LINES[4] in [q.text for q in c.quotes]]
+    assert cited.hit.heading == "员工手册 › 一、假期 › 表1 假期标准"
+    assert answer.answer.split("\n")[0].startswith(WORD_LINES[4])
