@@ -39,6 +39,8 @@ from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
 from web.limits import FeedbackLimit, QuestionLimit
 from web.locale import ChinesePage
 from web.page import (
+    CONFIRM_LABEL,
+    DELETE_LABEL,
     EDITORS_ONLY,
     MANAGERS_ONLY,
     WATCH_BUILD_SECONDS,
@@ -790,7 +792,7 @@ def test_the_index_line_follows_a_rebuild(page: Page, library: Library, tmp_path
 def test_the_page_creates_renames_and_deletes_knowledge_bases(page: Page) -> None:
     said, picker = page.create_base(" 制度 ", _request())
     assert "已新建知识库「制度」" in said and picker.value == "制度"
-    assert picker.choices == [(DEFAULT, DEFAULT), ("制度", "制度")]
+    assert picker.choices == [("默认知识库", DEFAULT), ("制度", "制度")]
     # A new base has no index: asking it says so, in Chinese; the default base still answers.
     assert "知识库「制度」还没有索引：请先上传文档" in page.respond("报销?", [], "制度", _request())
     assert "还没有索引" in page.index_line("制度", _request())[0]
@@ -798,12 +800,24 @@ def test_the_page_creates_renames_and_deletes_knowledge_bases(page: Page) -> Non
     for name, why in (("制度", "已经有叫「制度」的知识库了"), ("../etc", "不能作知识库的名称")):
         said, picker = page.create_base(name, _request())
         assert why in said and picker.value == DEFAULT
-    said, picker = page.rename_base("制度", "规章", _request())
+    said, picker, renamed = page.rename_base("制度", "规章", _request())
     assert "已改名为「规章」" in said and picker.value == "规章"
-    assert "没有叫「制度」的知识库" in page.respond("报销?", [], "制度", _request())
-    assert "默认知识库不能改名或删除" in page.delete_base(DEFAULT, _request())[0]
-    said, picker = page.delete_base("规章", _request())
+    assert json.loads(renamed) == {"from": "制度", "to": "规章"}  # for the saved conversations
+    assert page.rename_base("规章", "规章", _request())[2] == ""
+    assert "知识库「制度」已不存在" in page.respond("报销?", [], "制度", _request())
+    assert "默认知识库不能改名或删除" in page.delete_base(DEFAULT, None, _request())[0]
+    # The first click asks; a second within a few seconds deletes.
+    said, _, armed, button = page.delete_base("规章", None, _request())
+    assert "再点一次" in said and armed[0] == "规章" and button.value == CONFIRM_LABEL
+    assert [base.name for base in page.libraries.list()] == [DEFAULT, "规章"]
+    assert page.delete_base("规章", ["规章", armed[1] - 60], _request())[2][0] == "规章"
+    said, picker, armed, button = page.delete_base("规章", armed, _request())
     assert "已移到知识库回收站" in said and picker.value == DEFAULT
+    assert armed is None and button.value == DELETE_LABEL
+    # A conversation of the deleted base reopened: said, and no other base chosen for it.
+    assert page.bases(_request(), "规章").value == "规章"
+    assert "知识库「规章」已不存在" in page.state("规章", _request())[0]
+    assert "知识库「规章」已不存在" in page.respond("报销?", [], "规章", _request())
     assert [base.name for base in page.libraries.list()] == [DEFAULT]
     [entry] = page.libraries.trash()
     assert entry.name == "规章"

@@ -1313,7 +1313,7 @@ def test_a_reader_on_the_page_may_ask_but_not_edit(shared: Server) -> None:
             ("remove_document", [SOURCE, DEFAULT]),
             ("restore_document", ["20260101T000000Z-00000000", DEFAULT]),
             ("create_base", ["人事"]),
-            ("delete_base", [DEFAULT]),
+            ("delete_base", [DEFAULT, None]),
             ("restore_base", ["20260101T000000Z-00000000", "", DEFAULT]),
         ]:
             status, event, payload = gradio_call(reader, name, data)

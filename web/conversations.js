@@ -130,6 +130,32 @@
     return shown(conversation, base);
   }
 
+  // A knowledge base renamed on this page (web/page.py's rename_base hands over
+  // {"from": old, "to": new}): the conversations kept here that named it follow it. A base
+  // renamed elsewhere, or deleted, is not followed: reopening its conversation says so (the
+  // index line, web/page.py), and nothing is asked of another base until the user picks one.
+  function renamed(names) {
+    let change;
+    try {
+      change = JSON.parse(names || "null");
+    } catch {
+      return;
+    }
+    if (!change || typeof change.from !== "string" || typeof change.to !== "string") return;
+    const conversations = read();
+    let moved = 0;
+    for (const conversation of conversations) {
+      if (conversation.base === change.from) {
+        conversation.base = change.to;
+        moved += 1;
+      }
+    }
+    if (moved) {
+      write(conversations);
+      render();
+    }
+  }
+
   // While an answer is on its way, the question box is disabled.
   const busy = () => Boolean(document.querySelector("#question textarea")?.disabled);
 
@@ -247,5 +273,5 @@
     if (event.key === KEY) render();
   });
 
-  window.qaConversations = { restore, save, switched };
+  window.qaConversations = { renamed, restore, save, switched };
 }

@@ -9,6 +9,8 @@ say is said in Chinese.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,23 @@ NOBODY = Identity("", Role.READER, frozenset())
 # started, without a request every second from every open page.
 WATCH_BUILD_SECONDS = 1.0
 WATCH_IDLE_SECONDS = 10.0
+# The delete button of the bases, and what it says while it waits for a second click.
+DELETE_LABEL = "删除当前知识库"
+CONFIRM_LABEL = "确定删除？再点一次"
+CONFIRM_SECONDS = 5.0
+
+
+def base_label(name: str) -> str:
+    """A base as the picker shows it: the default one by what it is."""
+    return "默认知识库" if name == DEFAULT else name
+
+
+def gone_message(name: str) -> str:
+    """Said of a base that is not there any more, where a conversation of it is shown."""
+    return (
+        f"知识库「{name[:80]}」已不存在（也许被删除，或被改了名）："
+        "这个对话不会转去问别的知识库；请在上面的「知识库」里选一个，再继续提问。"
+    )
 
 
 def earlier_questions(history: Any) -> list[str]:
@@ -94,6 +113,7 @@ class Page:
         limit: QuestionLimit,
         uploads: BrowserUploads,
         answers: AnswerLog | None = None,
+        examples: list[str] | None = None,
     ) -> None:
         self.libraries = libraries
         self.access = access
@@ -101,6 +121,8 @@ class Page:
         self.uploads = uploads
         # Answers remembered for 👍/👎 (web/feedback.py); without it, answers have no buttons.
         self.answers = answers
+        # The example questions under the empty chat: about the starting (default) documents.
+        self.examples = list(examples or [])
 
     def _identity(self, request: gr.Request) -> Identity | None:
         return self.access.user(request.username)
@@ -124,6 +146,8 @@ class Page:
         try:
             library = self._library(base, identity)
         except BaseError as error:
+            if isinstance(error, NoSuchBase):
+                return error_html(gone_message(str(base)))
             return error_html(base_error(error, str(base)))
         problem = question_problem(message)
         if problem:
@@ -159,7 +183,7 @@ class Page:
         try:
             library = self._library(base, self._identity(request))
         except BaseError as error:
-            return error_html(base_error(error, str(base))), gr.Timer(WATCH_IDLE_SECONDS)
+            return self._base_problem(error, base), gr.Timer(WATCH_IDLE_SECONDS)
         state = library.state
         again = WATCH_BUILD_SECONDS if state.running else WATCH_IDLE_SECONDS
         return _info(library), gr.Timer(again)
@@ -169,11 +193,32 @@ class Page:
         return gr.Timer(WATCH_BUILD_SECONDS)
 
     def bases(self, request: gr.Request, chosen: str = DEFAULT) -> Any:
-        """The knowledge base picker: every base the caller may use, `chosen` selected if it
-        is one of them, else the first."""
+        """The knowledge base picker: every base the caller may use (the default one shown as
+        默认知识库), `chosen` selected if it is one of them. A `chosen` that is no base (any
+        more: deleted, or renamed elsewhere) stays chosen, so that nothing is asked of another
+        base until the user picks one: the index line says it is gone. Else the first."""
         names = self._usable(request)
-        return gr.Dropdown(
-            choices=names, value=chosen if chosen in names else (names[0] if names else None)
+        choices = [(base_label(name), name) for name in names]
+        if chosen in names or self._missing(chosen):
+            return gr.Dropdown(choices=choices, value=chosen)
+        return gr.Dropdown(choices=choices, value=names[0] if names else None)
+
+    def _missing(self, base: object) -> bool:
+        """Whether `base` names a base that does not exist (a stale conversation's)."""
+        if not isinstance(base, str) or not base or base == DEFAULT:
+            return False
+        return base not in {known.name for known in self.libraries.list()}
+
+    def base_changed(self, base: str) -> tuple[Any, Any, Any]:
+        """What follows the chosen base: the chat's example questions (the starting
+        documents', so in the default base only), and the rename and delete buttons, which
+        the default base does not have."""
+        default = base == DEFAULT
+        deletable = isinstance(base, str) and bool(base) and not default
+        return (
+            gr.Chatbot(examples=[{"text": q} for q in self.examples] if default else None),
+            gr.Button(interactive=deletable),
+            gr.Button(value=DELETE_LABEL, interactive=deletable),
         )
 
     def _usable(self, request: gr.Request) -> list[str]:
@@ -190,6 +235,10 @@ class Page:
         try:
             library = self._library(base, identity)
         except BaseError as error:
+            if isinstance(error, NoSuchBase):
+                # Gone (a conversation of a deleted or renamed base): said, and nothing else
+                # is chosen in its place.
+                return (self._base_problem(error, base), *_nothing())
             gr.Warning(base_error(error, str(base)))
             usable = self._usable(request)
             if not usable:
@@ -326,13 +375,49 @@ class Page:
         """Create a knowledge base named `name` and choose it; say what happened."""
         return self._change_bases(request, DEFAULT, name, "create")
 
-    def rename_base(self, base: str, name: str, request: gr.Request) -> tuple[str, Any]:
-        """Rename the chosen base to `name`."""
-        return self._change_bases(request, base, name, "rename")
+    def rename_base(self, base: str, name: str, request: gr.Request) -> tuple[str, Any, str]:
+        """Rename the chosen base to `name`; with what happened and the picker, the old and
+        new names as JSON ({"from": …, "to": …}, or "" when nothing was renamed), for the
+        conversations this browser keeps (web/conversations.js) to follow the base."""
+        message, picker = self._change_bases(request, base, name, "rename")
+        new = (name or "").strip()
+        done = new != base and self._missing(base) and not self._missing(new)
+        return message, picker, json.dumps({"from": base, "to": new}) if done else ""
 
-    def delete_base(self, base: str, request: gr.Request) -> tuple[str, Any]:
-        """Move the chosen base to the bases' trash, and choose the default base."""
-        return self._change_bases(request, base, "", "delete")
+    def delete_base(self, base: str, armed: Any, request: gr.Request) -> tuple[str, Any, Any, Any]:
+        """Move the chosen base to the bases' trash, and choose the default base: on a second
+        click within CONFIRM_SECONDS (`armed` holds the base and the time of the first), the
+        first only asks. With what happened and the picker, the next `armed` and the button."""
+        now = time.monotonic()
+        confirmed = (
+            isinstance(armed, list | tuple)
+            and len(armed) == 2
+            and armed[0] == base
+            and isinstance(armed[1], int | float)
+            and 0 <= now - armed[1] <= CONFIRM_SECONDS
+        )
+        identity = self._identity(request)
+        manager = identity is not None and identity.manages_bases
+        if not confirmed and manager and base != DEFAULT and not self._missing(base):
+            message = (
+                f"要删除知识库「{str(base)[:80]}」吗？它会移到知识库回收站（可以恢复）。"
+                f"{CONFIRM_SECONDS:.0f} 秒内再点一次「确定删除」。"
+            )
+            return outcomes_html([], message), gr.skip(), [base, now], gr.Button(CONFIRM_LABEL)
+        message, picker = self._change_bases(request, base, "", "delete")
+        return message, picker, None, gr.Button(DELETE_LABEL)
+
+    def disarm(self, armed: Any) -> tuple[Any, Any]:
+        """The delete button as it was, once its second click is no longer awaited."""
+        waiting = (
+            isinstance(armed, list | tuple)
+            and len(armed) == 2
+            and isinstance(armed[1], int | float)
+            and time.monotonic() - armed[1] < CONFIRM_SECONDS
+        )
+        if waiting:
+            return gr.skip(), gr.skip()  # clicked again meanwhile
+        return None, gr.Button(DELETE_LABEL)
 
     def restore_base(
         self, entry_id: str | None, name: str, base: str, request: gr.Request
@@ -381,6 +466,12 @@ class Page:
             if action == "restore" and isinstance(error, BaseExists):
                 message += "；或在名称框里填一个新名称再恢复"
             return outcomes_html([], message), self.bases(request, base)
+
+    def _base_problem(self, error: BaseError, base: object) -> str:
+        """The index line for a base that cannot be used."""
+        if isinstance(error, NoSuchBase):
+            return error_html(gone_message(str(base)))
+        return error_html(base_error(error, str(base)))
 
     def _library(self, base: str | None, identity: Identity | None) -> Library:
         """The Library of the chosen base; raises a BaseError (retriever.bases,

@@ -31,7 +31,7 @@ from web.libraries import Libraries
 from web.library import Library
 from web.limits import BodyLimit, FeedbackLimit, QuestionLimit
 from web.locale import LABELS, ChinesePage
-from web.page import WATCH_IDLE_SECONDS, Page
+from web.page import CONFIRM_SECONDS, DELETE_LABEL, WATCH_IDLE_SECONDS, Page, base_label
 from web.preview import BasePreviews, Previews
 from web.settings import Settings
 from web.uploads import UPLOAD_SUFFIXES
@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     libraries = Libraries(library, settings.bases_folder, max_bases=settings.max_bases)
     previews = BasePreviews(libraries, Previews(library))
-    page = Page(libraries, access, limit, uploads, answers)
+    page = Page(libraries, access, limit, uploads, answers, examples=EXAMPLES)
 
     demo = _page(page, Citations(access, previews, feedback))
     # Whatever an event asks, Gradio copies and serves no file outside its upload folder.
@@ -165,7 +165,7 @@ def _page(page: Page, citations: Citations) -> gr.Blocks:
                 # Custom values, because a Gradio API client has no page load to fill in the
                 # choices; every handler checks the name it gets.
                 base = gr.Dropdown(
-                    [DEFAULT],
+                    [(base_label(DEFAULT), DEFAULT)],
                     value=DEFAULT,
                     label="知识库",
                     elem_id="base",
@@ -184,10 +184,17 @@ def _page(page: Page, citations: Citations) -> gr.Blocks:
                     )
                     with gr.Row():
                         create_button = gr.Button("新建", elem_id="create-base")
-                        rename_button = gr.Button("把当前知识库改成这个名称", elem_id="rename-base")
-                        delete_button = gr.Button(
-                            "删除当前知识库", variant="stop", elem_id="delete-base"
+                        # Not for the default base, which is chosen at first (page.base_changed).
+                        rename_button = gr.Button(
+                            "把当前知识库改成这个名称", elem_id="rename-base", interactive=False
                         )
+                        delete_button = gr.Button(
+                            DELETE_LABEL, variant="stop", elem_id="delete-base", interactive=False
+                        )
+                    # A rename's old and new names, for the conversations kept in the browser;
+                    # the base the delete button's first click asked about, and when.
+                    renamed = gr.Textbox(visible=False)
+                    armed = gr.State(None)
                     with gr.Row():
                         # Custom values, like the document choices below: page.restore_base
                         # checks the id it gets.
@@ -242,21 +249,47 @@ def _page(page: Page, citations: Citations) -> gr.Blocks:
         switched.then(page.bases, inputs=base, outputs=base, api_visibility="private").then(
             page.state, inputs=base, outputs=state, api_visibility="private"
         )
+        quietly = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
+        # Whatever chose the base: the examples (the default base's only), and the rename and
+        # delete buttons (not for the default base) follow it.
+        base.change(
+            page.base_changed,
+            inputs=base,
+            outputs=[talk.chatbot, rename_button, delete_button],
+            **quietly,
+        )
         # A base chosen, created, renamed or deleted: the side shows that base's documents.
         base.input(page.state, inputs=base, outputs=state, api_visibility="private")
         for button, handler, inputs in (
             (create_button, page.create_base, [base_name]),
-            (rename_button, page.rename_base, [base, base_name]),
-            (delete_button, page.delete_base, [base]),
             (restore_base_button, page.restore_base, [deleted_bases, base_name, base]),
         ):
             button.click(
                 handler, inputs=inputs, outputs=[base_outcome, base], concurrency_id="bases"
             ).then(page.state, inputs=base, outputs=state, api_visibility="private")
+        # A rename: the conversations kept in this browser follow the base to its new name.
+        rename_button.click(
+            page.rename_base,
+            inputs=[base, base_name],
+            outputs=[base_outcome, base, renamed],
+            concurrency_id="bases",
+        ).then(None, inputs=renamed, js="(r) => qaConversations.renamed(r)", **quietly).then(
+            page.state, inputs=base, outputs=state, api_visibility="private"
+        )
+        # A deletion takes a second click within a few seconds; the button says so meanwhile.
+        delete_button.click(
+            page.delete_base,
+            inputs=[base, armed],
+            outputs=[base_outcome, base, armed, delete_button],
+            concurrency_id="bases",
+        ).then(page.state, inputs=base, outputs=state, api_visibility="private").then(
+            None,
+            js=f"() => new Promise((done) => setTimeout(done, {CONFIRM_SECONDS * 1000 + 200:.0f}))",
+            **quietly,
+        ).then(page.disarm, inputs=armed, outputs=[armed, delete_button], **quietly)
         # The index line follows a rebuild as it runs (web/page.py says how often it is asked
         # for). Outside the queue: small requests, never waiting behind questions or rebuilds.
         watch = gr.Timer(WATCH_IDLE_SECONDS)
-        quietly = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
         watch.tick(page.index_line, inputs=base, outputs=[info, watch], **quietly)
         # Each editing button asks for the index line often first: its rebuild is starting.
         # One queue for the three: two rebuilds asked for at once would only wait on each other.
