@@ -43,6 +43,17 @@ def test_page_is_served(client: httpx.Client) -> None:
     assert page.status_code == 200 and "<html" in page.text.lower()
 
 
+def test_the_api_docs_page_lists_every_route_without_external_scripts(
+    client: httpx.Client,
+) -> None:
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "<script" not in page.text and "http" not in page.text.split("<body>")[1]
+    for path, operations in client.get("/api/openapi.json").json()["paths"].items():
+        for method in operations:
+            assert f"{method.upper()}</span> <code>{path}</code>" in page.text
+
+
 def test_info_describes_the_served_index(client: httpx.Client) -> None:
     info = client.get("/api/info").json()
     assert info["documents"] == 1 and info["chunks"] > 0

@@ -199,7 +199,7 @@ def test_the_page_is_chinese_for_a_browser_that_prefers_english(page) -> None:
         "[...document.querySelectorAll('[title], [placeholder]')]"
         ".map(e => (e.title || '') + ' ' + (e.placeholder || '')).join(' ')"
     )
-    for name in ["点击上传", "通过 API 使用", "设置", "清空对话"]:
+    for name in ["点击上传", "API 说明", "设置", "清空对话"]:
         assert name in text + labels
     # What may stay in Latin letters: file names and types, the model, Gradio's name, API.
     allowed = re.compile(r"\S+\.(txt|md|pdf|docx|html|htm)\b|\.(txt|md|pdf|docx|html|htm)\b")
@@ -697,3 +697,19 @@ def test_the_examples_are_the_default_bases_only(window) -> None:
     delete_base(window)
     window.locator("#base-outcome").get_by_text("已移到知识库回收站").wait_for()
 
+
+def test_the_api_link_opens_the_projects_api_docs_offline(window) -> None:
+    assert window.get_by_text("通过 API 使用").count() == 0  # Gradio's panel of its events
+    link = window.get_by_role("link", name="API 说明")
+    assert in_view(window, link)
+    # Nothing but this server may be reached, as on a machine without the internet.
+    window.context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda r: r.abort())
+    with window.context.expect_page() as opened:
+        link.click()
+    docs = opened.value
+    docs.get_by_role("heading", name=re.compile(r"POST\s+\/api\/ask$")).wait_for()
+    assert docs.locator("script").count() == 0
+    text = docs.locator("body").inner_text()
+    for route in ["/api/search", "/api/info", "/api/documents", "/api/bases/{name}"]:
+        assert route in text
+    assert "question" in text and "base" in text  # the body's fields and the parameters

@@ -16,6 +16,7 @@ import anyio
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from gradio.utils import get_upload_folder
 from starlette.routing import Mount
 
@@ -23,6 +24,7 @@ from retriever.bases import DEFAULT
 from web import conversations
 from web.access import check_host, load_access, page_user
 from web.api import api_router, disk_full, validation_error
+from web.api_docs import api_docs_html
 from web.browser_uploads import BrowserUploads, UploadGuard, keep_gradio_to_uploads
 from web.chat import chat
 from web.citations import Citations
@@ -85,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     previews = BasePreviews(libraries, Previews(library))
     page = Page(libraries, access, limit, uploads, answers, examples=EXAMPLES)
 
-    demo = _page(page, Citations(access, previews, feedback))
+    demo = _page(page, Citations(access, previews, feedback), api_docs=not access.configured)
     # Whatever an event asks, Gradio copies and serves no file outside its upload folder.
     keep_gradio_to_uploads(demo, upload_folder)
 
@@ -95,13 +97,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     # The API's schema and its docs page are for those who may use it: with logins configured
     # they are not served at all (the README lists every route), so nobody maps the API unasked.
+    # Its docs page is ours (web/api_docs.py): FastAPI's loads Swagger UI from a CDN, and is
+    # blank offline.
     api = FastAPI(
         title="中文文档问答 API",
-        docs_url=None if access.configured else "/api/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url=None if access.configured else "/api/openapi.json",
         exception_handlers={RequestValidationError: validation_error, OSError: disk_full},
     )
+    if not access.configured:
+
+        @api.get("/api/docs", include_in_schema=False)
+        def api_docs() -> HTMLResponse:
+            return HTMLResponse(api_docs_html(api.openapi()))
+
     # Before mounting the page at "/", which would otherwise take every path.
     api.include_router(
         api_router(
@@ -141,6 +151,9 @@ def create_app(settings: Settings) -> FastAPI:
         # Run history can connect to a Hugging Face bucket through a route without login.
         run_history=False,
         i18n=LABELS,
+        # Not Gradio's "api" link: it opens a panel of Gradio's internal events, in English.
+        # The page's own API is described at /api/docs (linked under the title).
+        footer_links=["gradio", "settings"],
         # Gradio's own schema of its internal routes: of no use to anyone, and served without
         # login. The page's API is at /api/ (and Gradio's /gradio_api/info, behind its login).
         app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
@@ -150,11 +163,15 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _page(page: Page, citations: Citations) -> gr.Blocks:
-    """The page's layout, each component wired to its handler in `page` (web/page.py)."""
+def _page(page: Page, citations: Citations, *, api_docs: bool = False) -> gr.Blocks:
+    """The page's layout, each component wired to its handler in `page` (web/page.py);
+    `api_docs`: whether /api/docs is served, and linked under the title."""
+    link = (
+        ' <a class="qa-api-docs" href="api/docs" target="_blank">API 说明</a>' if api_docs else ""
+    )
     with gr.Blocks(title="中文文档问答") as demo:
         gr.HTML(
-            "<h1>中文文档问答</h1><p>答案里的每句话都摘自你的文档，并标明出处。</p>",
+            f"<h1>中文文档问答</h1><p>答案里的每句话都摘自你的文档，并标明出处。{link}</p>",
             elem_id="title",
         )
         info = gr.HTML(elem_id="index-info", js_on_load=None)
