@@ -698,6 +698,23 @@ def test_the_examples_are_the_default_bases_only(window) -> None:
     window.locator("#base-outcome").get_by_text("已移到知识库回收站").wait_for()
 
 
+def test_a_screen_reader_gets_chinese_example_names_and_answers_as_text(window) -> None:
+    example = window.get_by_role("button", name=f"示例问题 1：{EXAMPLE}")
+    example.wait_for()
+    assert "Select example" not in window.locator("#chat").aria_snapshot()
+    answer = ask(window, EXAMPLE)
+    bot = window.locator('#chat [data-testid="bot"]').first
+    window.wait_for_function(
+        """() => (document.querySelector('#chat [data-testid="bot"]')
+                  ?.getAttribute("aria-label") || "").startsWith("回答：")"""
+    )
+    read = bot.get_attribute("aria-label")
+    assert "<" not in read and "qa-" not in read and "'s message" not in read
+    assert answer.locator(".qa-answer").inner_text()[:20] in read
+    snapshot = window.locator("#chat").aria_snapshot()
+    assert "<div" not in snapshot and "message:" not in snapshot
+
+
 def test_the_api_link_opens_the_projects_api_docs_offline(window) -> None:
     assert window.get_by_text("通过 API 使用").count() == 0  # Gradio's panel of its events
     link = window.get_by_role("link", name="API 说明")

@@ -44,6 +44,40 @@
     }
   }).observe(document.body, { childList: true, characterData: true, subtree: true });
 
+  // What a screen reader reads, in Chinese and as text: Gradio names each example button
+  // "Select example 1: …", and each message "bot's message: " with the message's source,
+  // which for an answer is its HTML (web/render.py). Named again whenever Gradio sets them.
+  function label(element, name) {
+    if (name && element.getAttribute("aria-label") !== name) element.setAttribute("aria-label", name);
+  }
+  function nameInChinese() {
+    document.querySelectorAll("#chat button.example").forEach((button, i) => {
+      const text = button.querySelector(".example-text-content, .example-text")?.textContent;
+      label(button, `示例问题 ${i + 1}：${(text || button.textContent).trim()}`);
+    });
+    document.querySelectorAll('#chat [data-testid="bot"], #chat [data-testid="user"]').forEach(
+      (message) => {
+        const who = message.dataset.testid === "user" ? "问题" : "回答";
+        label(message, `${who}：${message.innerText.trim()}`);
+      },
+    );
+  }
+  let naming = false;
+  new MutationObserver(() => {
+    if (naming) return;
+    naming = true;
+    requestAnimationFrame(() => {
+      naming = false;
+      nameInChinese();
+    });
+  }).observe(document.body, {
+    childList: true,
+    subtree: true,
+    characterData: true,
+    attributes: true,
+    attributeFilter: ["aria-label"],
+  });
+
   // An answer's copy button (web/render.py) holds the answer as plain text, as its value.
   document.addEventListener("click", async (event) => {
     const button = event.target.closest && event.target.closest("#chat .qa-copy");
