@@ -730,3 +730,76 @@ def test_the_api_link_opens_the_projects_api_docs_offline(window) -> None:
     for route in ["/api/search", "/api/info", "/api/documents", "/api/bases/{name}"]:
         assert route in text
     assert "question" in text and "base" in text  # the body's fields and the parameters
+
+
+def test_a_long_question_scrolls_in_its_box_and_the_chat_keeps_the_window(window) -> None:
+    chat = window.locator("#chat")
+    before = chat.bounding_box()["height"]
+    box = window.locator("#question textarea")
+    box.fill("问" * 3000)
+    window.wait_for_function(
+        "() => { const t = document.querySelector('#question textarea');"
+        " return t.scrollHeight > t.clientHeight; }"
+    )
+    assert chat.bounding_box()["height"] >= 0.8 * before
+    assert chat.bounding_box()["height"] >= 0.5 * window.viewport_size["height"]
+    assert box.bounding_box()["height"] <= 0.2 * window.viewport_size["height"]
+    assert_question_box_in_view(window)
+    # Sent, it is refused over the box, which still keeps to its height.
+    box.press("Enter")
+    window.locator("#question").get_by_text("超过了 1000 字的上限").wait_for()
+    height = window.viewport_size["height"]
+    assert chat.bounding_box()["height"] >= 0.5 * height  # most of the window
+    assert window.locator("#question").bounding_box()["height"] <= 0.25 * height
+    assert_question_box_in_view(window)
+
+
+def test_the_documents_sheet_opens_with_its_back_button_in_view(window) -> None:
+    open_side(window)
+    title = window.locator("#documents-title")
+    title.wait_for()
+    window.wait_for_timeout(300)  # a smooth scroll, if any, to settle before measuring
+    assert in_view(window, title)
+    back = window.locator(".qa-close-panel").first
+    if window.viewport_size["width"] < 768:  # the sheet over the chat
+        assert in_view(window, back) and back.is_visible()
+        top = window.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y)?.closest('.qa-close-panel') !== null",
+            [back.bounding_box()["x"] + 5, back.bounding_box()["y"] + 5],
+        )
+        assert top  # nothing of the sheet over it
+        title_box = title.bounding_box()
+        assert title_box["y"] >= back.bounding_box()["y"] + back.bounding_box()["height"]
+        back.click()
+        window.locator("#question textarea").wait_for()
+        assert_question_box_in_view(window)
+    else:
+        assert not back.is_visible()  # beside the chat: nothing to go back from
+
+
+def test_a_file_being_indexed_is_listed_and_its_progress_stays_off_the_chat(window) -> None:
+    width = window.viewport_size["width"]
+    name = f"benefits{width}.txt"
+    rules = "".join(
+        f"第{n}条\n职工第{n}项福利每月{n}十元，由行政部按月发放。\n\n" for n in range(300)
+    )
+    answered(window, EXAMPLE)  # a last message, which no progress may cover
+    open_side(window)
+    window.evaluate(
+        """() => {
+          window.__overChat = [];
+          const chat = document.querySelector("#chat");
+          new MutationObserver(() => {
+            const shown = chat.querySelectorAll(".progress-text, .eta-bar, .progress-level");
+            if (shown.length) window.__overChat.push(shown[0].className);
+          }).observe(chat, {childList: true, subtree: true});
+        }"""
+    )
+    start_upload(window, [(name, rules.encode())])
+    row = window.locator("#documents tr", has_text=name)
+    row.get_by_text("正在建立索引").wait_for(timeout=REBUILD_SECONDS * 1000)
+    window.locator("#outcome").get_by_text("正在重建索引").wait_for(timeout=REBUILD_SECONDS * 1000)
+    window.locator("#outcome").get_by_text("索引已重建").wait_for(timeout=REBUILD_SECONDS * 1000)
+    row.get_by_text("已索引").wait_for()
+    assert window.evaluate("window.__overChat") == []
+    assert f"{name} 的内容不会再出现在答案里" in remove(window, name)

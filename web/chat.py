@@ -90,7 +90,7 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str]) -> Chat:
         label="问题",  # shown over a refusal of the validator
         show_label=False,
         lines=1,
-        max_lines=6,
+        max_lines=4,  # and web/layout.css caps its height: the chat keeps the window
     )
     history = gr.State([])
     asked = gr.State("")  # the question on its way, the box emptied meanwhile

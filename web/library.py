@@ -256,9 +256,11 @@ class Library:
     # ------------------------------------------------------------------ documents
 
     def documents(self) -> list[DocumentRow]:
-        """The corpus folder's files, each with whether the served index holds it."""
+        """The corpus folder's files, each with whether the served index holds it: a file it
+        does not hold yet is 正在建立索引 while a rebuild runs, else 等待重建索引."""
         with self._lock:
             manifest = self._retriever.manifest if self._retriever else {}
+            building = self._state.running
         indexed = {source["path"]: source for source in manifest.get("sources", [])}
         skipped = {item["path"]: item["reason"] for item in manifest.get("skipped", [])}
         rows = []
@@ -275,7 +277,7 @@ class Library:
             elif name in indexed and indexed[name]["size"] == size:
                 status = "已索引"
             else:
-                status = "等待重建索引"
+                status = "正在建立索引" if building else "等待重建索引"
             rows.append(DocumentRow(name, size, status))
         return rows
 

@@ -188,6 +188,15 @@ class Page:
         again = WATCH_BUILD_SECONDS if state.running else WATCH_IDLE_SECONDS
         return _info(library), gr.Timer(again)
 
+    def document_list(self, base: str, request: gr.Request) -> Any:
+        """The chosen base's documents, for the page's timer: a rebuild's new files show (正在
+        建立索引) while it runs, whoever started it, and as indexed once it is over."""
+        try:
+            library = self._library(base, self._identity(request))
+        except BaseError:
+            return gr.skip()  # the index line says why
+        return documents_html(library.documents())
+
     def watch_rebuild(self) -> gr.Timer:
         """The page's timer, asking often: for an editing button, whose rebuild is starting."""
         return gr.Timer(WATCH_BUILD_SECONDS)

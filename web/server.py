@@ -308,6 +308,7 @@ def _page(page: Page, citations: Citations, *, api_docs: bool = False) -> gr.Blo
         # for). Outside the queue: small requests, never waiting behind questions or rebuilds.
         watch = gr.Timer(WATCH_IDLE_SECONDS)
         watch.tick(page.index_line, inputs=base, outputs=[info, watch], **quietly)
+        watch.tick(page.document_list, inputs=base, outputs=documents, **quietly)
         # Each editing button asks for the index line often first: its rebuild is starting.
         # One queue for the three: two rebuilds asked for at once would only wait on each other.
         add_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
