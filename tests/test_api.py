@@ -107,7 +107,11 @@ def test_ask_says_when_the_corpus_does_not_answer(client: httpx.Client) -> None:
 @pytest.mark.parametrize("path", ["/api/search", "/api/ask"])
 @pytest.mark.parametrize(
     ("question", "says"),
-    [("", "empty"), ("   ", "empty"), ("问" * (MAX_QUESTION_CHARS + 1), str(MAX_QUESTION_CHARS))],
+    [
+        ("", "问题是空的"),
+        ("   ", "问题是空的"),
+        ("问" * (MAX_QUESTION_CHARS + 1), f"超过了 {MAX_QUESTION_CHARS} 字的上限"),
+    ],
 )
 def test_unsearchable_questions_get_a_clear_422(
     client: httpx.Client, path: str, question: str, says: str
@@ -123,7 +127,43 @@ def test_unsearchable_questions_get_a_clear_422(
 def test_malformed_requests_get_a_422_naming_the_field(client: httpx.Client, body: dict) -> None:
     response = client.post("/api/search", json=body)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][0] == "body"
+    [error] = response.json()["detail"]
+    assert error["loc"][0] == "body"
+    assert re.search(r"[\u4e00-\u9fff]", error["msg"]) and not re.search(
+        r"[A-Za-z]{2,}", error["msg"]
+    )
+
+
+def test_a_base_name_in_a_url_is_percent_encoded(server: str, client: httpx.Client) -> None:
+    """What the README says: raw UTF-8 in the request line never reaches the app."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
+        raw.sendall("GET /api/info?base=人事 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        reply = raw.recv(4096).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 400") and "Invalid HTTP request received." in reply
+    encoded = client.get("/api/info?base=%E4%BA%BA%E4%BA%8B")
+    assert encoded.status_code == 404 and encoded.json() == {"detail": "没有名为 人事 的知识库"}
+
+
+def test_the_api_says_why_in_chinese(client: httpx.Client) -> None:
+    """No English in a refusal: the engine's reasons and FastAPI's are given in Chinese."""
+    refusals = [
+        client.post("/api/ask", json={"question": "   "}),
+        client.post("/api/search", json={"question": EXAMPLE, "k": 0}),
+        client.post(
+            "/api/search", content=b"{not json", headers={"content-type": "application/json"}
+        ),
+        client.get("/api/info", params={"base": "人事"}),
+    ]
+    for response in refusals:
+        assert 400 <= response.status_code < 500
+        detail = response.json()["detail"]
+        said = detail if isinstance(detail, str) else " ".join(e["msg"] for e in detail)
+        rest = re.sub(r"JSON|UTF-8|Unicode|API", "", said)  # names, not English
+        assert re.search(r"[\u4e00-\u9fff]", said) and not re.search(r"[A-Za-z]{2,}", rest), said
 
 
 def test_a_body_that_is_not_json_gets_a_422(client: httpx.Client) -> None:

@@ -882,8 +882,8 @@ def test_history_is_capped_per_item_and_in_length(
 @pytest.mark.parametrize(
     ("route", "body", "says"),
     [
-        ("/api/ask", '{"question": "\\ud800办公室主任"}', "the question is not valid Unicode"),
-        ("/api/search", '{"question": "办公室\\udfff主任"}', "the question is not valid Unicode"),
+        ("/api/ask", '{"question": "\\ud800办公室主任"}', "问题不是有效的 Unicode 文本"),
+        ("/api/search", '{"question": "办公室\\udfff主任"}', "问题不是有效的 Unicode 文本"),
     ],
 )
 def test_a_lone_surrogate_gets_a_400_not_a_server_error(

@@ -31,9 +31,11 @@ With an access file (web/access.py) every route needs `Authorization: Bearer <to
 without a valid one; adding, removing, the trash and the feedback export need an editor's
 token, 403 otherwise, and so do creating, renaming and deleting bases. A token of the server
 reads every base: access per base is not configurable yet.
-A question that cannot be searched (empty, too long) gets a 422 with {"detail": "why"}, one
-that is not valid Unicode a 400; too many questions a 429; a malformed body FastAPI's usual
-422 listing each bad field (`validation_error`, which app.py installs). A change to the
+Every `detail` says why in Chinese (the engine's QuestionError, in English for the command
+line, is said again here). A question that cannot be searched (empty, too long) gets a 422
+with {"detail": "why"}, one that is not valid Unicode a 400; too many questions a 429; a
+malformed body FastAPI's usual 422 listing each bad field, its `msg` in Chinese
+(`validation_error`, which app.py installs). A change to the
 documents that the full disk failed is undone and answered with a 507 {"detail": "why"}, and
 so is any request that meets a full disk elsewhere (`disk_full`, which app.py installs too).
 """
@@ -78,7 +80,7 @@ from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_a
 from web.library import DISK_FULL, Library, NotIndexed, Outcome
 from web.limits import QuestionLimit
 from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
-from web.questions import is_text
+from web.questions import is_text, question_problem
 
 # More passages than this is a dump of the corpus, not a search.
 MAX_K = 50
@@ -223,24 +225,24 @@ def api_router(
     @router.post("/search")
     def search(request: SearchRequest, identity: Identity = asking) -> list[dict[str, Any]]:
         """The k passages that best match the question, best first."""
-        _check_text(request.question, "the question")
+        _check_text(request.question, "问题")
         retriever = retriever_of(library_of(request.base, identity))
         try:
             hits = retriever.search(request.question, request.k)
-        except QuestionError as error:
-            raise HTTPException(status_code=422, detail=str(error)) from None
+        except QuestionError:
+            raise HTTPException(422, question_refusal(request.question)) from None
         return [hit.to_dict() for hit in hits]
 
     @router.post("/ask")
     def ask(request: AskRequest, identity: Identity = asking) -> dict[str, Any]:
         """An extractive answer with [n] markers and the passages they cite."""
-        _check_text(request.question, "the question")
+        _check_text(request.question, "问题")
         library = library_of(request.base, identity)
         retriever = retriever_of(library)
         try:
             answer = retriever.ask(request.question, request.k, earlier=request.history)
-        except QuestionError as error:
-            raise HTTPException(status_code=422, detail=str(error)) from None
+        except QuestionError:
+            raise HTTPException(422, question_refusal(request.question)) from None
         asked = request.question if answer.question != request.question else None
         answer_id = answers.remember(answer, index=library.name, asked=asked)
         return {**answer.to_dict(), "answer_id": answer_id}
@@ -286,7 +288,7 @@ def api_router(
         past the limit per client; 507 when the log or the disk is full and 500 when writing
         failed otherwise, the rating then not stored. A 201 means it is on disk.
         """
-        _check_text(request.comment, "the comment")
+        _check_text(request.comment, "说明")
         try:
             entry = feedback.rate(
                 request.answer_id,
@@ -355,7 +357,7 @@ def api_router(
         async with request.form() as form:
             files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
             if not files:
-                raise HTTPException(422, 'no files: send them as the multipart field "files"')
+                raise HTTPException(422, '没有收到文件：请用 multipart 字段 "files" 发送')
             return await run_in_threadpool(_add, library, files)
 
     def _add(library: Library, files: list[UploadFile]) -> JSONResponse:
@@ -534,16 +536,71 @@ async def disk_full(request: Request, error: OSError) -> Response:
 
 
 async def validation_error(request: Request, error: RequestValidationError) -> Response:
-    """FastAPI's 422 for a malformed body, safe for any input.
+    """FastAPI's 422 for a malformed body, safe for any input, each error's `msg` in Chinese
+    (its `loc` and `type` as FastAPI gives them).
 
     Its errors echo the input, and a lone surrogate there (JSON can carry one) would fail
     the UTF-8 encoding of the response, making it a 500; escaped as ASCII it cannot.
     """
-    body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+    errors = [{**item, "msg": _field_message(item)} for item in error.errors()]
+    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
 
 
 def _check_text(text: str, what: str) -> None:
     """400 for text that is not valid Unicode (a lone surrogate, which JSON can carry)."""
     if not is_text(text):
-        raise HTTPException(400, f"{what} is not valid Unicode text (it holds a lone surrogate)")
+        raise HTTPException(
+            400, f"{what}不是有效的 Unicode 文本（含有单独的代理字符）：请用 UTF-8 发送"
+        )
+
+
+def question_refusal(question: object) -> str:
+    """Why the engine refused to search `question` (its QuestionError is in English, for the
+    command line), in Chinese."""
+    if not isinstance(question, str) or not question.strip():
+        return "问题是空的：请先输入问题"
+    return question_problem(question) or "无法搜索这个问题：请换个说法再问"
+
+
+# What pydantic's error types mean, in Chinese; {name} is filled from the error's ctx.
+_FIELD_MESSAGES = {
+    "missing": "缺少这个字段",
+    "string_type": "应为字符串",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "list_type": "应为数组（列表）",
+    "dict_type": "应为 JSON 对象",
+    "model_type": "应为 JSON 对象",
+    "model_attributes_type": "应为 JSON 对象",
+    "greater_than": "应大于 {gt}",
+    "greater_than_equal": "应不小于 {ge}",
+    "less_than": "应小于 {lt}",
+    "less_than_equal": "应不大于 {le}",
+    "string_too_short": "至少要有 {min_length} 个字",
+    "string_too_long": "最多 {max_length} 个字",
+    "too_short": "至少要有 {min_length} 项",
+    "too_long": "最多 {max_length} 项",
+    "literal_error": "只能是 {expected}",
+    "enum": "只能是 {expected}",
+    "json_invalid": "请求体不是有效的 JSON",
+    "json_type": "请求体不是有效的 JSON",
+    "extra_forbidden": "不认识这个字段",
+    "string_unicode": "不是有效的 Unicode 文本",
+}
+
+
+def _field_message(error: dict[str, Any]) -> str:
+    """A pydantic error's message, in Chinese."""
+    template = _FIELD_MESSAGES.get(str(error.get("type", "")))
+    if template is None:
+        return "这个值无效"
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError, ValueError):
+        return template.split("{")[0].rstrip() or "这个值无效"
