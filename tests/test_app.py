@@ -816,7 +816,9 @@ def test_the_page_creates_renames_and_deletes_knowledge_bases(page: Page) -> Non
     assert armed is None and button.value == DELETE_LABEL
     # A conversation of the deleted base reopened: said, and no other base chosen for it.
     assert page.bases(_request(), "规章").value == "规章"
-    assert "知识库「规章」已不存在" in page.state("规章", _request())[0]
+    gone = page.state("规章", _request())
+    assert "知识库「规章」已不存在" in gone[0] and "jobs.txt" not in gone[1]
+    assert gone[5].choices and gone[-1].visible  # a manager may restore it from there
     assert "知识库「规章」已不存在" in page.respond("报销?", [], "规章", _request())
     assert [base.name for base in page.libraries.list()] == [DEFAULT]
     [entry] = page.libraries.trash()

@@ -246,8 +246,21 @@ class Page:
         except BaseError as error:
             if isinstance(error, NoSuchBase):
                 # Gone (a conversation of a deleted or renamed base): said, and nothing else
-                # is chosen in its place.
-                return (self._base_problem(error, base), *_nothing())
+                # is chosen in its place. A manager may restore it from here.
+                manager = identity is not None and identity.manages_bases
+                *side, _, adding, editing, _ = _nothing()
+                deleted = self.libraries.trash() if manager else []
+                return (
+                    self._base_problem(error, base),
+                    *side,
+                    gr.Dropdown(
+                        choices=[(base_trash_label(entry), entry.id) for entry in deleted],
+                        value=None,
+                    ),
+                    adding,
+                    editing,
+                    gr.Accordion(visible=manager),
+                )
             gr.Warning(base_error(error, str(base)))
             usable = self._usable(request)
             if not usable:
