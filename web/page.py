@@ -420,7 +420,8 @@ class Page:
         )
         identity = self._identity(request)
         manager = identity is not None and identity.manages_bases
-        if not confirmed and manager and base != DEFAULT and not self._missing(base):
+        named = isinstance(base, str) and bool(base) and base != DEFAULT
+        if not confirmed and manager and named and not self._missing(base):
             message = (
                 f"要删除知识库「{str(base)[:80]}」吗？它会移到知识库回收站（可以恢复）。"
                 f"{CONFIRM_SECONDS:.0f} 秒内再点一次「确定删除」。"
