@@ -12,19 +12,36 @@ Protocol (nothing held out is ever fitted on):
    document are left out, so that the held-out set is not part of the fitting data.
 3. Fitting questions: cmrc questions of fitting-third documents; dureader questions whose gold
    pages are in no background document, split in two by question id. Answerable: a set's
-   fitting questions asked of its own corpus. Unanswerable: the other set's fitting questions
-   asked of it. Every question is asked as `Retriever.ask` asks it (same candidates, same
-   ranking, same evidence code).
-4. A logistic regression with balanced class weights over the four pieces of evidence. The
-   cut is the highest probability at which ANSWERED_GOAL of the fitting answerable questions
-   still count as answered.
+   fitting questions asked of its own corpus. Unanswerable, off the corpus's subjects: the
+   other set's fitting questions asked of it. Unanswerable, on its subjects (built from the
+   cmrc fitting questions, each asked of the cmrc corpus):
+   - answer removed: asked without the passage that answers it (its chunks dropped from the
+     candidates), the other paragraphs of the same article still there;
+   - name swapped: a question that names its article's title, the title swapped for the
+     nearest other title (by the embedder's cosine) of a background- or fitting-third
+     article, asked without the chunks that name that sibling: about a thing the corpus never
+     mentions, its other words those of a passage that is there (swap_names);
+   - kind swapped: a question that asks for no kind of answer, asked for an amount, a share
+     or a multiple (KIND_SUFFIXES, by a hash of the question): the corpus's lines about its
+     subject rarely give one.
+   Every question is asked as `Retriever.ask` asks it (same candidates, same ranking, same
+   evidence code).
+4. Two logistic models, their probabilities multiplied: the topic part over the passage
+   evidence (lift, standout, coverage ×2), fitted on the answerable questions against the
+   off-subject ones, which weigh as much; the line part over the line evidence (unheld, line
+   coverage, answer line), fitted on them against the three on-subject groups, each weighing
+   a third as much. Each weight keeps the sign by which more evidence never lowers the
+   confidence (L2-penalised, C = 1). The cut is the highest probability at which
+   ANSWERED_GOAL of the fitting answerable questions still count as answered; the goal was
+   chosen on the user-style set (the validation set: its answerable questions answered as
+   before, docs/answer_check.md).
 5. Reported, never fitted on: the held-out cmrc and dureader questions, all of drcd_test, and
    the user-style set (its answerable questions, its unanswerable ones, its English ones), each
    corpus asked its own questions and the other sets' held-out questions. Also the held-out
-   cmrc questions and drcd_test's asked of their corpus without the passage that answers them
-   (its chunks dropped from the candidates): unanswerable questions about the corpus's own
-   subjects, the other paragraphs of the same article still there. (dureader_demo is left
-   out of that row: other pages of the corpus often answer its questions too.)
+   cmrc questions and drcd_test's asked of their corpus as the on-subject groups are built
+   (answer removed; name swapped, the siblings drawn from the same set's held-out articles,
+   or drcd_test's own; kind swapped). (dureader_demo is left out of those rows: other pages
+   of the corpus often answer its questions too, and its titles are questions.)
 """
 
 from __future__ import annotations
@@ -43,16 +60,19 @@ from bench.userstyle import load_questions
 from bench.userstyle import open_index as open_userstyle_index
 from retriever.answerability import (
     BACKGROUND_TEXT,
+    FEATURES,
     FITTED,
     Evidence,
     FittedModel,
+    Logistic,
+    asked_kind,
     background_vectors,
     gather_evidence,
     load_fitted,
 )
 from retriever.corpus import normalize
 from retriever.embedding import load_embedder
-from retriever.evaluation import load_dataset, open_evaluation_index, passage_id
+from retriever.evaluation import Dataset, load_dataset, open_evaluation_index, passage_id
 from retriever.followup import complete_followup
 from retriever.fusion import Candidates
 from retriever.search import DEFAULT_CACHE, Retriever
@@ -61,8 +81,13 @@ DATASETS = Path(__file__).resolve().parent / "datasets"
 FIT_SETS = ("cmrc2018_dev", "dureader_demo")
 PER_DOCUMENT = 3
 BACKGROUND_CHARS = 300
-ANSWERED_GOAL = 0.985
+ANSWERED_GOAL = 0.995
 FOREIGN_LIMIT = 600  # questions of a large set asked of another corpus
+# A sibling name is one that at most this many chunks of the corpus hold, all dropped when
+# the swapped question is asked.
+SIBLING_CHUNKS = 5
+# What a kind-swapped question asks for instead: an amount, a share, a multiple.
+KIND_SUFFIXES = ("，多少钱？", "，占多少比例？", "，是多少倍？")
 
 
 def third(key: str) -> int:
@@ -127,7 +152,7 @@ class Asked:
     answerable: bool
     evidence: list[tuple]
     english: bool = False
-    answer_removed: bool = False  # asked without the passages that answer them
+    variant: str = ""  # how an on-subject group was built: "answer removed", "name swapped"...
 
 
 def ask_all(
@@ -135,9 +160,11 @@ def ask_all(
     questions: list[str],
     background: np.ndarray,
     removed: list[set[str]] | None = None,
+    dropped: list[set[int]] | None = None,
 ) -> list[tuple]:
     """The evidence of each question, as `Retriever.ask` gathers it; with `removed`, each
-    question's candidates lose the chunks of those passages (ids of the evaluation set)."""
+    question's candidates lose the chunks of those passages (ids of the evaluation set), with
+    `dropped` those chunks (ids of the index)."""
     searcher = retriever.searcher
     chunks_of: dict[str, set[int]] = {}
     for chunk_id, chunk in retriever.index.by_id.items() if removed else ():
@@ -148,9 +175,67 @@ def ask_all(
     ):
         if removed:
             candidates = _without(candidates, {c for p in removed[number] for c in chunks_of[p]})
+        if dropped:
+            candidates = _without(candidates, dropped[number])
         hits = searcher.rank(candidates, 5, "hybrid")
         rows.append(astuple(gather_evidence(question, candidates, hits, background)))
     return rows
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """Questions whose subject's name is swapped for a sibling's, each to be asked without the
+    chunks that name the sibling: the corpus then never mentions what the question asks about,
+    while the swapped question's other words still match its first subject's passages."""
+
+    questions: list[str]
+    dropped: list[set[int]]
+    pairs: list[tuple[str, str, str]]  # (question id, the name, its sibling)
+
+
+def swap_names(
+    dataset: Dataset, retriever: Retriever, ids: list[str], siblings: list[str], embedder
+) -> Swapped:
+    """For each question that names the title of its gold passage's article, that title
+    swapped for the nearest other title of `siblings` (by the embedder's cosine) that names
+    at most SIBLING_CHUNKS chunks of the corpus and neither holds nor is held by the title
+    or the question; questions without one are left out."""
+    titles = _titles(dataset)
+    texts = {i: normalize(f"{c.title}\n{c.text}") for i, c in retriever.index.by_id.items()}
+    pool = sorted({t for t in siblings if len(t) >= 2})
+    vectors = embedder.encode_passages(pool)
+    named = [
+        (qid, title)
+        for qid in ids
+        if len(title := titles[sorted(dataset.gold[qid])[0]]) >= 2
+        and title in dataset.questions[qid]
+    ]
+    own_vectors = embedder.encode_passages(sorted({title for _, title in named}))
+    own_of = dict(zip(sorted({title for _, title in named}), own_vectors, strict=True))
+    swapped = Swapped([], [], [])
+    for qid, title in named:
+        question = dataset.questions[qid]
+        for at in np.argsort(-(vectors @ own_of[title]), kind="stable"):
+            sibling, plain = normalize(pool[at]), normalize(title)
+            if sibling in plain or plain in sibling or sibling in normalize(question):
+                continue
+            naming = {i for i, text in texts.items() if sibling in text}
+            if len(naming) <= SIBLING_CHUNKS:
+                swapped.questions.append(question.replace(title, pool[at]))
+                swapped.dropped.append(naming)
+                swapped.pairs.append((qid, title, pool[at]))
+                break
+    return swapped
+
+
+def swap_kinds(questions: list[str]) -> list[str]:
+    """Each question that asks for no kind of answer (retriever.answerability.asked_kind),
+    asked for an amount, a share or a multiple instead (KIND_SUFFIXES, by a hash)."""
+    return [
+        question.rstrip("？?。. ") + KIND_SUFFIXES[hashlib.sha1(question.encode()).digest()[0] % 3]
+        for question in questions
+        if asked_kind(question) is None
+    ]
 
 
 def _without(candidates: Candidates, dropped: set[int]) -> Candidates:
@@ -166,28 +251,83 @@ def _without(candidates: Candidates, dropped: set[int]) -> Candidates:
     )
 
 
-def fit(answerable: list[tuple], unanswerable: list[tuple]) -> FittedModel:
-    from sklearn.linear_model import LogisticRegression
+TOPIC = FEATURES[:4]  # the passage evidence
+LINES = FEATURES[4:]  # the line evidence
+# The sign each weight keeps: more evidence that the corpus answers never lowers the
+# confidence (unheld is evidence that it does not).
+SIGNS = {name: -1.0 if name == "unheld" else 1.0 for name in FEATURES}
 
-    rows = answerable + unanswerable
-    known = [row for row in answerable if row[2] is not None]
-    prior = (float(np.mean([r[2] for r in known])), float(np.mean([r[3] for r in known])))
-    values = np.array([[*r[:2], *(prior if r[2] is None else r[2:])] for r in rows], float)
-    labels = np.array([1] * len(answerable) + [0] * len(unanswerable))
-    means, scales = values.mean(axis=0), values.std(axis=0)
-    model = LogisticRegression(class_weight="balanced", C=1.0)
-    model.fit((values - means) / scales, labels)
+
+def fit(
+    answerable: list[tuple], off_subject: list[tuple], on_subject: list[list[tuple]]
+) -> FittedModel:
+    """The topic part fitted against `off_subject`, the line part against each group of
+    `on_subject` (protocol, step 4); the cut at ANSWERED_GOAL of `answerable`."""
+    known = {
+        name: [value for row in answerable if (value := getattr(Evidence(*row), name)) is not None]
+        for name in FEATURES[2:]
+    }
+    priors = {name: round(float(np.mean(values)), 6) for name, values in known.items()}
     fitted = FittedModel(
-        means=tuple(means.round(6).tolist()),
-        scales=tuple(scales.round(6).tolist()),
-        weights=tuple(model.coef_[0].round(6).tolist()),
-        bias=round(float(model.intercept_[0]), 6),
-        threshold=0.0,
-        coverage_prior=(round(prior[0], 6), round(prior[1], 6)),
+        (
+            _logistic(answerable, [off_subject], TOPIC, priors),
+            _logistic(answerable, on_subject, LINES, priors),
+        ),
+        0.0,
+        priors,
     )
     probabilities = np.sort([_probability(fitted, row) for row in answerable])
     cut = probabilities[int(np.floor((1 - ANSWERED_GOAL) * len(probabilities)))]
     return replace(fitted, threshold=round(float(cut), 4))
+
+
+def _logistic(
+    answerable: list[tuple],
+    unanswerable: list[list[tuple]],
+    names: tuple[str, ...],
+    priors: dict[str, float],
+    penalty: float = 1.0,
+) -> Logistic:
+    """Weighted logistic regression over `names`, each weight of its sign (SIGNS): the
+    answerable questions weigh as much as the unanswerable, each group of these as much as
+    each other; an L2 penalty of 1/penalty on the weights (scikit-learn's C)."""
+    from scipy.optimize import minimize
+
+    def values(rows: list[tuple]) -> np.ndarray:
+        evidence = [Evidence(*row) for row in rows]
+        return np.array([[_known(e, name, priors) for name in names] for e in evidence])
+
+    negatives = [values(group) for group in unanswerable if group]
+    x = np.vstack([values(answerable), *negatives])
+    y = np.concatenate([np.ones(len(answerable)), np.zeros(len(x) - len(answerable))])
+    share = len(answerable) / len(negatives)
+    weight = np.concatenate(
+        [np.ones(len(answerable))] + [np.full(len(g), share / len(g)) for g in negatives]
+    )
+    means, scales = x.mean(axis=0), x.std(axis=0)
+    z = (x - means) / scales
+    sign = 2 * y - 1
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        margin = sign * (z @ theta[1:] + theta[0])
+        slope = -sign * weight / (1 + np.exp(margin))
+        value = np.sum(weight * np.logaddexp(0, -margin)) + theta[1:] @ theta[1:] / (2 * penalty)
+        return value, np.concatenate([[slope.sum()], z.T @ slope + theta[1:] / penalty])
+
+    bounds = [(None, None)] + [(0, None) if SIGNS[name] > 0 else (None, 0) for name in names]
+    theta = minimize(loss, np.zeros(len(names) + 1), jac=True, bounds=bounds).x
+    return Logistic(
+        names=names,
+        means=tuple(means.round(6).tolist()),
+        scales=tuple(scales.round(6).tolist()),
+        weights=tuple(theta[1:].round(6).tolist()),
+        bias=round(float(theta[0]), 6),
+    )
+
+
+def _known(evidence: Evidence, name: str, priors: dict[str, float]) -> float:
+    value = getattr(evidence, name)
+    return priors[name] if value is None else value
 
 
 def _probability(fitted: FittedModel, row: tuple) -> float:
@@ -214,8 +354,8 @@ def report(fitted: FittedModel, held: list[Asked]) -> list[str]:
 def _kind(group: Asked) -> str:
     if group.english:
         return "own, English"
-    if group.answer_removed:
-        return "own, answering passage removed"
+    if group.variant:
+        return f"own, {group.variant}"
     return "own" if group.answerable else "unanswerable"
 
 
@@ -238,24 +378,45 @@ def main() -> None:
     def texts(name: str, ids: list[str]) -> list[str]:
         return [datasets[name].questions[qid] for qid in ids]
 
+    def on_subject(corpus: str, ids: list[str], siblings: list[str]) -> list[Asked]:
+        """The corpus's own questions `ids` asked as the on-subject groups are built."""
+        retriever, dataset = corpora[corpus], datasets[corpus]
+        answers = [dataset.gold[qid] for qid in ids]
+        removed = ask_all(retriever, texts(corpus, ids), background, removed=answers)
+        swapped = swap_names(dataset, retriever, ids, siblings, embedder)
+        named = ask_all(retriever, swapped.questions, background, dropped=swapped.dropped)
+        kinds = ask_all(retriever, swap_kinds(texts(corpus, ids)), background)
+        return [
+            Asked(corpus, corpus, False, removed, variant="answer removed"),
+            Asked(corpus, corpus, False, named, variant="name swapped"),
+            Asked(corpus, corpus, False, kinds, variant="kind swapped"),
+        ]
+
+    titles = _titles(datasets["cmrc2018_dev"])
     if args.report:
         fitted = load_fitted(embedder.name)
         assert fitted is not None, f"no fit for {embedder.name} in {FITTED}"
     else:
-        answerable, unanswerable = [], []
+        answerable, off_subject = [], []
         for own, other in (FIT_SETS, FIT_SETS[::-1]):
             answerable += ask_all(corpora[own], texts(own, split.fit[own]), background)
-            unanswerable += ask_all(corpora[own], texts(other, split.fit[other]), background)
-        fitted = fit(answerable, unanswerable)
+            off_subject += ask_all(corpora[own], texts(other, split.fit[other]), background)
+        siblings = [title for pid, title in titles.items() if third(pid) in (0, 1)]
+        groups = on_subject("cmrc2018_dev", split.fit["cmrc2018_dev"], siblings)
+        fitted = fit(answerable, off_subject, [group.evidence for group in groups])
+        counts = {
+            "answerable": len(answerable),
+            "off subject": len(off_subject),
+            **{group.variant: len(group.evidence) for group in groups},
+        }
         stored = json.loads(FITTED.read_text("utf-8")) if FITTED.is_file() else {"models": {}}
         stored["protocol"] = "bench/fit_answerability.py (docstring)"
-        stored["models"][embedder.name] = {
-            **asdict(fitted),
-            "fitted_on": {"answerable": len(answerable), "unanswerable": len(unanswerable)},
-        }
-        FITTED.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
-        print(f"fitted on {len(answerable)} answerable, {len(unanswerable)} unanswerable")
-        print(f"weights {fitted.weights}, cut {fitted.threshold}")
+        stored["models"][embedder.name] = {**asdict(fitted), "fitted_on": counts}
+        FITTED.write_text(json.dumps(stored, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        print(f"fitted on {counts}")
+        for part in fitted.parts:
+            print(f"{part.names}: weights {part.weights}")
+        print(f"cut {fitted.threshold}")
 
     held_ids = {
         "cmrc2018_dev": split.held["cmrc2018_dev"],
@@ -263,6 +424,10 @@ def main() -> None:
         "drcd_test": list(datasets["drcd_test"].questions),
     }
     held_questions = {name: texts(name, ids) for name, ids in held_ids.items()}
+    held_siblings = {
+        "cmrc2018_dev": [title for pid, title in titles.items() if third(pid) == 2],
+        "drcd_test": list(_titles(datasets["drcd_test"]).values()),
+    }
     userstyle = load_questions()
     held: list[Asked] = []
     for corpus, retriever in corpora.items():
@@ -279,14 +444,18 @@ def main() -> None:
             own = held_questions[corpus]
             held.append(Asked(corpus, corpus, True, ask_all(retriever, own, background)))
             if corpus != "dureader_demo":
-                answers = [datasets[corpus].gold[qid] for qid in held_ids[corpus]]
-                evidence = ask_all(retriever, own, background, removed=answers)
-                held.append(Asked(corpus, corpus, False, evidence, answer_removed=True))
+                held += on_subject(corpus, held_ids[corpus], held_siblings[corpus])
         for other, questions in held_questions.items():
             if other != corpus:
                 evidence = ask_all(retriever, questions[:FOREIGN_LIMIT], background)
                 held.append(Asked(corpus, other, False, evidence))
     print("\n".join(report(fitted, held)))
+
+
+def _titles(dataset: Dataset) -> dict[str, str]:
+    """Each passage's title, by its id."""
+    with dataset.corpus.open(encoding="utf-8") as handle:
+        return {(r := json.loads(line))["id"]: r["title"] for line in handle if line.strip()}
 
 
 if __name__ == "__main__":
