@@ -1,4 +1,4 @@
-"""Whether the corpus answers a question: a small logistic model over relative evidence.
+"""Whether the corpus answers a question: two small logistic models over relative evidence.
 
 One absolute cosine does not carry across corpora: on a Wikipedia corpus the questions of a
 web-forum set reached the cosines of the corpus's own questions, and English questions about
@@ -28,10 +28,14 @@ words, so jieba's cuts of question and line need not agree).
   usually its rarest term (陪产假, 阿里巴巴, 公积金).
 - line coverage: the weighted share the best single line holds.
 - answer line: the same for the best line that holds the kind of answer asked (an amount for
-  多少钱, a share for 比例, a multiple for 几倍, a number for 多少/几/多久, a time for
-  什么时候, a name for 谁); the line coverage when the question asks for none.
+  多少钱, a share for 比例, a multiple for 几倍, a number with the unit asked for 几个月 or
+  多久, any number for 多少/几, a time for 什么时候, a name or role for 谁); the line
+  coverage when the question asks for none.
 
-The weights, the scaling and the cut are fitted per model by bench/fit_answerability.py (its
+The confidence is the product of two probabilities: the topic part's over the passage
+evidence (is the corpus about what is asked?) and the line part's over the line evidence
+(does a line hold it?), so that either can refuse. The weights, the scaling and the cut are
+fitted per model by bench/fit_answerability.py (its
 docstring gives the protocol: what was fitted on what, what was held out) and stored in
 retriever/data/answerability.json. For a model without fitted values the confidence is the
 nearest passage's cosine, and every question counts as answered unless a minimum is given.
