@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from retriever.backends import DENSE_BACKENDS
+from retriever.backends.milvus_dense import CONSISTENCY_LEVELS, MilvusSettings
+from retriever.backends.milvus_dense import configured as milvus_configured
 from retriever.bases_cli import add_base_commands, add_base_option, base_folders, build_command
 from retriever.config import BackendSettings, ChunkSettings, SearchSettings
 from retriever.corpus import CorpusError, file_hashes
@@ -25,6 +27,8 @@ from retriever.manifest import Manifest
 from retriever.schema import IndexLoadError
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
 from retriever.staging import check_index_target
+
+MILVUS_TOKEN_VARIABLE = "RETRIEVER_MILVUS_TOKEN"  # read by the CLI only, passed in
 
 logger = logging.getLogger("retriever")
 
@@ -75,30 +79,45 @@ def _embedder(args: argparse.Namespace):
     )
 
 
+def _milvus_settings(args: argparse.Namespace) -> MilvusSettings:
+    """The --milvus-* options (and the token in RETRIEVER_MILVUS_TOKEN, kept out of `ps`)."""
+    given = args.milvus_uri or args.milvus_database or args.milvus_consistency
+    if given and args.backend != "milvus":
+        raise ValueError(
+            "--milvus-uri, --milvus-database and --milvus-consistency go with --backend milvus"
+        )
+    if (args.milvus_database or args.milvus_consistency) and not args.milvus_uri:
+        raise ValueError("--milvus-database and --milvus-consistency go with --milvus-uri")
+    return MilvusSettings(
+        uri=args.milvus_uri or None,
+        token=os.environ.get(MILVUS_TOKEN_VARIABLE, ""),
+        database=args.milvus_database or "",
+        consistency=args.milvus_consistency or MilvusSettings.consistency,
+    )
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     corpus, index = base_folders(args)
     check_index_target(index, corpus)  # before the model takes seconds
     chunking = ChunkSettings(max_chars=args.max_chars)
     # No --backend: the engines the index already uses (retriever.search._backends_of).
     backends = BackendSettings(dense=args.backend) if args.backend else None
-    if args.milvus_uri and args.backend != "milvus":
-        raise ValueError("--milvus-uri goes with --backend milvus")
-    if args.milvus_uri:  # read by the Milvus backend when it creates a collection
-        os.environ["RETRIEVER_MILVUS_URI"] = args.milvus_uri
+    milvus = _milvus_settings(args)  # passed to the Milvus backend around the build
     if args.if_stale and index_is_current(
         index, corpus, args.model, chunking=chunking, backends=backends
     ):
         print(f"{index} is up to date with {corpus}", file=sys.stderr)
         return 0
     started = time.perf_counter()
-    report = Retriever.build(
-        corpus,
-        index,
-        embedder=_embedder(args),
-        chunking=chunking,
-        backends=backends,
-        progress=not args.quiet,
-    )
+    with milvus_configured(milvus):
+        report = Retriever.build(
+            corpus,
+            index,
+            embedder=_embedder(args),
+            chunking=chunking,
+            backends=backends,
+            progress=not args.quiet,
+        )
     info = report.index
     for skipped in info.skipped:
         print(f"skipped {skipped.reason}", file=sys.stderr)
@@ -391,7 +410,17 @@ def parser() -> argparse.ArgumentParser:
         help="dense engine: faiss, or milvus (Milvus Lite in the index folder); default: what "
         f"the index uses, {BackendSettings().dense} for a new one",
     )
-    build.add_argument("--milvus-uri", help="with --backend milvus: a Milvus server's URI")
+    build.add_argument(
+        "--milvus-uri",
+        help="with --backend milvus: a Milvus server's URI (http://host:19530); its token, if "
+        f"it asks for one, in {MILVUS_TOKEN_VARIABLE}",
+    )
+    build.add_argument("--milvus-database", help="with --milvus-uri: the database (default)")
+    build.add_argument(
+        "--milvus-consistency",
+        choices=CONSISTENCY_LEVELS,
+        help=f"with --milvus-uri: the level searches read at ({MilvusSettings.consistency})",
+    )
     with_model(build)
     build.set_defaults(run=cmd_build)
 

@@ -9,12 +9,13 @@ swapped in (retriever.staging), so the folder always holds a complete index.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from retriever.backends import dense_backend, lexical_backend
+from retriever.backends import DENSE_BACKENDS, dense_backend, lexical_backend
 from retriever.backends.base import DenseBackend, LexicalBackend
 from retriever.corpus import Skipped
 from retriever.manifest import Manifest
@@ -23,6 +24,7 @@ from retriever.staging import clean_up_after_crashes, replace_folder
 from retriever.store import (
     DENSE_FOLDER,
     LEXICAL_FOLDER,
+    MANIFEST,
     StoredChunk,
     read_chunks,
     read_manifest,
@@ -138,15 +140,27 @@ class Index:
         when `folder` is not an index folder a build may replace (retriever.staging).
         """
 
+        replaced = _kept_outside(folder)  # read before the swap removes the old index
+        self.dense.claim(folder)
+        collections = self.dense.collections()
+
         def write(staging: Path) -> Manifest:
             write_chunks(staging, self.passages)
             (staging / DENSE_FOLDER).mkdir()
             self.dense.save(staging / DENSE_FOLDER)
             (staging / LEXICAL_FOLDER).mkdir()
             self.lexical.save(staging / LEXICAL_FOLDER)
-            return write_manifest(staging, replace(self.manifest, chunk_count=len(self.chunks)))
+            complete = replace(self.manifest, chunk_count=len(self.chunks), collections=collections)
+            return write_manifest(staging, complete)
 
-        return replace_folder(folder, write)
+        written = replace_folder(folder, write)
+        # The index owns what it keeps outside its folder: the replaced index's collections
+        # that the new one does not use go (the backend keeps those not this folder's).
+        self.dense.installed()
+        if replaced is not None:
+            backend, record = replaced
+            backend.release(record, folder, keep=collections)
+        return written
 
     @cached_property
     def chunks(self) -> list[StoredChunk]:
@@ -156,3 +170,18 @@ class Index:
     @cached_property
     def by_id(self) -> dict[int, StoredChunk]:
         return {chunk.id: chunk for chunk in self.chunks if chunk.id is not None}
+
+
+def _kept_outside(folder: Path) -> tuple[type[DenseBackend], Any] | None:
+    """The dense backend of the index in `folder` and what it keeps outside the folder (a
+    server's collection), or None: nothing, or no index there that can tell."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        name = manifest["backends"]["dense"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if name not in DENSE_BACKENDS:
+        return None
+    backend = dense_backend(name)
+    record = backend.outside(folder / DENSE_FOLDER)
+    return None if record is None else (backend, record)

@@ -52,6 +52,9 @@ class Manifest(Mapping[str, Any]):
     created_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)  # every other file of the index
+    # Where the index keeps data outside its folder: a Milvus server's collections, which
+    # the index owns (retriever.backends.milvus_dense); () when all is in the folder.
+    collections: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
@@ -85,6 +88,7 @@ class Manifest(Mapping[str, Any]):
             "versions": self.versions,
             "created_at": self.created_at,
             "checksums": self.checksums,
+            "collections": list(self.collections),
         }
 
 
@@ -143,5 +147,17 @@ def parse_manifest(data: object, path: Path) -> Manifest:
         created_at=top.get("created_at", str),
         versions=top.get_mapping("versions"),
         checksums=top.get_mapping("checksums"),
+        collections=_collections(top, data),
         raw=data,
     )
+
+
+def _collections(top: Fields, data: dict[str, Any]) -> tuple[str, ...]:
+    """The manifest's server collections: absent from manifests written before they were
+    recorded (their index keeps its data in the folder, or names it in dense/)."""
+    if "collections" not in data:
+        return ()
+    names = top.get("collections", list)
+    if not all(isinstance(name, str) for name in names):
+        top.fail("collections should be a list of names")
+    return tuple(names)

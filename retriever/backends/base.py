@@ -23,7 +23,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -75,6 +75,34 @@ class DenseBackend(ABC):
     @abstractmethod
     def scores(self, query: np.ndarray, ids: Collection[int]) -> dict[int, float]:
         """The exact cosine of `query` with each of `ids` the index holds."""
+
+    # What a backend keeps outside the index folder (a server's collections). The defaults
+    # are for a backend whose data is all in the folder; retriever.index.Index.save calls
+    # them around the swap.
+
+    def collections(self) -> tuple[str, ...]:
+        """The collections outside the folder that the index uses, for the manifest."""
+        return ()
+
+    def claim(self, index_folder: Path) -> None:
+        """Called before the index is saved for `index_folder`."""
+        return None
+
+    def installed(self) -> None:
+        """Called once the saved index is swapped in."""
+        return None
+
+    @classmethod
+    def outside(cls, folder: Path) -> Any | None:
+        """What the index saved in dense folder `folder` keeps outside it (read before a swap
+        replaces it), or None."""
+        return None
+
+    @classmethod
+    def release(cls, record: Any, index_folder: Path, keep: Collection[str]) -> None:
+        """Once the index in `index_folder` is replaced: free what `outside` returned for
+        the replaced one, except the collections in `keep` (the new index's)."""
+        return None
 
 
 class LexicalBackend(ABC):

@@ -16,20 +16,28 @@ Two places the data can live, with the same code (MilvusClient takes either URI)
   process holds a lock on the marker file OWNER inside for as long as it lives, so the
   copies of a process that died without closing them (killed) are told apart and deleted
   by the next process that opens or creates a Milvus index.
-- **A Milvus server** (standalone or distributed): set RETRIEVER_MILVUS_URI, or pass
-  `python -m retriever build --backend milvus --milvus-uri http://host:19530`. The data
-  lives on the server and `dense/milvus.json` records how to reach it (URI and collection).
-  Each build writes its own collection (named `zh_retriever_<random>`): an update copies
-  the previous collection into a new one before changing anything, so the index being
-  served is never changed under it and a crash mid-update leaves it whole. Limitation: the
-  replaced collection is not dropped (the backend cannot know when the swap succeeded);
-  its name is logged, and `drop_collection` removes it. Not tested here: no server.
+- **A Milvus server** (standalone or distributed): `MilvusSettings(uri=...)`, passed in with
+  `configured(settings)` around the build (the CLI does it for `build --backend milvus
+  --milvus-uri http://host:19530`). The data lives on the server and `dense/milvus.json`
+  records how to reach it (URI, database, collection, consistency; never the token), and
+  the manifest lists the collection (`Index.save`). Each build writes its own collection
+  (`zh_retriever_<random>`): an update copies the previous collection into a new one
+  before changing anything, so the index being served is never changed under it and a
+  crash mid-update leaves it whole. The index owns its collections: a collection being
+  built carries its builder (host, pid, start time) as a property, and the index folder it
+  is saved for; once the new index is swapped in, the collections the replaced index used
+  and the new one does not are dropped, if they belong to this folder (never another
+  index's, nor a copied folder's original); and a collection whose builder died before
+  its index was swapped in (a killed build) is dropped by the next build on that host.
+  Reads use `consistency` (Bounded by default): they do not wait for the server's time
+  tick (about 200 ms a read under Strong on Milvus 2.3); `save` flushes the build's writes
+  and reads the count back Strong once, so the index is not declared ready before a read
+  sees all of it. docs/milvus.md has the figures and what was tested on a real server.
 
 The index kind follows the count as FAISS's does (faiss_dense.py): exact search (FLAT)
 below HNSW_THRESHOLD vectors, HNSW (M=32) from there on; metric IP on unit vectors, which is
-the cosine. Collections use consistency_level="Strong", so a search sees a write just made.
-`scores` fetches the given ids' vectors and takes their inner products here: exact cosines,
-whatever the index kind.
+the cosine. `scores` fetches the given ids' vectors and takes their inner products here:
+exact cosines, whatever the index kind.
 """
 
 from __future__ import annotations
@@ -39,11 +47,15 @@ import json
 import logging
 import os
 import shutil
+import socket
 import stat
 import tempfile
 import uuid
 import weakref
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -54,8 +66,7 @@ from retriever.backends.base import DenseBackend, Scored
 logger = logging.getLogger(__name__)
 
 DATA = "milvus.db"  # Milvus Lite's data folder (its name must end in .db)
-SETTINGS = "milvus.json"  # {"uri": server URI or null for Lite, "collection", "dim"}
-URI_VARIABLE = "RETRIEVER_MILVUS_URI"  # a server URI for new indexes; unset: Milvus Lite
+SETTINGS = "milvus.json"  # {"uri": server URI or null for Lite, "collection", "dim", ...}
 ID, VECTOR = "id", "vector"
 HNSW_THRESHOLD = 100_000
 HNSW_M = 32
@@ -64,9 +75,59 @@ HNSW_EF_SEARCH = 128
 INSERT_BATCH = 5_000  # rows per insert call: keeps each gRPC message well under its limit
 MAX_LIMIT = 16_384  # the most hits Milvus returns for one search
 STRONG = "Strong"
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 WORKING_PREFIX = "retriever-milvus-"  # a Lite working copy's folder name in the temp dir
 OWNER = "owner.lock"  # in a working copy: locked by the process using it while it lives
 OWNER_PENDING = "owner.lock.new"  # the marker's name until it is locked
+COLLECTION_PREFIX = "zh_retriever_"  # every server collection this backend makes
+# Collection properties on a server: who is building it (until its index is swapped in),
+# and the index folder it was saved for.
+BUILDER = "zh_retriever.builder"  # "host pid start-time"
+INDEX_FOLDER = "zh_retriever.index"  # the index folder's absolute path
+
+
+@dataclass(frozen=True)
+class MilvusSettings:
+    """Where a new Milvus index goes. `uri` None: Milvus Lite in the index folder; else a
+    server's URI (http://host:19530). `token` ("user:password" or an API key) is never
+    saved; `database` "" is the server's default one; `consistency` is the level reads use
+    (Bounded or Session do not wait for the server's time tick; Strong does)."""
+
+    uri: str | None = None
+    token: str = field(default="", repr=False)
+    database: str = ""
+    consistency: str = "Bounded"
+
+    def __post_init__(self) -> None:
+        if self.consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(
+                f"Milvus consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, "
+                f"got {self.consistency!r}"
+            )
+        if self.uri is not None and not self.uri.startswith(("http://", "https://", "tcp://")):
+            raise ValueError(
+                f"a Milvus server's URI starts with http://, https:// or tcp://, got {self.uri!r}"
+            )
+
+
+_CONFIGURED: ContextVar[MilvusSettings | None] = ContextVar("milvus_settings", default=None)
+
+
+def current_settings() -> MilvusSettings:
+    """The settings `configured` gave this context; the defaults (Milvus Lite) outside it."""
+    return _CONFIGURED.get() or MilvusSettings()
+
+
+@contextmanager
+def configured(settings: MilvusSettings) -> Iterator[MilvusSettings]:
+    """Within the block, new Milvus indexes go where `settings` say, and loads of an index on
+    `settings.uri` use its token. (The engine's build calls `create(dim)` with no room for
+    options, so they come in this way: a context variable, not the process environment.)"""
+    token = _CONFIGURED.set(settings)
+    try:
+        yield settings
+    finally:
+        _CONFIGURED.reset(token)
 
 
 class MilvusDense(DenseBackend):
@@ -81,12 +142,15 @@ class MilvusDense(DenseBackend):
         server: bool,
         owned: bool,
         marker: int | None = None,
+        settings: MilvusSettings | None = None,
     ) -> None:
         self._uri = uri  # the working copy's .db folder (Lite) or the server's URI
         self._collection = collection
         self._dim = dim
         self._server = server
         self._owned = owned  # False for a server collection that a saved index reads
+        self._settings = settings or MilvusSettings()
+        self._read_level = self._settings.consistency if server else STRONG
         self._kind: str | None = None  # the index type, read when first needed
         # The client lives in a dict the finalizer shares, so that it can close it. The
         # finalizer also runs at exit; `marker` is the Lite working copy's locked OWNER file.
@@ -100,9 +164,17 @@ class MilvusDense(DenseBackend):
     @classmethod
     def create(cls, dim: int) -> Self:
         _remove_dead_copies()
-        server_uri = os.environ.get(URI_VARIABLE)
-        if server_uri:
-            index = cls(server_uri, _new_collection_name(), dim, server=True, owned=True)
+        settings = current_settings()
+        if settings.uri:
+            index = cls(
+                settings.uri,
+                _new_collection_name(),
+                dim,
+                server=True,
+                owned=True,
+                settings=settings,
+            )
+            index._drop_dead_builds()
         else:
             folder, marker = _new_working_copy()
             index = cls(str(folder / DATA), "chunks", dim, server=False, owned=True, marker=marker)
@@ -115,7 +187,14 @@ class MilvusDense(DenseBackend):
         settings = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
         collection, dim, server_uri = settings["collection"], int(settings["dim"]), settings["uri"]
         if server_uri:
-            index = cls(server_uri, collection, dim, server=True, owned=False)
+            configured_now = current_settings()
+            server = MilvusSettings(
+                uri=server_uri,
+                token=configured_now.token if configured_now.uri == server_uri else "",
+                database=settings.get("database", ""),
+                consistency=settings.get("consistency", STRONG),
+            )
+            index = cls(server_uri, collection, dim, server=True, owned=False, settings=server)
         else:
             if not (folder / DATA).is_dir():
                 raise ValueError(f"{folder / DATA} is missing")
@@ -129,8 +208,15 @@ class MilvusDense(DenseBackend):
         return index
 
     def save(self, folder: Path) -> None:
-        settings = {"uri": self._uri if self._server else None, "collection": self._collection}
-        if not self._server:
+        settings: dict[str, Any] = {
+            "uri": self._uri if self._server else None,
+            "collection": self._collection,
+        }
+        if self._server:
+            self._make_visible()
+            settings["database"] = self._settings.database
+            settings["consistency"] = self._settings.consistency
+        else:
             self._release()  # Milvus Lite writes everything out when its database closes
             shutil.copytree(self._uri, folder / DATA, ignore=shutil.ignore_patterns("LOCK"))
         settings["dim"] = self._dim
@@ -141,6 +227,88 @@ class MilvusDense(DenseBackend):
         copy now rather than when garbage-collected. The backend cannot be used after."""
         self._finalizer()
 
+    # ------------------------------------------------- the collections a server index owns
+
+    def collections(self) -> tuple[str, ...]:
+        return (self._collection,) if self._server else ()
+
+    def claim(self, index_folder: Path) -> None:
+        """Mark the collection as the index folder's before it is saved there, so that the
+        folder's next build may drop it once replaced."""
+        if self._server and self._owned:
+            self._open().alter_collection_properties(
+                self._collection, properties={INDEX_FOLDER: str(index_folder.resolve())}
+            )
+
+    def installed(self) -> None:
+        """The index is swapped in: the collection is no longer a build's."""
+        if self._server and self._owned:
+            try:
+                self._open().drop_collection_properties(self._collection, property_keys=[BUILDER])
+            except Exception:  # it stays marked; a sweep still keeps it (its folder names it)
+                logger.warning("cannot unmark Milvus collection %s", self._collection)
+
+    @classmethod
+    def outside(cls, folder: Path) -> dict[str, Any] | None:
+        """What the index saved in dense folder `folder` keeps on a server, or None."""
+        try:
+            settings = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(settings, dict) or not settings.get("uri"):
+            return None
+        return settings
+
+    @classmethod
+    def release(cls, record: dict[str, Any], index_folder: Path, keep: Collection[str]) -> None:
+        """After the index in `index_folder` was replaced: drop the replaced index's
+        collection (`record`, from `outside`) unless the new index uses it or it is not
+        this folder's (a copied index folder names its original's collection)."""
+        collection = record.get("collection")
+        if not isinstance(collection, str) or collection in keep:
+            return
+        configured_now = current_settings()
+        client = _client(
+            record["uri"],
+            configured_now.token if configured_now.uri == record["uri"] else "",
+            record.get("database", ""),
+        )
+        try:
+            if not client.has_collection(collection):
+                return
+            owner = _properties(client, collection).get(INDEX_FOLDER)
+            if owner != str(index_folder.resolve()):
+                logger.info("keeping Milvus collection %s: it is %s's", collection, owner)
+                return
+            logger.info("dropping Milvus collection %s, no longer used by %s", collection, owner)
+            client.drop_collection(collection)
+        except Exception as error:  # the new index is in; a leftover is only a leftover
+            logger.warning("cannot drop replaced Milvus collection %s: %s", collection, error)
+        finally:
+            client.close()
+
+    def _drop_dead_builds(self) -> None:
+        """Drop the collections that builds on this host left when they died before their
+        index was swapped in: marked with a builder that is not running, and not named by
+        the index folder they were saved for."""
+        client = self._open()
+        host = socket.gethostname()
+        for name in client.list_collections():
+            if not name.startswith(COLLECTION_PREFIX):
+                continue
+            try:
+                properties = _properties(client, name)
+            except Exception:  # dropped meanwhile
+                continue
+            builder = properties.get(BUILDER, "").split()
+            if len(builder) != 3 or builder[0] != host or _process_alive(builder[1], builder[2]):
+                continue
+            folder = properties.get(INDEX_FOLDER)
+            if folder and _names_collection(Path(folder), name):
+                continue  # swapped in, then the builder died before unmarking it
+            logger.warning("dropping Milvus collection %s, left by a build that died", name)
+            client.drop_collection(name)
+
     # ---------------------------------------------------------------------------- reading
 
     @property
@@ -149,8 +317,11 @@ class MilvusDense(DenseBackend):
 
     @property
     def count(self) -> int:
+        return self._count(self._read_level)
+
+    def _count(self, level: str) -> int:
         rows = self._open().query(
-            self._collection, filter="", output_fields=["count(*)"], consistency_level=STRONG
+            self._collection, filter="", output_fields=["count(*)"], consistency_level=level
         )
         return int(rows[0]["count(*)"])
 
@@ -164,7 +335,7 @@ class MilvusDense(DenseBackend):
             limit=min(k, MAX_LIMIT),
             output_fields=[ID],
             search_params=params,
-            consistency_level=STRONG,
+            consistency_level=self._read_level,
         )
         return [(int(hit["id"]), float(hit["distance"])) for hit in hits[0]]
 
@@ -175,7 +346,7 @@ class MilvusDense(DenseBackend):
             self._collection,
             ids=[int(i) for i in ids],
             output_fields=[ID, VECTOR],
-            consistency_level=STRONG,
+            consistency_level=self._read_level,
         )
         if not rows:
             return {}
@@ -217,9 +388,12 @@ class MilvusDense(DenseBackend):
         if not self._finalizer.alive:  # Lite would make a new, empty database in its place
             raise ValueError("this Milvus index is closed")
         if self._state["client"] is None:
-            from pymilvus import MilvusClient
+            if self._server:
+                client = _client(self._uri, self._settings.token, self._settings.database)
+            else:
+                from pymilvus import MilvusClient
 
-            client = MilvusClient(uri=self._uri)
+                client = MilvusClient(uri=self._uri)
             if client.has_collection(self._collection):  # Lite opens collections released
                 client.load_collection(self._collection)
             self._state["client"] = client
@@ -232,11 +406,15 @@ class MilvusDense(DenseBackend):
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(ID, DataType.INT64, is_primary=True)
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=self._dim)
+        # Marked as this process's build from the start, so a crash at any point leaves a
+        # collection the next build can tell is dead.
+        properties = {BUILDER: _this_process()} if self._server else {}
         client.create_collection(
             self._collection,
             schema=schema,
             index_params=self._index_params("FLAT"),
             consistency_level=STRONG,
+            properties=properties,
         )
         self._kind = "FLAT"
 
@@ -259,6 +437,13 @@ class MilvusDense(DenseBackend):
         except MilvusException as error:
             raise ValueError(f"Milvus cannot open {self._collection!r}: {error.message}") from error
 
+    def _make_visible(self) -> None:
+        """Before the index is declared ready: seal the build's writes and read them back
+        with Strong consistency once, so every later read, at any level, sees them."""
+        client = self._open()
+        client.flush(self._collection)
+        self._count(STRONG)
+
     def _index_kind(self) -> str:
         if self._kind is None:
             self._kind = self._open().describe_index(self._collection, VECTOR)["index_type"]
@@ -272,7 +457,7 @@ class MilvusDense(DenseBackend):
 
     def _fit(self) -> None:
         """Make the index the kind a fresh build of this many vectors would have."""
-        wanted = "HNSW" if self.count >= HNSW_THRESHOLD else "FLAT"
+        wanted = "HNSW" if self._count(STRONG) >= HNSW_THRESHOLD else "FLAT"
         if wanted == self._index_kind():
             return
         logger.info("Milvus collection %s: index %s → %s", self._collection, self._kind, wanted)
@@ -286,30 +471,76 @@ class MilvusDense(DenseBackend):
     def _make_own(self) -> None:
         """On a server, copy a loaded collection into a new one before the first change, so
         the collection the served index reads is never changed. (A Lite index already works
-        on its own copy.)"""
+        on its own copy.) The copy gets the index kind a fresh build of its size would have."""
         if self._owned:
             return
+        self._index_kind()  # the loaded collection's kind, read before the name changes
         old, client = self._collection, self._open()
+        self._drop_dead_builds()
         self._collection = _new_collection_name()
         logger.info("copying Milvus collection %s to %s for an update", old, self._collection)
-        kind = self._index_kind()
-        self._create_collection()
-        iterator = client.query_iterator(old, batch_size=INSERT_BATCH, output_fields=[ID, VECTOR])
-        while batch := iterator.next():
-            client.insert(self._collection, batch)
-        iterator.close()
+        self._create_collection()  # FLAT; _fit below makes it HNSW if its size asks
         self._owned = True
-        if kind != "FLAT":
-            self._fit()
-        logger.warning(
-            "Milvus collection %s is replaced by %s: drop it once the update is in",
-            old,
-            self._collection,
+        iterator = client.query_iterator(
+            old, batch_size=INSERT_BATCH, output_fields=[ID, VECTOR], consistency_level=STRONG
         )
+        try:
+            while batch := iterator.next():
+                client.insert(self._collection, batch)
+        finally:
+            iterator.close()
+        self._fit()
 
     def _release(self) -> None:
         """Close the client and, for Lite, the in-process database, writing it all out."""
         _release(self._state, self._uri, self._server)
+
+
+def _client(uri: str, token: str, database: str):
+    from pymilvus import MilvusClient
+
+    options: dict[str, Any] = {"uri": uri}
+    if token:
+        options["token"] = token
+    if database:
+        options["db_name"] = database
+    return MilvusClient(**options)
+
+
+def _properties(client, collection: str) -> dict[str, str]:
+    properties = client.describe_collection(collection).get("properties") or {}
+    return {str(key): str(value) for key, value in dict(properties).items()}
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()} {os.getpid()} {_start_time(os.getpid())}"
+
+
+def _start_time(pid: int | str) -> str:
+    """The process's start time in clock ticks after boot ("-" where /proc cannot say), so
+    that a pid reused by another process is not taken for the builder."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "-"
+    return stat_line.rsplit(")", 1)[1].split()[19]
+
+
+def _process_alive(pid: str, started: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    except ValueError:
+        return True  # not a pid we wrote: keep the collection
+    return started == "-" or _start_time(pid) in (started, "-")
+
+
+def _names_collection(index_folder: Path, collection: str) -> bool:
+    record = MilvusDense.outside(index_folder / "dense")
+    return record is not None and record.get("collection") == collection
 
 
 def _release(state: dict[str, Any], uri: str, server: bool) -> None:
