@@ -435,7 +435,9 @@ class MilvusDense(DenseBackend):
                     f"collection {self._collection!r} does not hold {self._dim}-dim vectors"
                 )
         except MilvusException as error:
-            raise ValueError(f"Milvus cannot open {self._collection!r}: {error.message}") from error
+            raise ValueError(
+                f"Milvus at {self._uri} cannot open {self._collection!r}: {error.message}"
+            ) from error
 
     def _make_visible(self) -> None:
         """Before the index is declared ready: seal the build's writes and read them back
