@@ -9,7 +9,7 @@ bare heading line. Chunk text is always an exact slice of the source:
 A heading's level comes from the file where it says one (a Word heading style, a Markdown
 `#`), else from its numbering, else it is a plain heading line: see `_rank`.
 
-A unit the file marks (a table row, a list item: retriever.extraction.MarkedUnit) is never a
+A unit the file marks (a table row, a list item: retriever.readers.MarkedUnit) is never a
 heading. A table row is a chunk of its own, never packed with its neighbours, so that the row
 a question asks about is found and cited by itself; its heading path ends with its table's
 caption. A list item stays with the rest of its list, packed like body text: a question that
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from retriever.config import ChunkSettings
-from retriever.extraction import MarkedUnit
+from retriever.readers import MarkedUnit
 
 # Sentence ends, full and half width: this corpus uses both. Closing quotes and brackets that
 # follow an end belong to the sentence they close (not ASCII quotes: they open as often as close).
@@ -148,7 +148,7 @@ def chunk_text(
     """Cut a document into chunks of whole sentences, each at most settings.max_chars long.
 
     `marked_headings` are the (offset, level) of lines the file marks as headings (a Word
-    file's heading styles, retriever.extraction): they are headings whatever their look, at
+    file's heading styles, retriever.readers): they are headings whatever their look, at
     that level (1 the top). Other lines are judged by `is_heading`. `marked_units` are the
     spans the file marks as units (table rows, list items): never headings, and each row a
     chunk of its own.

@@ -2,8 +2,8 @@
 
 Chinese files arrive as UTF-8, GB18030/GBK or UTF-16 about equally often, so bytes are decoded
 by detection rather than assumed. PDF, Word and HTML files are read by libraries in a child
-process whose time and memory are bounded (retriever.extraction); Markdown is read into the
-text it renders to, in this process unless it is long (retriever.extraction.markdown_text).
+process whose time and memory are bounded (retriever.readers); Markdown is read into the
+text it renders to, in this process unless it is long (retriever.readers.markdown_text).
 A file that cannot be read, whatever the reason, is reported and skipped: one bad file never
 stops a build.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from retriever.extraction import (
+from retriever.readers import (
     READER_VERSION,
     Extracted,
     ExtractionError,
@@ -67,7 +67,7 @@ class Document:
     # The heading lines the file marks as such (Word's heading styles), which set the levels
     # of headings in chunking; plain text has none.
     headings: tuple[MarkedHeading, ...] = ()
-    # The table rows and list items the file marks (retriever.extraction), each a passage of
+    # The table rows and list items the file marks (retriever.readers), each a passage of
     # its own in chunking.
     units: tuple[MarkedUnit, ...] = ()
 
@@ -223,7 +223,7 @@ def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
 
     This is the text that citations' offsets point into, for every format. Raises CorpusError,
     and nothing else, for a file that cannot be read. PDF, Word and HTML text is had in a child
-    process and refused when it passes the limits of retriever.extraction (time, memory, and
+    process and refused when it passes the limits of retriever.readers (time, memory, and
     MAX_TEXT_CHARS characters: refused rather than cut, so no document is indexed in part).
     """
     extracted, how = extract_document(data, suffix, name)
@@ -231,7 +231,7 @@ def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
 
 
 def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, str]:
-    """As `extract_text`, with the headings and units the file marks (retriever.extraction)."""
+    """As `extract_text`, with the headings and units the file marks (retriever.readers)."""
     try:
         if suffix in (".pdf", ".docx"):
             kind = suffix[1:]

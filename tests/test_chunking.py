@@ -8,7 +8,7 @@ import pytest
 
 from retriever.chunking import chunk_text, is_heading, split_sentences
 from retriever.config import ChunkSettings
-from retriever.extraction import MarkedUnit
+from retriever.readers import MarkedUnit
 
 QA_PAGE = (
     "办公室主任和行政主管哪个大?\n"

@@ -18,8 +18,8 @@ from docx.oxml.ns import qn
 
 from retriever.config import ChunkSettings
 from retriever.corpus import CorpusError, extract_text, read_corpus
-from retriever.extraction import RADICALS
 from retriever.passages import passages_of
+from retriever.readers.pdf_layout import RADICALS
 
 CHROMIUM = Path("/usr/bin/chromium")
 

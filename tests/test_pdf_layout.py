@@ -19,8 +19,8 @@ import pypdf
 import pytest
 from conftest import layout_pdf, page_pdf
 
-from retriever import extraction
-from retriever.extraction import Extracted, ExtractionError, extract
+from retriever.readers import Extracted, ExtractionError, extract, pdf
+from retriever.readers.pdf_layout import RADICALS
 
 CHROMIUM = Path("/usr/bin/chromium")
 RADICAL = re.compile("[\u2e80-\u2fdf]")
@@ -169,8 +169,8 @@ def test_a_run_of_numbered_lines_is_marked_as_list_items(handmade: Extracted) ->
 def test_a_long_pdf_is_read_as_plain_text_with_the_same_clean_up(monkeypatch) -> None:
     """Past PDF_LAYOUT_MAX_PAGES pypdf reads the text (faster, no tables): lines still join
     by their punctuation and length, and page headers and numbers still go."""
-    monkeypatch.setattr(extraction, "PDF_LAYOUT_MAX_PAGES", 2)
-    plain = extraction._pdf_text(handmade_pdf())  # in this process, to see the patched limit
+    monkeypatch.setattr(pdf, "PDF_LAYOUT_MAX_PAGES", 2)
+    plain = pdf.pdf_text(handmade_pdf())  # in this process, to see the patched limit
     assert SENTENCE in lines_of(plain)
     for dropped in ("公司内部资料", "第 1 页", "- 2 -", "3 / 3"):
         assert dropped not in plain.text
@@ -246,7 +246,7 @@ def test_printed_page_holds_what_the_test_means(printed: tuple[Extracted, bytes]
     assert len(raw) >= 3, "both tables run over a page break"
     assert any("page.html" in text for text in raw), "Chromium printed its footer"
     assert any(RADICAL.search(text) for text in raw), "Chromium wrote Kangxi radicals"
-    folded = [text.translate(extraction.RADICALS) for text in raw]
+    folded = [text.translate(RADICALS) for text in raw]
     assert any(SENTENCE[:10] in text and SENTENCE not in text for text in folded), "wrapped"
 
 

@@ -27,8 +27,9 @@ import pypdf
 import pytest
 from conftest import page_pdf, pdf_of, text_pdf
 
-from retriever import corpus, extraction
+from retriever import corpus
 from retriever.corpus import MAX_FILE_BYTES, Corpus, CorpusError, extract_text, read_corpus
+from retriever.readers import process
 from web.uploads import UploadError, check_content
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def writes(data: Callable[[], bytes]) -> Callable[[Path], None]:
 
 
 def extraction_children() -> list[int]:
-    """Processes of this test process that still run retriever/extraction.py."""
+    """Processes of this test process that still run retriever/readers/child.py."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -169,7 +170,7 @@ def extraction_children() -> list[int]:
             command = (stat.parent / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue  # the process ended while being looked at
-        if parent == os.getpid() and b"extraction.py" in command:
+        if parent == os.getpid() and b"readers/child.py" in command:
             children.append(int(stat.parent.name))
     return children
 
@@ -328,7 +329,7 @@ def test_bomb_costs_little_time_and_memory(tmp_path: Path, name: str) -> None:
 
 
 def test_a_file_over_the_time_limit_is_killed_and_skipped(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(extraction, "EXTRACT_SECONDS", 1)
+    monkeypatch.setattr(process, "EXTRACT_SECONDS", 1)
     slow = b"<div>" * 400_000 + b"</div>" * 400_000  # about 10 s to parse here
     start = time.perf_counter()
     reason = skip_reason(tmp_path, "slow.html", lambda path: path.write_bytes(slow))
@@ -339,7 +340,7 @@ def test_a_file_over_the_time_limit_is_killed_and_skipped(tmp_path: Path, monkey
 
 def test_a_file_over_the_memory_limit_is_skipped(tmp_path: Path, monkeypatch) -> None:
     """A .docx whose directory says its XML is 1 KB, while it inflates to 400 MB."""
-    monkeypatch.setattr(extraction, "CHILD_MEMORY_BYTES", 300_000_000)
+    monkeypatch.setattr(process, "CHILD_MEMORY_BYTES", 300_000_000)
     liar = docx_of((bytes(1 << 20) for _ in range(400)), level=1, declared_size=1_000)
     reason = skip_reason(tmp_path, "liar.docx", lambda path: path.write_bytes(liar))
     assert "reading it needs over 0.3 GB of memory, the limit for one file" in reason
@@ -347,7 +348,7 @@ def test_a_file_over_the_memory_limit_is_skipped(tmp_path: Path, monkeypatch) ->
 
 def test_a_crashed_reader_is_the_files_skip_reason(tmp_path: Path, monkeypatch) -> None:
     crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
-    monkeypatch.setattr(extraction, "command", lambda kind: crash)
+    monkeypatch.setattr(process, "command", lambda kind: crash)
     reason = skip_reason(tmp_path, "any.pdf", writes(lambda: text_pdf("Hello")))
     assert reason.endswith(
         "not a readable PDF: the file is damaged or is not a PDF (its reader crashed)"

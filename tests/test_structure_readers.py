@@ -13,10 +13,20 @@ from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls, qn
 
-from retriever import extraction
 from retriever.chunking import chunk_text
 from retriever.corpus import CorpusError, extract_document
-from retriever.extraction import Extracted, MarkedHeading, MarkedUnit, markdown_text
+from retriever.readers import (
+    Extracted,
+    ExtractionError,
+    MarkedHeading,
+    MarkedUnit,
+    markdown,
+    markdown_text,
+    units,
+)
+from retriever.readers.html import html_text
+from retriever.readers.word import docx_text
+from retriever.readers.word_numbering import list_number
 
 
 def check_offsets(extracted: Extracted) -> None:
@@ -157,7 +167,7 @@ WORD_LINES = [
 
 @pytest.fixture(scope="module")
 def word() -> Extracted:
-    return extraction._docx_text(handbook_docx())
+    return docx_text(handbook_docx())
 
 
 def test_word_tables_are_rows_with_their_header_and_lists_have_their_numbers(
@@ -234,7 +244,7 @@ def test_word_file_without_numbering_definitions_is_read() -> None:
     part.drop_rel(next(i for i, rel in part.rels.items() if rel.reltype == RT.NUMBERING))
     out = io.BytesIO()
     document.save(out)
-    assert extraction._docx_text(out.getvalue()) == Extracted("病假须附医院证明")
+    assert docx_text(out.getvalue()) == Extracted("病假须附医院证明")
 
 
 @pytest.mark.parametrize(
@@ -253,7 +263,7 @@ def test_word_file_without_numbering_definitions_is_read() -> None:
     ],
 )
 def test_word_number_formats(value: int, format: str, shown: str) -> None:
-    assert extraction._list_number(value, format) == shown
+    assert list_number(value, format) == shown
 
 
 # ------------------------------------------------------------------------------------- HTML
@@ -296,7 +306,7 @@ PAGE_LINES = [
 
 
 def test_html_tables_lists_and_headings() -> None:
-    page = extraction._html_text(PAGE.encode())
+    page = html_text(PAGE.encode())
     assert page.text.split("\n") == PAGE_LINES
     assert headings_of(page) == [("假期", 1), ("流程", 2)]
     assert units_of(page) == [
@@ -395,26 +405,24 @@ def test_markdown_without_a_caption_and_plain_text_is_unchanged() -> None:
 
 def test_long_markdown_is_read_in_the_child_to_the_same_text(monkeypatch) -> None:
     in_process = markdown_text(HANDBOOK)
-    monkeypatch.setattr(extraction, "MARKDOWN_IN_PROCESS_CHARS", 100)
+    monkeypatch.setattr(markdown, "MARKDOWN_IN_PROCESS_CHARS", 100)
     assert markdown_text(HANDBOOK) == in_process
-    with pytest.raises(extraction.ExtractionError, match="over 10,000,000 characters"):
+    with pytest.raises(ExtractionError, match="over 10,000,000 characters"):
         # Read by the child, which keeps its own MAX_TEXT_CHARS: this one makes 10 million.
         markdown_text(f"| {'名' * 1_000} |\n|---|\n" + "| 1 |\n" * 10_001)
 
 
 def test_a_small_markdown_file_whose_header_fills_every_row_is_refused(monkeypatch) -> None:
     """A header's names repeat in every row: a short file could make gigabytes of text."""
-    monkeypatch.setattr(extraction, "MAX_TEXT_CHARS", 100_000)
+    monkeypatch.setattr(units, "MAX_TEXT_CHARS", 100_000)
     bomb = f"| {'名' * 1_000} |\n|---|\n" + "| 1 |\n" * 200
     with pytest.raises(CorpusError, match=r"over 100,000 characters of text"):
         extract_document(bomb.encode(), ".md", "bomb.md")
 
 
 def test_a_note_merged_across_the_table_is_written_once_not_as_pairs() -> None:
-    from retriever.extraction import _table_lines
-
     rows = [["类别", "形式"], ["内部", "分享会"], ["注：每年不少于24学时。"] * 2]
-    assert _table_lines(rows, 1) == ["类别：内部；形式：分享会", "注：每年不少于24学时。"]
+    assert units.table_lines(rows, 1) == ["类别：内部；形式：分享会", "注：每年不少于24学时。"]
 
 
 def test_a_question_about_one_row_is_answered_with_that_row_whole(
