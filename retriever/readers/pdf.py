@@ -22,7 +22,8 @@ PDF_MAX_PAGES = 5_000
 # joined by their punctuation and length alone, page headers and numbers dropped by their
 # repeats, no table found. pdfminer (under pdfplumber) parses pages in pure Python: 0.09 s of
 # CPU a dense page of Chinese here, against pypdf's 0.06 s, and twice that in wall time on a
-# busy machine. So 1,000 pages would take 90–180 s, past EXTRACT_SECONDS; 300 take 27–55 s.
+# busy machine. So 1,000 pages would take 90–180 s, past process.EXTRACT_SECONDS; 300 pages
+# take 27–55 s.
 PDF_LAYOUT_MAX_PAGES = 300
 
 

@@ -183,7 +183,7 @@ def _pdf_table(found, chars: list[dict]) -> PdfTable | None:
                 line.append(_pdf_cell_text(text))
                 continue
             # A place that a merged cell covers takes its text, as Word's merged cells do
-            # (docx_text): from the row above (a category over several rows holds for each)
+            # (word.docx_text): from the row above (a category over several rows holds for each)
             # or from the cell on the left (a header over two columns names both).
             x = columns[column]
             cover = next(

@@ -53,7 +53,7 @@ def extract(kind: str, data: bytes) -> Extracted:
     """The text of a file: `kind` is "pdf", "docx", "html" or "md" (the last two as UTF-8).
 
     Raises ExtractionError for a file that cannot be read, takes over EXTRACT_SECONDS, needs
-    over CHILD_MEMORY_BYTES or yields over MAX_TEXT_CHARS characters. The child has ended, one
+    over CHILD_MEMORY_BYTES or yields over units.MAX_TEXT_CHARS characters. The child has ended, one
     way or the other, when this returns.
     """
     try:
