@@ -15,17 +15,19 @@ import uvicorn
 
 from retriever import IndexLoadError
 from web.access import AccessError
+from web.library import Opener
 from web.server import create_app
 from web.settings import Settings, SettingsError
 
 
-def main() -> None:
+def main(opener: Opener | None = None) -> None:
+    """Serve until stopped; `opener` as create_app takes it."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("retriever", "web"):  # our own progress lines, without the libraries' chatter
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         settings = Settings.from_env()
-        app = create_app(settings)
+        app = create_app(settings, opener=opener)
     except (SettingsError, AccessError) as error:
         raise SystemExit(f"not starting: {error}") from None
     except IndexLoadError as error:  # its message says how to build the index

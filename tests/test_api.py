@@ -148,7 +148,8 @@ def test_a_base_name_in_a_url_is_percent_encoded(server: str, client: httpx.Clie
         reply = received.decode(errors="replace")
     assert reply.startswith("HTTP/1.1 400") and "Invalid HTTP request received." in reply
     encoded = client.get("/api/info?base=%E4%BA%BA%E4%BA%8B")
-    assert encoded.status_code == 404 and encoded.json() == {"detail": "没有名为 人事 的知识库"}
+    assert encoded.status_code == 404
+    assert encoded.json()["detail"].startswith("没有叫「人事」的知识库")
 
 
 def test_the_api_says_why_in_chinese(client: httpx.Client) -> None:

@@ -26,6 +26,7 @@ from web.libraries import BaseBusy, Libraries
 from web.library import CLOSED, Library
 from web.limits import FeedbackLimit, QuestionLimit
 from web.preview import BasePreviews, Previews
+from web.service import Service
 from web.settings import Settings, SettingsError
 
 EDITOR = {"Authorization": "Bearer editor-token"}
@@ -58,10 +59,8 @@ def client(libraries: Libraries, answers: AnswerLog, tmp_path: Path) -> Iterator
     app = FastAPI()
     app.include_router(
         api_router(
-            libraries,
+            Service(libraries, QuestionLimit(0), answers),
             load_access(access_file),
-            QuestionLimit(0),
-            answers=answers,
             previews=BasePreviews(libraries, Previews(libraries.default)),
             feedback=feedback,
         )
@@ -219,20 +218,20 @@ def test_changes_need_an_editor(client: TestClient, libraries: Libraries) -> Non
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "says"),
     [
-        ("POST", "/api/bases", {"name": "../up"}, 422, "知识库的名称只能用"),
-        ("POST", "/api/bases", {"name": ".hidden"}, 422, "知识库的名称只能用"),
-        ("POST", "/api/bases", {"name": "HR"}, 409, "已经有名为 HR"),
-        ("POST", "/api/bases", {"name": "default"}, 409, "已经有名为 default"),
+        ("POST", "/api/bases", {"name": "../up"}, 422, "不能作知识库的名称"),
+        ("POST", "/api/bases", {"name": ".hidden"}, 422, "不能作知识库的名称"),
+        ("POST", "/api/bases", {"name": "HR"}, 409, "已经有叫「HR」的知识库"),
+        ("POST", "/api/bases", {"name": "default"}, 409, "已经有叫「default」的知识库"),
         ("PATCH", "/api/bases/default", {"name": "main"}, 409, "默认知识库不能改名或删除"),
         ("DELETE", "/api/bases/default", None, 409, "默认知识库不能改名或删除"),
-        ("PATCH", "/api/bases/nothere", {"name": "x"}, 404, "没有名为 nothere 的知识库"),
-        ("DELETE", "/api/bases/photos", None, 409, "不是本程序建立的知识库"),
-        ("POST", "/api/bases/trash/nope/restore", None, 404, "回收站里没有这个知识库"),
-        ("POST", "/api/search", {"question": "年假", "base": "nothere"}, 404, "没有名为"),
+        ("PATCH", "/api/bases/nothere", {"name": "x"}, 404, "没有叫「nothere」的知识库"),
+        ("DELETE", "/api/bases/photos", None, 409, "不是本程序建的知识库"),
+        ("POST", "/api/bases/trash/nope/restore", None, 404, "知识库回收站里没有这一项"),
+        ("POST", "/api/search", {"question": "年假", "base": "nothere"}, 404, "没有叫「nothere」"),
         ("POST", "/api/ask", {"question": "年假", "base": "a/b"}, 422, "知识库的名称"),
-        ("GET", "/api/documents?base=nothere", None, 404, "没有名为 nothere"),
+        ("GET", "/api/documents?base=nothere", None, 404, "没有叫「nothere」"),
         ("GET", "/api/info?base=..", None, 422, "知识库的名称"),
-        ("POST", "/api/documents?base=nothere", None, 404, "没有名为 nothere"),
+        ("POST", "/api/documents?base=nothere", None, 404, "没有叫「nothere」"),
     ],
 )
 def test_refusals(

@@ -31,6 +31,7 @@ from web.libraries import Libraries
 from web.library import DISK_FULL, Library
 from web.limits import FeedbackLimit, QuestionLimit
 from web.preview import BasePreviews, Previews
+from web.service import Service
 
 SECRET = "火星基地的大门密码是七三九一，只有站长知道。"
 HIDDEN = "月球仓库的钥匙放在第九号柜里，每周一更换。"
@@ -118,10 +119,8 @@ def client(library: Library, tmp_path: Path) -> Iterator[TestClient]:
     app = FastAPI(exception_handlers={RequestValidationError: validation_error, OSError: disk_full})
     app.include_router(
         api_router(
-            libraries,
+            Service(libraries, QuestionLimit(0), answers),
             Access(),
-            QuestionLimit(0),
-            answers=answers,
             previews=BasePreviews(libraries, Previews(library)),
             feedback=feedback,
         )

@@ -32,6 +32,7 @@ from web.api import api_router
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
 from web.limits import FeedbackLimit, QuestionLimit
+from web.service import Service
 from web.settings import MB
 
 HYPERLINK = '=HYPERLINK("http://example.com/x","点这里")'
@@ -88,10 +89,8 @@ def client(feedback: Feedback, access: Access) -> TestClient:
     """The /api routes; the feedback routes use neither the bases nor the previews."""
     app = FastAPI()
     router = api_router(
-        SimpleNamespace(),
+        Service(SimpleNamespace(), QuestionLimit(0), feedback.answers),
         access,
-        QuestionLimit(0),
-        answers=feedback.answers,
         previews=SimpleNamespace(),
         feedback=feedback,
     )
@@ -322,7 +321,8 @@ def _user(name: str) -> SimpleNamespace:
 
 
 def _page(access: Access, feedback: Feedback) -> Citations:
-    return Citations(access, SimpleNamespace(), feedback)  # previews: unused by rate
+    # The service and the previews: unused by rate.
+    return Citations(access, SimpleNamespace(), SimpleNamespace(), feedback)
 
 
 KEPT = Identity("kept", Role.READER, frozenset({"kept"}))

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import CACHE, CORPUS, ROOT
+from gated_app import GATE_VARIABLE
 
 STARTUP_SECONDS = 180
 
@@ -59,10 +60,13 @@ def app_environment(folder: Path, **settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_app(folder: Path, index: Path, **settings: str) -> Iterator[str]:
+def running_app(
+    folder: Path, index: Path, *, gate: Path | None = None, **settings: str
+) -> Iterator[str]:
     """Serve copies of corpus/ and `index` (built from corpus/) from `folder`; yields the URL.
 
     `settings` are RETRIEVER_… variables, such as RETRIEVER_ACCESS_FILE or RETRIEVER_HOST.
+    With `gate`, builds hold before embedding while that file exists (tests/gated_app.py).
     """
     corpus_copy = shutil.copytree(CORPUS, folder / "corpus")
     index_copy = shutil.copytree(index, folder / "index")
@@ -74,13 +78,15 @@ def running_app(folder: Path, index: Path, **settings: str) -> Iterator[str]:
         RETRIEVER_PORT=str(port),
         **settings,
     )
+    command = [sys.executable, "app.py"]
+    if gate is not None:
+        command = [sys.executable, "tests/gated_app.py"]
+        environment[GATE_VARIABLE] = str(gate)
     # A file, not a pipe: nobody reads a pipe while tests run, and a full one would stall
     # the server.
     log_path = folder / "app.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=environment, stdout=log, stderr=log
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_serving(process, url, log_path)

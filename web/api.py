@@ -46,9 +46,10 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -58,30 +59,21 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from retriever import QuestionError, Retriever
 from retriever.bases import (
     DEFAULT,
-    MAX_NAME_CHARS,
-    BadBaseName,
     Base,
-    BaseError,
-    BaseExists,
-    DefaultBase,
-    NoSuchBase,
-    NoSuchBaseTrashEntry,
-    NotABase,
 )
 from retriever.config import MAX_QUESTION_CHARS
 from retriever.followup import MAX_HISTORY
 from retriever.trash import DISK_FULL_ERRNOS, document_names
 from web.access import Access, Identity, Role
-from web.feedback import MAX_COMMENT_CHARS, AnswerLog, Feedback, FeedbackError, export_zip
-from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_allowed
-from web.library import DISK_FULL, Library, NotIndexed, Outcome
-from web.limits import QuestionLimit
+from web.feedback import MAX_COMMENT_CHARS, Feedback, FeedbackError, export_zip
+from web.library import DISK_FULL, Library, Outcome
 from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
-from web.questions import is_text, question_problem
+from web.questions import is_text
+from web.service import Refused, Service
 
+T = TypeVar("T")
 # More passages than this is a dump of the corpus, not a search.
 MAX_K = 50
 # An earlier question is a question, so no longer than one: longer ones cost jieba time.
@@ -141,6 +133,17 @@ class RestoreBase(BaseModel):
     name: str | None = None  # None: the name it had
 
 
+def refusing(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """What the service's `action` gives, or the HTTP error its refusal names."""
+    try:
+        return action(*args, **kwargs)
+    except Refused as refusal:
+        headers = None
+        if refusal.retry_after:
+            headers = {"Retry-After": str(math.ceil(refusal.retry_after))}
+        raise HTTPException(refusal.status, refusal.message, headers=headers) from None
+
+
 def client_address(request: Request) -> str:
     """Who asks, for the question limit: the peer address, or the address a trusted proxy
     reports (uvicorn rewrites the peer from X-Forwarded-For only for RETRIEVER_TRUSTED_PROXIES)."""
@@ -148,36 +151,22 @@ def client_address(request: Request) -> str:
 
 
 def api_router(
-    libraries: Libraries,
+    service: Service,
     access: Access,
-    limit: QuestionLimit,
     *,
-    answers: AnswerLog,
     previews: BasePreviews,
     feedback: Feedback,
 ) -> APIRouter:
-    """The /api routes, answering from whichever index each base's Library serves at the time.
+    """The /api routes: the service's answers as JSON, and its refusals as HTTP errors.
 
-    `answers` remembers each answer for ratings, `previews` reads the windows of each base's
-    documents, `feedback` stores the ratings.
+    `previews` reads the windows of each base's documents, `feedback` stores the ratings.
     """
+    libraries = service.libraries
 
     def library_of(name: str, identity: Identity) -> Library:
         """The Library of base `name`, or the HTTP error that says why there is none, or
         why `identity` may not use it."""
-        try:
-            check_allowed(identity, name)
-            return libraries.get(name)
-        except BaseError as error:
-            raise _refusal(error, name) from None
-
-    def retriever_of(library: Library) -> Retriever:
-        try:
-            return library.retriever
-        except NotIndexed:
-            running = library.state.running
-            why = "正在建立索引，请稍后再问" if running else "还没有索引：请先上传文档"
-            raise HTTPException(409, f"知识库 {library.name} {why}") from None
+        return refusing(service.library, identity, name)
 
     def reader(request: Request) -> Identity:
         """Whoever holds a valid token (anyone, without access control)."""
@@ -202,20 +191,10 @@ def api_router(
             raise HTTPException(403, f"令牌 {identity.name} 只能用于部分知识库，不能管理知识库")
         return identity
 
-    def asker(request: Request) -> Identity:
-        """A reader within the question limit."""
-        identity = reader(request)
-        wait = limit.wait(client_address(request))
-        if wait:
-            retry = str(math.ceil(wait))
-            raise HTTPException(429, limit.message(wait), headers={"Retry-After": retry})
-        return identity
-
     # Each route gets its caller as a parameter with one of these as its default (not
     # Annotated: a string annotation cannot name a local function), so that it can check
     # the knowledge base asked for against the caller's access rules.
     reading = Depends(reader)
-    asking = Depends(asker)
     editing = Depends(editor)
     managing = Depends(manager)
     router = APIRouter(prefix="/api", tags=["api"])
@@ -223,29 +202,33 @@ def api_router(
     # Plain `def` routes: FastAPI runs them on its thread pool, so a search, which holds
     # the CPU, never blocks the event loop that serves the page.
     @router.post("/search")
-    def search(request: SearchRequest, identity: Identity = asking) -> list[dict[str, Any]]:
+    def search(
+        request: SearchRequest, http: Request, identity: Identity = reading
+    ) -> list[dict[str, Any]]:
         """The k passages that best match the question, best first."""
-        _check_text(request.question, "问题")
-        retriever = retriever_of(library_of(request.base, identity))
-        try:
-            hits = retriever.search(request.question, request.k)
-        except QuestionError:
-            raise HTTPException(422, question_refusal(request.question)) from None
+        hits = refusing(
+            service.search,
+            identity,
+            request.base,
+            request.question,
+            request.k,
+            client=client_address(http),
+        )
         return [hit.to_dict() for hit in hits]
 
     @router.post("/ask")
-    def ask(request: AskRequest, identity: Identity = asking) -> dict[str, Any]:
+    def ask(request: AskRequest, http: Request, identity: Identity = reading) -> dict[str, Any]:
         """An extractive answer with [n] markers and the passages they cite."""
-        _check_text(request.question, "问题")
-        library = library_of(request.base, identity)
-        retriever = retriever_of(library)
-        try:
-            answer = retriever.ask(request.question, request.k, earlier=request.history)
-        except QuestionError:
-            raise HTTPException(422, question_refusal(request.question)) from None
-        asked = request.question if answer.question != request.question else None
-        answer_id = answers.remember(answer, index=library.name, asked=asked)
-        return {**answer.to_dict(), "answer_id": answer_id}
+        asked = refusing(
+            service.ask,
+            identity,
+            request.base,
+            request.question,
+            client=client_address(http),
+            earlier=request.history,
+            k=request.k,
+        )
+        return {**asked.answer.to_dict(), "answer_id": asked.answer_id}
 
     @router.get("/preview")
     def preview(
@@ -267,7 +250,7 @@ def api_router(
         """
         _check_text(doc_id, "doc_id")
         library = library_of(base, identity)
-        retriever_of(library)  # a base without an index has nothing to preview
+        refusing(service.retriever, library)  # a base without an index has nothing to preview
         try:
             window = previews.of(library).preview(doc_id, start, end, parse_marks(mark))
             return window.to_dict()
@@ -350,19 +333,20 @@ def api_router(
         422 when every file was refused, 507 when the disk is full (nothing is changed);
         otherwise 200, with each file's outcome.
         """
-        # Opening a base reads its index: on the thread pool, not the event loop.
-        library = await run_in_threadpool(library_of, base, identity)
+        # Opening a base reads its index: on the thread pool, not the event loop. Nothing
+        # is added here: the editor and the base are checked before the form is read.
+        await run_in_threadpool(refusing, service.editing, identity, base)
         # The form is read here, once the token and the base have been checked; as a
         # parameter it would be read (and spooled to disk) first, for anyone.
         async with request.form() as form:
             files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
             if not files:
                 raise HTTPException(422, '没有收到文件：请用 multipart 字段 "files" 发送')
-            return await run_in_threadpool(_add, library, files)
+            return await run_in_threadpool(_add, identity, base, files)
 
-    def _add(library: Library, files: list[UploadFile]) -> JSONResponse:
+    def _add(identity: Identity, base: str, files: list[UploadFile]) -> JSONResponse:
         with tempfile.TemporaryDirectory(prefix="upload-") as folder:
-            uploads = []
+            uploads: list[tuple[Path | None, str]] = []
             for number, upload in enumerate(files):
                 # Saved under a made-up name: the client's name is checked, never used as a
                 # path, until it has passed check_name.
@@ -370,7 +354,7 @@ def api_router(
                 with path.open("wb") as target:
                     shutil.copyfileobj(upload.file, target)
                 uploads.append((path, upload.filename or ""))
-            outcomes = library.add(uploads)
+            library, outcomes = refusing(service.add_documents, identity, base, uploads)
         return _rebuilt(library, outcomes)
 
     @router.delete("/documents/{name:path}")
@@ -380,10 +364,8 @@ def api_router(
         """Move one file of the base's corpus to the trash and rebuild; answers once the new
         index is served. 409 when it is the last readable document, 507 when the disk is full
         (the document stays where it was)."""
-        library = library_of(base, identity)
-        if name not in {row.name for row in library.documents()}:
-            raise HTTPException(status_code=404, detail=f"文档库里没有 {name}")
-        return _rebuilt(library, [library.remove(name)], refused=409)
+        library, outcome = refusing(service.remove_document, identity, base, name)
+        return _rebuilt(library, [outcome], refused=409)
 
     @router.get("/trash")
     def trash(base: BaseParameter = DEFAULT, identity: Identity = editing) -> list[dict[str, Any]]:
@@ -397,19 +379,14 @@ def api_router(
     ) -> JSONResponse:
         """Put a file of the base's trash back (a current file of that name goes to the
         trash) and rebuild; answers once the new index is served."""
-        library = library_of(base, identity)
-        if entry_id not in {entry.id for entry in library.trash()}:
-            raise HTTPException(status_code=404, detail="回收站里没有这一项")
-        return _rebuilt(library, [library.restore(entry_id)], refused=409)
+        library, outcome = refusing(service.restore_document, identity, base, entry_id)
+        return _rebuilt(library, [outcome], refused=409)
 
     def _rebuilt(library: Library, outcomes: list[Outcome], refused: int = 422) -> JSONResponse:
         """Rebuild if any file changed, wait for it, and report each file and the index.
         507 when nothing changed and the disk being full is why."""
-        error = None
-        if any(outcome.ok for outcome in outcomes):
-            error = library.wait(library.rebuild()).error
-        elif any(outcome.disk_full for outcome in outcomes):
-            raise HTTPException(507, DISK_FULL)
+        state = refusing(service.rebuilt, library, outcomes)
+        error = state.error if state else None
         body = {
             "files": [outcome.to_dict() for outcome in outcomes],
             "index": _index_info(library),
@@ -427,74 +404,37 @@ def api_router(
         corpus holds."""
         return [_base(base) for base in libraries.list() if identity.role_in(base.name)]
 
-    @router.post("/bases", dependencies=[managing], status_code=201)
-    def create_base(request: BaseName) -> dict[str, Any]:
+    @router.post("/bases", status_code=201)
+    def create_base(request: BaseName, identity: Identity = managing) -> dict[str, Any]:
         """A new, empty knowledge base: upload into it with `POST /api/documents?base=…`.
         422 for a name no base may have, 409 when it is taken."""
-        try:
-            return _base(libraries.create(request.name))
-        except BaseError as error:
-            raise _refusal(error, request.name) from None
+        return _base(refusing(service.create_base, identity, request.name))
 
-    @router.patch("/bases/{name}", dependencies=[managing])
-    def rename_base(name: str, request: BaseName) -> dict[str, Any]:
+    @router.patch("/bases/{name}")
+    def rename_base(name: str, request: BaseName, identity: Identity = managing) -> dict[str, Any]:
         """Rename a base; its documents, index and trash move with it. Waits for a running
         rebuild of it first. 409 for the default base, or when the new name is taken."""
-        try:
-            return _base(libraries.rename(name, request.name))
-        except BaseError as error:
-            raise _refusal(error, name, request.name) from None
+        return _base(refusing(service.rename_base, identity, name, request.name))
 
-    @router.delete("/bases/{name}", dependencies=[managing])
-    def delete_base(name: str) -> dict[str, Any]:
+    @router.delete("/bases/{name}")
+    def delete_base(name: str, identity: Identity = managing) -> dict[str, Any]:
         """Move a base (documents, index and all) to the bases trash; the answer's `id` is
         what `POST /api/bases/trash/{id}/restore` takes. 409 for the default base."""
-        try:
-            return libraries.delete(name).to_dict()
-        except BaseError as error:
-            raise _refusal(error, name) from None
+        return refusing(service.delete_base, identity, name).to_dict()
 
     @router.get("/bases/trash", dependencies=[managing])
     def bases_trash() -> list[dict[str, Any]]:
         """The deleted bases, newest first: id, name, removed_at."""
         return [entry.to_dict() for entry in libraries.trash()]
 
-    @router.post("/bases/trash/{entry_id}/restore", dependencies=[managing])
-    def restore_base(entry_id: str, request: RestoreBase | None = None) -> dict[str, Any]:
+    @router.post("/bases/trash/{entry_id}/restore")
+    def restore_base(
+        entry_id: str, request: RestoreBase | None = None, identity: Identity = managing
+    ) -> dict[str, Any]:
         """Put a deleted base back, under its old name or the body's `name`. 409 when that
         name is taken."""
         name = request.name if request else None
-        try:
-            return _base(libraries.restore(entry_id, name))
-        except BaseError as error:
-            raise _refusal(error, name or entry_id) from None
-
-    def _refusal(error: BaseError, name: str, new_name: str | None = None) -> HTTPException:
-        """The HTTP error, in Chinese, for a refused request about base `name`."""
-        if isinstance(error, BadBaseName):  # the name is not echoed: it may be anything
-            return HTTPException(
-                422,
-                "知识库的名称只能用字母、数字、汉字、- 和 _，"
-                f"最多 {MAX_NAME_CHARS} 个字，不能以 - 开头",
-            )
-        refusals: list[tuple[type[BaseError], int, str]] = [
-            (NoSuchBase, 404, f"没有名为 {name} 的知识库"),
-            (NotAllowed, 403, f"这个令牌不能使用知识库 {name}"),
-            (NotABase, 409, f"{name} 不是本程序建立的知识库，不会改动它"),
-            (BaseExists, 409, f"已经有名为 {new_name or name} 的知识库或文件夹，请换一个名称"),
-            (DefaultBase, 409, "默认知识库不能改名或删除"),
-            (NoSuchBaseTrashEntry, 404, "回收站里没有这个知识库"),
-            (BaseBusy, 409, f"知识库 {name} 正在改名或删除，请稍后再试"),
-            (
-                TooManyBases,
-                409,
-                f"除默认知识库外最多只能有 {libraries.max_bases} 个知识库，已经满了",
-            ),
-        ]
-        for kind, status, message in refusals:
-            if isinstance(error, kind):
-                return HTTPException(status, message)
-        return HTTPException(409, str(error))
+        return _base(refusing(service.restore_base, identity, entry_id, name))
 
     return router
 
@@ -553,14 +493,6 @@ def _check_text(text: str, what: str) -> None:
         raise HTTPException(
             400, f"{what}不是有效的 Unicode 文本（含有单独的代理字符）：请用 UTF-8 发送"
         )
-
-
-def question_refusal(question: object) -> str:
-    """Why the engine refused to search `question` (its QuestionError is in English, for the
-    command line), in Chinese."""
-    if not isinstance(question, str) or not question.strip():
-        return "问题是空的：请先输入问题"
-    return question_problem(question) or "无法搜索这个问题：请换个说法再问"
 
 
 # What pydantic's error types mean, in Chinese; {name} is filled from the error's ctx.

@@ -26,9 +26,10 @@ import gradio as gr
 from retriever.bases import BaseError
 from web.access import Access
 from web.feedback import Feedback, FeedbackError
-from web.libraries import base_error, check_allowed
+from web.libraries import check_allowed
 from web.preview import BasePreviews, PreviewError, parse_spec
 from web.render import feedback_html, preview_error_html, preview_html
+from web.service import Service
 
 WEB = Path(__file__).parent
 SOURCES_JS = (WEB / "sources.js").read_text(encoding="utf-8")
@@ -40,8 +41,11 @@ MAX_SPEC_CHARS = 10_000
 class Citations:
     """The handlers behind the source preview and the 👍/👎 buttons."""
 
-    def __init__(self, access: Access, previews: BasePreviews, feedback: Feedback) -> None:
+    def __init__(
+        self, access: Access, service: Service, previews: BasePreviews, feedback: Feedback
+    ) -> None:
         self.access = access
+        self.service = service  # which says why a base cannot be used
         self.previews = previews
         self.feedback = feedback
 
@@ -77,7 +81,7 @@ class Citations:
         except PreviewError as error:
             return preview_error_html(str(error))
         except BaseError as error:
-            return preview_error_html(base_error(error, base))
+            return preview_error_html(self.service.refusal(error, base).message)
 
     def rate(self, event: gr.EventData, request: gr.Request) -> str:
         """Store a 👍 or 👎 ({"answer", "rating", "comment"}); say how it went."""

@@ -20,17 +20,10 @@ from pathlib import Path
 
 from retriever.bases import (
     DEFAULT,
-    MAX_NAME_CHARS,
-    BadBaseName,
     Base,
     BaseError,
-    BaseExists,
     Bases,
     BaseTrashEntry,
-    DefaultBase,
-    NoSuchBase,
-    NoSuchBaseTrashEntry,
-    NotABase,
 )
 from web.access import Identity
 from web.library import Library
@@ -142,27 +135,3 @@ class Libraries:
             raise TooManyBases(
                 f"there are {others} knowledge bases besides the default, the most allowed"
             )
-
-
-def base_error(error: Exception, name: str) -> str:
-    """Why a change to the knowledge bases, or a request to one, was refused, in Chinese."""
-    shown = name[:80]
-    reasons: list[tuple[type[Exception], str]] = [
-        (
-            BadBaseName,
-            f"「{shown}」不能作知识库的名称：只能用文字、数字、- 和 _，不以 - 开头，"
-            f"最多 {MAX_NAME_CHARS} 个字",
-        ),
-        (BaseExists, f"已经有叫「{shown}」的知识库了，换个名称吧"),
-        (NoSuchBase, f"没有叫「{shown}」的知识库（也许刚被改名或删除）：请刷新页面"),
-        (DefaultBase, "默认知识库不能改名或删除"),
-        (NotABase, f"「{shown}」这个文件夹不是本程序建的知识库，没有动它"),
-        (BaseBusy, f"知识库「{shown}」正在改名或删除，请稍后再试"),
-        (TooManyBases, "知识库的数量已到上限，请先删除不用的知识库"),
-        (NoSuchBaseTrashEntry, "知识库回收站里没有这一项（也许刚被恢复）：请刷新页面"),
-        (NotAllowed, f"你没有使用知识库「{shown}」的权限"),
-    ]
-    for kind, chinese in reasons:
-        if isinstance(error, kind):
-            return chinese
-    return f"知识库操作没有完成，程序给出的原因是：{error}"

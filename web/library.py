@@ -199,11 +199,21 @@ class Library:
 
     @classmethod
     def open(
-        cls, corpus_dir: Path, index_dir: Path, *, cache_dir: Path, quota: Quota = DEFAULT_QUOTA
+        cls,
+        corpus_dir: Path,
+        index_dir: Path,
+        *,
+        cache_dir: Path,
+        quota: Quota = DEFAULT_QUOTA,
+        opener: Opener | None = None,
     ) -> Library:
-        """Load the index (and its model, once); rebuild in the background if it is stale."""
-        retriever = Retriever.load(index_dir, cache_dir=cache_dir)
-        library = cls(corpus_dir, index_dir, retriever, quota)
+        """Load the index (and the model its manifest names, once, unless `opener` brings
+        one); rebuild in the background if it is stale."""
+        if opener is None:
+            retriever = Retriever.load(index_dir, cache_dir=cache_dir)
+        else:
+            retriever = opener.open(index_dir)
+        library = cls(corpus_dir, index_dir, retriever, quota, opener=opener)
         if library.retriever.is_stale(corpus_dir):
             logger.info("%s differs from the files in %s: rebuilding", index_dir, corpus_dir)
             library.rebuild()

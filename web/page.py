@@ -17,16 +17,12 @@ from typing import Any
 
 import gradio as gr
 
-from retriever import QuestionError
-from retriever.bases import DEFAULT, BaseError, BaseExists, NoSuchBase
+from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
 from retriever.followup import MAX_HISTORY
 from web.access import Access, Identity, Role
 from web.browser_uploads import BrowserUploads, browser_of
-from web.feedback import AnswerLog
-from web.libraries import Libraries, base_error, check_allowed
 from web.library import BuildState, Library, NotIndexed, Outcome
-from web.limits import QuestionLimit
 from web.questions import question_problem
 from web.reasons import build_error
 from web.render import (
@@ -39,13 +35,10 @@ from web.render import (
     trash_html,
     trash_label,
 )
+from web.service import Refused, Service
 
 # Gradio sees a Progress default and passes each event its own tracker in its place.
 PROGRESS = gr.Progress()
-EDITORS_ONLY = "只有编辑者可以修改文档库。"
-MANAGERS_ONLY = "只有能使用所有知识库的编辑者可以新建、改名、删除或恢复知识库。"
-# Who is let into no base: a caller that is not logged in.
-NOBODY = Identity("", Role.READER, frozenset())
 # How often the page asks for the index line: often while a rebuild runs, so that the line
 # follows its steps; seldom otherwise, which is enough to notice a rebuild someone else
 # started, without a request every second from every open page.
@@ -108,19 +101,15 @@ class Page:
 
     def __init__(
         self,
-        libraries: Libraries,
+        service: Service,
         access: Access,
-        limit: QuestionLimit,
         uploads: BrowserUploads,
-        answers: AnswerLog | None = None,
         examples: list[str] | None = None,
     ) -> None:
-        self.libraries = libraries
+        self.service = service
+        self.libraries = service.libraries
         self.access = access
-        self.limit = limit
         self.uploads = uploads
-        # Answers remembered for 👍/👎 (web/feedback.py); without it, answers have no buttons.
-        self.answers = answers
         # The example questions under the empty chat: about the starting (default) documents.
         self.examples = list(examples or [])
 
@@ -140,66 +129,55 @@ class Page:
     def respond(self, message: str, history: list[dict], base: str, request: gr.Request) -> str:
         """Answer `message` from knowledge base `base`, completed from the user's earlier
         messages if it is a follow-up."""
-        identity = self._identity(request)
-        if identity is None:
-            return error_html("请先登录。")
         try:
-            library = self._library(base, identity)
-        except BaseError as error:
-            if isinstance(error, NoSuchBase):
+            asked = self.service.ask(
+                self._identity(request),
+                base,
+                message,
+                client=request.client.host if request.client else "unknown",
+                earlier=earlier_questions(history),
+            )
+        except Refused as refusal:
+            if refusal.status == 404:  # the conversation's base is gone: never another's
                 return error_html(gone_message(str(base)))
-            return error_html(base_error(error, str(base)))
-        problem = question_problem(message)
-        if problem:
-            return error_html(problem)
-        wait = self.limit.wait(request.client.host if request.client else "unknown")
-        if wait:
-            return error_html(self.limit.message(wait))
-        try:
-            answer = library.retriever.ask(message, earlier=earlier_questions(history))
-        except NotIndexed:
-            running = library.state.running
-            why = "正在建立索引，请稍后再问" if running else "还没有索引：请先上传文档"
-            return error_html(f"知识库「{library.name}」{why}")
-        except QuestionError:
-            # Not reached while web/questions.py refuses all the engine refuses; should the
-            # engine come to refuse more, its English reason is for the API, not the page.
-            return error_html("无法搜索这个问题，请换个说法再问")
-        asked = message if answer.question != message else None
-        answer_id = None
-        if self.answers is not None:
-            answer_id = self.answers.remember(answer, index=library.name, asked=asked)
-        return answer_html(answer, asked=asked, answer_id=answer_id, base=library.name)
+            return error_html(refusal.message)
+        return answer_html(
+            asked.answer, asked=asked.asked, answer_id=asked.answer_id, base=asked.base
+        )
 
     def ask(self, question: str, request: gr.Request, base: str = DEFAULT) -> str:
         """One question asked of knowledge base `base`, without a conversation: the answer's
         HTML, as the chat shows it (Gradio's `/ask`, for gradio_client)."""
         return self.respond(question, [], base, request)
 
-    def index_line(self, base: str, request: gr.Request) -> tuple[str, gr.Timer]:
+    def index_line(
+        self, base: str, request: gr.Request, awaiting: bool = False
+    ) -> tuple[str, gr.Timer]:
         """The line under the title (the chosen base's index, and how far a rebuild is, if
         one runs), and when the page should ask for it again: the page's timer asks every few
-        seconds, so that the line follows a rebuild whoever started it."""
+        seconds, so that the line follows a rebuild whoever started it, and every second while
+        one runs or while this page `awaiting` the rebuild its button asked for (which may
+        not have started yet: slowing down then would miss it)."""
         try:
-            library = self._library(base, self._identity(request))
-        except BaseError as error:
-            return self._base_problem(error, base), gr.Timer(WATCH_IDLE_SECONDS)
-        state = library.state
-        again = WATCH_BUILD_SECONDS if state.running else WATCH_IDLE_SECONDS
-        return _info(library), gr.Timer(again)
+            library = self.service.library(self._identity(request), base)
+        except Refused as refusal:
+            return self._base_problem(refusal, base), gr.Timer(WATCH_IDLE_SECONDS)
+        fast = library.state.running or awaiting
+        return _info(library), gr.Timer(WATCH_BUILD_SECONDS if fast else WATCH_IDLE_SECONDS)
 
     def document_list(self, base: str, request: gr.Request) -> Any:
         """The chosen base's documents, for the page's timer: a rebuild's new files show (正在
         建立索引) while it runs, whoever started it, and as indexed once it is over."""
         try:
-            library = self._library(base, self._identity(request))
-        except BaseError:
+            library = self.service.library(self._identity(request), base)
+        except Refused:
             return gr.skip()  # the index line says why
         return documents_html(library.documents())
 
-    def watch_rebuild(self) -> gr.Timer:
-        """The page's timer, asking often: for an editing button, whose rebuild is starting."""
-        return gr.Timer(WATCH_BUILD_SECONDS)
+    def watch_rebuild(self) -> tuple[gr.Timer, bool]:
+        """The page's timer asking often, and this page awaiting a rebuild: for an editing
+        button, whose rebuild is starting."""
+        return gr.Timer(WATCH_BUILD_SECONDS), True
 
     def bases(self, request: gr.Request, chosen: str = DEFAULT) -> Any:
         """The knowledge base picker: every base the caller may use (the default one shown as
@@ -232,26 +210,23 @@ class Page:
 
     def _usable(self, request: gr.Request) -> list[str]:
         """The names of the bases the caller may use, the default first."""
-        identity = self._identity(request)
-        if identity is None:
-            return []
-        return [base.name for base in self.libraries.list() if identity.role_in(base.name)]
+        return [base.name for base in self.service.usable(self._identity(request))]
 
     def state(self, base: str, request: gr.Request) -> tuple[Any, ...]:
         """The chosen base's index line, documents, removal choices, trash and its choices,
         the deleted bases, and whether the editing controls show (to editors only)."""
         identity = self._identity(request)
         try:
-            library = self._library(base, identity)
-        except BaseError as error:
-            if isinstance(error, NoSuchBase):
+            library = self.service.library(identity, base)
+        except Refused as refusal:
+            if refusal.status == 404:
                 # Gone (a conversation of a deleted or renamed base): said, and nothing else
                 # is chosen in its place. A manager may restore it from here.
                 manager = identity is not None and identity.manages_bases
                 *side, _, adding, editing, _ = _nothing()
                 deleted = self.libraries.trash() if manager else []
                 return (
-                    self._base_problem(error, base),
+                    self._base_problem(refusal, base),
                     *side,
                     gr.Dropdown(
                         choices=[(base_trash_label(entry), entry.id) for entry in deleted],
@@ -261,11 +236,11 @@ class Page:
                     editing,
                     gr.Accordion(visible=manager),
                 )
-            gr.Warning(base_error(error, str(base)))
+            gr.Warning(refusal.message)
             usable = self._usable(request)
             if not usable:
-                return (error_html(base_error(error, str(base))), *_nothing())
-            library, base = self._library(usable[0], identity), usable[0]
+                return (error_html(refusal.message), *_nothing())
+            library, base = self.service.library(identity, usable[0]), usable[0]
         editor = self._role(request, base) == Role.EDITOR
         rows = library.documents()
         trash = library.trash() if editor else []
@@ -304,33 +279,23 @@ class Page:
         """
         browser = browser_of(request.cookies)
         claimed = [(path, self.uploads.claim(browser, path)) for path in paths or []]
+        uploads = [(file, file.name) if file else (None, Path(path).name) for path, file in claimed]
         try:
-            if self._role(request, base) != Role.EDITOR:
-                return (outcomes_html([], EDITORS_ONLY), *self.state(base, request), None)
-            if not claimed:
-                return (
-                    outcomes_html([], "请先选择要上传的文件。"),
-                    *self.state(base, request),
-                    None,
-                )
-            try:
-                library = self._library(base, self._identity(request))
-            except BaseError as error:
-                message = base_error(error, str(base))
-                return (outcomes_html([], message), *self.state(base, request), None)
-            outcomes = [
-                library.add([(file, file.name)])[0] if file else _not_uploaded(path)
-                for path, file in claimed
-            ]
+            return (
+                *self._change_documents(
+                    request,
+                    base,
+                    progress,
+                    lambda identity: self.service.add_documents(identity, base, uploads),
+                    done="新加入的内容现在可以提问了。",
+                    nothing="没有文件被加入。",
+                ),
+                None,
+            )
         finally:
             for _, file in claimed:
                 if file:
                     self.uploads.discard(file)
-        if any(outcome.ok for outcome in outcomes):
-            note = self._rebuild(library, progress, "新加入的内容现在可以提问了。")
-        else:
-            note = "没有文件被加入。"
-        return (outcomes_html(outcomes, note), *self.state(base, request), None)
 
     def remove_document(
         self,
@@ -340,13 +305,11 @@ class Page:
         progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
         """Move one document of the chosen base to its trash and rebuild its index."""
-        return self._change_document(
-            base,
+        return self._change_documents(
             request,
+            base,
             progress,
-            chosen=name,
-            missing="请先选择要删除的文档。",
-            change=lambda library: library.remove(name),
+            lambda identity: self.service.remove_document(identity, base, name),
             done="{} 的内容不会再出现在答案里。",
         )
 
@@ -358,40 +321,47 @@ class Page:
         progress: gr.Progress = PROGRESS,
     ) -> tuple[Any, ...]:
         """Put a file of the chosen base's trash back and rebuild its index."""
-        return self._change_document(
-            base,
+        return self._change_documents(
             request,
+            base,
             progress,
-            chosen=entry_id,
-            missing="请先选择要恢复的文件。",
-            change=lambda library: library.restore(entry_id),
+            lambda identity: self.service.restore_document(identity, base, entry_id),
             done="{} 又可以提问了。",
         )
 
-    def _change_document(
+    def _change_documents(
         self,
-        base: str,
         request: gr.Request,
+        base: str,
         progress: gr.Progress,
+        change: Callable[[Identity | None], tuple[Library, Outcome | list[Outcome]]],
         *,
-        chosen: str | None,
-        missing: str,
-        change: Callable[[Library], Outcome],
         done: str,
+        nothing: str = "",
     ) -> tuple[Any, ...]:
-        """An editor's change to one document of the chosen base (`chosen`, or the message
-        `missing` without one), then the rebuild; `done` names the document once it is in."""
-        if self._role(request, base) != Role.EDITOR:
-            return (outcomes_html([], EDITORS_ONLY), *self.state(base, request))
-        if not chosen:
-            return (outcomes_html([], missing), *self.state(base, request))
+        """An editor's `change` to the chosen base's documents, then the rebuild, with the
+        progress bar following it; `done` says what the change means for questions (naming
+        the document, for one), `nothing` that no file changed."""
         try:
-            library = self._library(base, self._identity(request))
-        except BaseError as error:
-            return (outcomes_html([], base_error(error, str(base))), *self.state(base, request))
-        outcome = change(library)
-        note = self._rebuild(library, progress, done.format(outcome.name)) if outcome.ok else ""
-        return (outcomes_html([outcome], note), *self.state(base, request))
+            library, changed = change(self._identity(request))
+        except Refused as refusal:
+            return (outcomes_html([], refusal.message), *self.state(base, request))
+        outcomes = changed if isinstance(changed, list) else [changed]
+
+        def show(state: BuildState) -> None:
+            progress(state.fraction, desc=f"正在重建索引：{state.stage}")
+
+        try:
+            state = self.service.rebuilt(library, outcomes, show)
+        except Refused:  # the disk is full: each file's outcome says so
+            state = None
+        if state is None:
+            note = nothing
+        elif state.error:
+            note = f"重建索引失败，仍在使用原来的索引：{build_error(state.error)}"
+        else:
+            note = f"索引已重建，{done.format(outcomes[0].name)}"
+        return (outcomes_html(outcomes, note), *self.state(base, request))
 
     def create_base(self, name: str, request: gr.Request) -> tuple[str, Any]:
         """Create a knowledge base named `name` and choose it; say what happened."""
@@ -459,63 +429,34 @@ class Page:
     ) -> tuple[str, Any]:
         """What happened, and the picker with the base to show next chosen."""
         identity = self._identity(request)
-        if identity is None or not identity.manages_bases:
-            return outcomes_html([], MANAGERS_ONLY), self.bases(request, base)
-        name = (name or "").strip()
+        name = name or ""
         try:
             if action == "restore":
                 if not entry_id:
                     message = "请先选择要恢复的知识库。"
                     return outcomes_html([], message), self.bases(request, base)
-                restored = self.libraries.restore(entry_id, name or None).name
+                restored = self.service.restore_base(identity, entry_id, name).name
                 message = f"知识库「{restored}」已恢复，可以提问了。"
                 return outcomes_html([], message), self.bases(request, restored)
             if action == "create":
-                created = self.libraries.create(name).name
+                created = self.service.create_base(identity, name).name
                 message = f"已新建知识库「{created}」：上传文档后就可以提问了。"
                 return outcomes_html([], message), self.bases(request, created)
             if action == "rename":
-                renamed = self.libraries.rename(base, name).name
+                renamed = self.service.rename_base(identity, base, name).name
                 message = f"知识库「{base}」已改名为「{renamed}」。"
                 return outcomes_html([], message), self.bases(request, renamed)
-            self.libraries.delete(base)
+            self.service.delete_base(identity, base)
             message = f"知识库「{base}」已移到知识库回收站，可以在下面恢复。"
             return outcomes_html([], message), self.bases(request, DEFAULT)
-        except BaseError as error:
-            named = base if action == "delete" or isinstance(error, NoSuchBase) else name
-            if action == "restore" and not name:
-                named = next((e.name for e in self.libraries.trash() if e.id == entry_id), "")
-            message = base_error(error, named)
-            if action == "restore" and isinstance(error, BaseExists):
-                message += "；或在名称框里填一个新名称再恢复"
-            return outcomes_html([], message), self.bases(request, base)
+        except Refused as refusal:
+            return outcomes_html([], refusal.message), self.bases(request, base)
 
-    def _base_problem(self, error: BaseError, base: object) -> str:
+    def _base_problem(self, refusal: Refused, base: object) -> str:
         """The index line for a base that cannot be used."""
-        if isinstance(error, NoSuchBase):
+        if refusal.status == 404:
             return error_html(gone_message(str(base)))
-        return error_html(base_error(error, str(base)))
-
-    def _library(self, base: str | None, identity: Identity | None) -> Library:
-        """The Library of the chosen base; raises a BaseError (retriever.bases,
-        web.libraries) for a name that is not one, or one the caller may not use."""
-        name = base if isinstance(base, str) and base else DEFAULT
-        check_allowed(identity or NOBODY, name)
-        return self.libraries.get(name)
-
-    def _rebuild(self, library: Library, progress: gr.Progress, done: str) -> str:
-        """Rebuild the index, moving the progress bar until the new index is served; then
-        say how it went, with `done` (what the change means for questions) if it worked."""
-
-        def show(state: BuildState) -> None:
-            progress(state.fraction, desc=f"正在重建索引：{state.stage}")
-
-        ticket = library.rebuild()
-        show(library.state)  # at once: the library reports no sooner than its interval
-        state = library.wait(ticket, show)
-        if state.error:
-            return f"重建索引失败，仍在使用原来的索引：{build_error(state.error)}"
-        return f"索引已重建，{done}"
+        return error_html(refusal.message)
 
 
 def _nothing() -> tuple[Any, ...]:
@@ -540,8 +481,3 @@ def _info(library: Library) -> str:
     except NotIndexed:
         info = None
     return info_html(info, library.state, library.name)
-
-
-def _not_uploaded(path: str) -> Outcome:
-    name = Path(path).name
-    return Outcome(name, False, f"{name} 不是这个浏览器刚上传的文件，没有读取（请重新上传）")

@@ -30,11 +30,12 @@ from web.chat import chat
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback, FeedbackLog
 from web.libraries import Libraries
-from web.library import Library
+from web.library import Library, Opener
 from web.limits import BodyLimit, FeedbackLimit, QuestionLimit
 from web.locale import LABELS, ChinesePage
 from web.page import CONFIRM_SECONDS, DELETE_LABEL, WATCH_IDLE_SECONDS, Page, base_label
 from web.preview import BasePreviews, Previews
+from web.service import Service
 from web.settings import Settings
 from web.uploads import UPLOAD_SUFFIXES
 
@@ -53,14 +54,22 @@ SCRIPTS = [
 JS = "() => {\n" + "\n".join(f"({script})();" for script in SCRIPTS) + "\n}"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, opener: Opener | None = None) -> FastAPI:
     """The app `settings` describe. Raises SettingsError or AccessError (web.access) for
     settings it may not serve with, before the model loads, and IndexLoadError (saying how
-    to build one) when the index cannot be used."""
+    to build one) when the index cannot be used.
+
+    `opener` opens every index with a model (and reranker, answerer) of the caller's; by
+    default the one the index was built with.
+    """
     access = load_access(settings.access_file)
     check_host(settings.host, access, behind_proxy=bool(settings.trusted_proxies))
     library = Library.open(
-        settings.corpus, settings.index, cache_dir=settings.cache, quota=settings.quota
+        settings.corpus,
+        settings.index,
+        cache_dir=settings.cache,
+        quota=settings.quota,
+        opener=opener,
     )
     # jieba's dictionary and the model's kernels load on first use: pay that now, not on the
     # first user's question.
@@ -74,7 +83,6 @@ def create_app(settings: Settings) -> FastAPI:
         max_held_each=settings.max_upload_bytes,
         max_held=settings.max_held_upload_bytes,
     )
-    limit = QuestionLimit(settings.questions_per_minute)
     # Answers are remembered for 👍/👎, which are appended to feedback/ (web/feedback.py);
     # citations open their passage in its document (web/preview.py).
     answers = AnswerLog()
@@ -85,9 +93,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     libraries = Libraries(library, settings.bases_folder, max_bases=settings.max_bases)
     previews = BasePreviews(libraries, Previews(library))
-    page = Page(libraries, access, limit, uploads, answers, examples=EXAMPLES)
+    # What a question, a search or a change does, for the page and the API alike.
+    service = Service(libraries, QuestionLimit(settings.questions_per_minute), answers)
+    page = Page(service, access, uploads, examples=EXAMPLES)
 
-    demo = _page(page, Citations(access, previews, feedback), api_docs=not access.configured)
+    citations = Citations(access, service, previews, feedback)
+    demo = _page(page, citations, api_docs=not access.configured)
     # Whatever an event asks, Gradio copies and serves no file outside its upload folder.
     keep_gradio_to_uploads(demo, upload_folder)
 
@@ -113,16 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
             return HTMLResponse(api_docs_html(api.openapi()))
 
     # Before mounting the page at "/", which would otherwise take every path.
-    api.include_router(
-        api_router(
-            libraries,
-            access,
-            limit,
-            answers=answers,
-            previews=previews,
-            feedback=feedback,
-        )
-    )
+    api.include_router(api_router(service, access, previews=previews, feedback=feedback))
     # For the page and the API alike. The middleware added last runs first: BodyLimit caps each
     # body before UploadGuard (or anything else) reads it.
     api.add_middleware(
@@ -307,33 +309,25 @@ def _page(page: Page, citations: Citations, *, api_docs: bool = False) -> gr.Blo
         # The index line follows a rebuild as it runs (web/page.py says how often it is asked
         # for). Outside the queue: small requests, never waiting behind questions or rebuilds.
         watch = gr.Timer(WATCH_IDLE_SECONDS)
-        watch.tick(page.index_line, inputs=base, outputs=[info, watch], **quietly)
+        # From an editing button's click until its handler returns, this page awaits a rebuild
+        # and the timer stays fast, even before the rebuild has started.
+        awaiting = gr.State(False)
+        watch.tick(page.index_line, inputs=[base, awaiting], outputs=[info, watch], **quietly)
         watch.tick(page.document_list, inputs=base, outputs=documents, **quietly)
-        # Each editing button asks for the index line often first: its rebuild is starting.
-        # One queue for the three: two rebuilds asked for at once would only wait on each other.
-        add_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
-            page.add_documents,
-            inputs=[files, base],
-            outputs=[outcome, *state, files],
-            api_name="add_documents",
-            show_progress_on=outcome,
-            concurrency_id="corpus",
-        )
-        remove_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
-            page.remove_document,
-            inputs=[chosen, base],
-            outputs=[outcome, *state],
-            api_name="remove_document",
-            show_progress_on=outcome,
-            concurrency_id="corpus",
-        )
-        restore_button.click(page.watch_rebuild, outputs=watch, **quietly).then(
-            page.restore_document,
-            inputs=[trashed, base],
-            outputs=[outcome, *state],
-            api_name="restore_document",
-            show_progress_on=outcome,
-            concurrency_id="corpus",
-        )
+        # One queue for the three editing buttons: two rebuilds asked for at once would only
+        # wait on each other.
+        for button, handler, inputs, outputs in (
+            (add_button, page.add_documents, [files, base], [outcome, *state, files]),
+            (remove_button, page.remove_document, [chosen, base], [outcome, *state]),
+            (restore_button, page.restore_document, [trashed, base], [outcome, *state]),
+        ):
+            button.click(page.watch_rebuild, outputs=[watch, awaiting], **quietly).then(
+                handler,
+                inputs=inputs,
+                outputs=outputs,
+                api_name=handler.__name__,
+                show_progress_on=outcome,
+                concurrency_id="corpus",
+            ).then(lambda: False, outputs=awaiting, **quietly)
 
     return demo
