@@ -70,12 +70,12 @@ from retriever.answerability import (
     gather_evidence,
     load_fitted,
 )
-from retriever.corpus import normalize
 from retriever.embedding import load_embedder
 from retriever.evaluation import Dataset, load_dataset, open_evaluation_index, passage_id
 from retriever.followup import complete_followup
 from retriever.fusion import Candidates
 from retriever.search import DEFAULT_CACHE, Retriever
+from retriever.text import normalize
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
 FIT_SETS = ("cmrc2018_dev", "dureader_demo")

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from bench.peers import CACHE, REPO, read_records
 from retriever.config import ChunkSettings
-from retriever.corpus import normalize
 from retriever.embedding import load_embedder, machine_kernel
 from retriever.kernels import (
     KERNELS,
@@ -37,6 +36,7 @@ from retriever.kernels import (
     measure,
     with_recall,
 )
+from retriever.text import normalize
 
 # multilingual-e5-small: a 12-layer BERT, hidden 384, feed-forward 1536.
 LAYERS, HIDDEN, FEED_FORWARD = 12, 384, 1536

@@ -31,10 +31,10 @@ from bench.update import StandIn, base_index
 from retriever import Retriever, building
 from retriever.backends.bm25s_lexical import Bm25sLexical
 from retriever.backends.faiss_dense import FaissDense
-from retriever.corpus import normalize
 from retriever.embedding import load_embedder
 from retriever.index import Index
 from retriever.kernels import Cpu, available, measure
+from retriever.text import normalize
 
 SAMPLE = 512  # passages embedded per kernel to scale embedding from
 

@@ -224,8 +224,8 @@ def query_vectors() -> np.ndarray:
     path = CACHE / "bench" / "scale" / "dureader_question_vectors.npy"
     if path.is_file():
         return np.load(path)
-    from retriever.corpus import normalize
     from retriever.embedding import load_embedder
+    from retriever.text import normalize
 
     embedder = load_embedder(cache_dir=CACHE)
     vectors = embedder.encode_queries([normalize(q) for q in _questions()])

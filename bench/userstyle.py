@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retriever import Answer, Retriever
-from retriever.corpus import normalize
 from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, index_is_current
+from retriever.text import normalize
 
 DATASET = Path(__file__).resolve().parent / "datasets" / "userstyle"
 

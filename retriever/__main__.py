@@ -18,7 +18,7 @@ from retriever.backends.milvus_dense import CONSISTENCY_LEVELS, MilvusSettings
 from retriever.backends.milvus_dense import configured as milvus_configured
 from retriever.bases_cli import add_base_commands, add_base_option, base_folders, build_command
 from retriever.config import BackendSettings, ChunkSettings, SearchSettings
-from retriever.corpus import CorpusError, file_hashes
+from retriever.corpus import file_hashes
 from retriever.documents_cli import add_document_commands
 from retriever.embedding import DEFAULT_EMBEDDER, KERNEL_ENV
 from retriever.index import open_manifest
@@ -27,6 +27,7 @@ from retriever.manifest import Manifest
 from retriever.schema import IndexLoadError
 from retriever.search import DEFAULT_CACHE, QuestionError, Retriever, index_is_current
 from retriever.staging import check_index_target
+from retriever.text import CorpusError
 
 MILVUS_TOKEN_VARIABLE = "RETRIEVER_MILVUS_TOKEN"  # read by the CLI only, passed in
 

@@ -31,9 +31,9 @@ from retriever.answer_rules import (
 from retriever.answerability import AnswerCheck
 from retriever.chunking import Span, split_sentences
 from retriever.comparison import Side
-from retriever.corpus import normalize
 from retriever.embedding import Embedder
 from retriever.searcher import Candidates, Hit
+from retriever.text import normalize
 from retriever.words import tokenize
 
 # Sentences are taken from this many of the top passages: deeper hits rarely hold the answer

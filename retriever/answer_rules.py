@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from retriever.corpus import normalize
+from retriever.text import normalize
 from retriever.words import posseg
 
 _OPINION = re.compile(

@@ -58,11 +58,11 @@ import numpy as np
 from retriever.answer_rules import asks_list, is_row
 from retriever.background import BACKGROUND_TEXT, background_passages
 from retriever.chunking import split_sentences
-from retriever.corpus import normalize
 from retriever.embedding import Embedder
 from retriever.models import canonical_model_name
 from retriever.searcher import Candidates, Hit
 from retriever.stopwords_zh import STOPWORDS_ZH
+from retriever.text import normalize
 from retriever.words import content_words, load_jieba
 
 logger = logging.getLogger(__name__)

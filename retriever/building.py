@@ -32,7 +32,6 @@ from retriever.corpus import (
     SourceFile,
     file_hashes,
     list_corpus,
-    normalize,
     read_one,
     relative_name,
 )
@@ -45,6 +44,7 @@ from retriever.passages import assign_ids, dense_text, lexical_text, passages_of
 from retriever.schema import IndexLoadError
 from retriever.staging import check_index_target
 from retriever.store import StoredChunk
+from retriever.text import normalize
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from retriever.corpus import normalize
 from retriever.index import Index
 from retriever.store import StoredChunk
+from retriever.text import normalize
 from retriever.words import tokenize
 
 # X和Y / X与Y / X跟Y / X同Y, then what is asked about them. Sides are short noun phrases: a

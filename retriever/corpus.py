@@ -1,9 +1,9 @@
-"""Reading the corpus: files on disk → Documents, plus the text normalisation used for matching.
+"""Reading the corpus: files on disk → Documents, and the hashes that tell a build what changed.
 
-Chinese files arrive as UTF-8, GB18030/GBK or UTF-16 about equally often, so bytes are decoded
-by detection rather than assumed. PDF, Word and HTML files are read by libraries in a child
-process whose time and memory are bounded (retriever.readers); Markdown is read into the
-text it renders to, in this process unless it is long (retriever.readers.markdown_text).
+Plain text is decoded by detection (retriever.text.decode). PDF, Word and HTML files are read
+by libraries in a child process whose time and memory are bounded (retriever.readers);
+Markdown is read into the text it renders to, in this process unless it is long
+(retriever.readers.markdown_text).
 A file that cannot be read, whatever the reason, is reported and skipped: one bad file never
 stops a build.
 """
@@ -14,9 +14,7 @@ import hashlib
 import json
 import logging
 import os
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from retriever.readers import (
@@ -28,6 +26,7 @@ from retriever.readers import (
     extract,
     markdown_text,
 )
+from retriever.text import CorpusError, decode, reject_binary
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +41,6 @@ STRUCTURED_SUFFIXES = (*DOCUMENT_SUFFIXES, ".md")
 # Big enough for any book-length text file, small enough that a stray dump or binary
 # does not stall a build for minutes. Decimal, as the messages and the docs say "50 MB".
 MAX_FILE_BYTES = 50_000_000
-
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8-sig"),
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16"),
-)
-
-
-class CorpusError(ValueError):
-    """A corpus file that cannot be turned into text; the message names the file and why."""
 
 
 @dataclass(frozen=True)
@@ -96,95 +83,6 @@ class Corpus:
     documents: list[Document]
     files: list[SourceFile]
     skipped: list[Skipped]
-
-
-def normalize(text: str) -> str:
-    """Fold the forms that should not stop a match: full/half width, traditional/simplified, case.
-
-    Used only for matching (tokens, embeddings, duplicate detection); shown text stays as in
-    the source.
-    """
-    return _to_simplified(unicodedata.normalize("NFKC", text)).lower()
-
-
-@lru_cache(maxsize=1)
-def _converter():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def _to_simplified(text: str) -> str:
-    return _converter().convert(text)
-
-
-def decode(data: bytes, name: str) -> tuple[str, str]:
-    """Decode file bytes to text, returning (text, encoding). Raises CorpusError if not text."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding), encoding
-            except UnicodeDecodeError as error:
-                raise CorpusError(
-                    f"{name}: starts with a {encoding} mark but is damaged: {error}"
-                ) from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError as error:
-        utf8_error = error
-    from charset_normalizer import from_bytes
-
-    detected = from_bytes(data).best()
-    candidates = {"gb18030", "big5"}
-    if detected is not None and detected.encoding:
-        candidates.add(detected.encoding)
-    decoded = {}
-    for encoding in candidates:
-        try:
-            decoded[encoding] = data.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    if not decoded:
-        raise CorpusError(
-            f"{name}: not readable as text: not UTF-8 (byte {utf8_error.start} is invalid) nor "
-            "any other known encoding; is it damaged, or a binary file?"
-        )
-    # Short GBK and Big5 texts decode validly in each other's codec (and as Korean), so the
-    # detector's pick alone is unreliable; the reading with the most common Chinese wins.
-    encoding = max(sorted(decoded), key=lambda enc: _plausibility(decoded[enc]))
-    text = decoded[encoding]
-    _reject_binary(text, name)
-    return text, encoding
-
-
-def _plausibility(text: str) -> float:
-    """Share of characters that are common in real text: ASCII, punctuation, frequent hanzi."""
-    sample = text[:5000]
-    if not sample:
-        return 0.0
-    simplified = _to_simplified(sample)
-    return sum(_is_common(ch) for ch in simplified) / len(simplified)
-
-
-def _is_common(ch: str) -> bool:
-    if ch.isascii():
-        return ch.isprintable() or ch in "\n\r\t"
-    if "\u4e00" <= ch <= "\u9fff":
-        try:
-            # GB2312 level 1 (lead bytes B0-D7) holds the 3,755 most frequent hanzi.
-            return 0xB0 <= ch.encode("gb2312")[0] <= 0xD7
-        except UnicodeEncodeError:
-            return False
-    category = unicodedata.category(ch)
-    return category[0] in "PSZ" or (category[0] == "L" and ch < "\u3000")
-
-
-def _reject_binary(text: str, name: str) -> None:
-    """Text decoded from a binary file is full of control characters; refuse it."""
-    sample = text[:20000]
-    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
-    if sample and controls / len(sample) > 0.01:
-        raise CorpusError(f"{name}: looks like a binary file, not text ({controls} control chars)")
 
 
 def read_file(path: Path, relative: str) -> tuple[list[Document], SourceFile]:
@@ -239,7 +137,7 @@ def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, st
         text, encoding = decode(data, name)
         if suffix in (".html", ".htm"):
             return extract("html", text.encode("utf-8")), encoding
-        _reject_binary(text, name)
+        reject_binary(text, name)
         if suffix == ".md":  # read as the structure it marks
             return markdown_text(text), encoding
         return Extracted(text), encoding

@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 
 from retriever.chunking import chunk_text
 from retriever.config import ChunkSettings
-from retriever.corpus import Document, normalize
+from retriever.corpus import Document
 from retriever.store import StoredChunk
+from retriever.text import normalize
 
 
 def duplicate_key(text: str) -> str:

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 
 from retriever.config import MAX_QUESTION_CHARS, FusionWeights, SearchSettings
-from retriever.corpus import normalize
 from retriever.embedding import Embedder
 from retriever.fusion import Candidates, Mode, fitted_weights, fuse
 from retriever.index import Index
 from retriever.passages import duplicate_key
 from retriever.rerank import Candidate, Reranker
 from retriever.store import StoredChunk
+from retriever.text import normalize
 from retriever.words import telling_words
 
 # After NFKC, full-width ？！．～ are ? ! . ~; 。 and … stay as they are.
@@ -203,7 +203,7 @@ def title_words(title: str, search_mode: bool) -> frozenset[str]:
 
 
 def search_text(question: str) -> str:
-    """What is searched for a question: its normalised form (retriever.corpus.normalize) less
+    """What is searched for a question: its normalised form (retriever.text.normalize) less
     trailing punctuation and spaces, so that 谁？, 谁? and 谁 find the same passages.
 
     The model reads a question mark as part of the question (辦公室主任的直接上級是誰？ ranked

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from retriever.config import DEFAULT_CACHE
-from retriever.corpus import normalize
 from retriever.stopwords_zh import STOPWORDS_ZH
+from retriever.text import normalize
 
 logger = logging.getLogger(__name__)
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")

@@ -26,8 +26,9 @@ from starlette.testclient import TestClient
 from retriever import Answer, Citation, Hit, IndexInfo, QuestionError, Quote, Retriever
 from retriever.bases import DEFAULT
 from retriever.config import MAX_QUESTION_CHARS
-from retriever.corpus import CorpusError, extract_text
+from retriever.corpus import extract_text
 from retriever.followup import FollowUp, complete_followup, follow_up, subject_of
+from retriever.text import CorpusError
 from web import uploads
 from web.access import ANONYMOUS, Access, Identity, Role, _Credential
 from web.browser_uploads import BrowserUploads

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from retriever import corpus
-from retriever.corpus import CorpusError, decode, normalize, read_corpus
+from retriever.corpus import read_corpus
+from retriever.text import CorpusError, decode, normalize
 
 TEXT = "办公室主任和行政助理有部门、部门职能方向、职责范围等方面的区别。行政助理负责考勤。\n"
 

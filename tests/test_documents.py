@@ -17,9 +17,10 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 
 from retriever.config import ChunkSettings
-from retriever.corpus import CorpusError, extract_text, read_corpus
+from retriever.corpus import extract_text, read_corpus
 from retriever.passages import passages_of
 from retriever.readers.pdf_layout import RADICALS
+from retriever.text import CorpusError
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -28,8 +28,9 @@ import pytest
 from conftest import page_pdf, pdf_of, text_pdf
 
 from retriever import corpus
-from retriever.corpus import MAX_FILE_BYTES, Corpus, CorpusError, extract_text, read_corpus
+from retriever.corpus import MAX_FILE_BYTES, Corpus, extract_text, read_corpus
 from retriever.readers import process
+from retriever.text import CorpusError
 from web.uploads import UploadError, check_content
 
 ROOT = Path(__file__).resolve().parents[1]

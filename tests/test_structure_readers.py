@@ -14,7 +14,7 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls, qn
 
 from retriever.chunking import chunk_text
-from retriever.corpus import CorpusError, extract_document
+from retriever.corpus import extract_document
 from retriever.readers import (
     Extracted,
     ExtractionError,
@@ -27,6 +27,7 @@ from retriever.readers import (
 from retriever.readers.html import html_text
 from retriever.readers.word import docx_text
 from retriever.readers.word_numbering import list_number
+from retriever.text import CorpusError
 
 
 def check_offsets(extracted: Extracted) -> None:

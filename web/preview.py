@@ -23,7 +23,8 @@ from typing import Any
 from retriever import Retriever
 from retriever.bases import DEFAULT
 from retriever.chunking import Span  # 0-based, end-exclusive offsets into the text
-from retriever.corpus import CorpusError, Document, read_file
+from retriever.corpus import Document, read_file
+from retriever.text import CorpusError
 from web.libraries import Libraries
 from web.library import Library, NotIndexed
 

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from retriever.corpus import (
-    DOCUMENT_SUFFIXES,
-    MAX_FILE_BYTES,
-    TEXT_SUFFIXES,
-    CorpusError,
-    extract_text,
-)
+from retriever.corpus import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, TEXT_SUFFIXES, extract_text
+from retriever.text import CorpusError
 from web.questions import is_text
 from web.reasons import file_reason
 
