@@ -104,6 +104,10 @@ class Answer:
     found: bool  # false when the corpus does not seem to answer the question
     confidence: float  # how likely the corpus answers, 0–1 (retriever.answerability)
     citations: list[Citation]
+    # "extractive" (sentences quoted from the passages) or "generated" (written by a model
+    # and checked against them, retriever.generation); why a generation fell back, if it did.
+    kind: str = "extractive"
+    fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,8 @@ class Answer:
             "answer": self.answer,
             "found": self.found,
             "confidence": self.confidence,
+            "answer_kind": self.kind,
+            "fallback": self.fallback,
             "citations": [citation.to_dict() for citation in self.citations],
         }
 
