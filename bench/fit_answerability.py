@@ -58,18 +58,17 @@ import numpy as np
 from bench.userstyle import DATASET as USERSTYLE
 from bench.userstyle import load_questions
 from bench.userstyle import open_index as open_userstyle_index
-from retriever.answerability import (
-    BACKGROUND_TEXT,
+from retriever.answerability import Evidence, gather_evidence
+from retriever.answerability_fit import (
     FEATURES,
     FITTED,
-    Evidence,
     FittedModel,
     Logistic,
-    asked_kind,
     background_vectors,
-    gather_evidence,
     load_fitted,
 )
+from retriever.answerability_lines import asked_kind
+from retriever.background import BACKGROUND_TEXT
 from retriever.embedding import load_embedder
 from retriever.evaluation import Dataset, load_dataset, open_evaluation_index, passage_id
 from retriever.followup import complete_followup

@@ -305,7 +305,7 @@ def _when(created_at: str) -> str:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
-    from retriever.answerability import background_vectors
+    from retriever.answerability_fit import background_vectors
     from retriever.embedding import load_embedder, machine_kernel
     from retriever.modelbuild.onnx_export import ensure_int8_model  # build-time code only
 

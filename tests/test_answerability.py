@@ -9,20 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.answerability import (
-    FEATURES,
-    AnswerCheck,
-    Evidence,
+from retriever.answerability import AnswerCheck, Evidence, gather_evidence
+from retriever.answerability_fit import FEATURES, background_vectors, load_fitted
+from retriever.answerability_lines import (
     asked_kind,
-    background_passages,
-    background_vectors,
-    gather_evidence,
     holds_kind,
     line_evidence,
-    load_fitted,
     question_terms,
     term_weight,
 )
+from retriever.background import background_passages
 from retriever.models import DEFAULT_MODEL_NAME
 from retriever.search import Retriever
 from retriever.searcher import Candidates, Hit
