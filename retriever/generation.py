@@ -24,6 +24,7 @@ import openai
 from retriever.answer import Answer, Answering, Citation
 from retriever.answerability import AnswerCheck
 from retriever.comparison import Side
+from retriever.search import Searched
 from retriever.searcher import Candidates, Hit
 
 # What the model is told, in Chinese: the product's promise is that every claim is checked.
@@ -87,13 +88,15 @@ def normalise_markers(text: str) -> str:
 def messages_for(
     question: str, citations: Sequence[Citation], earlier: Sequence[str] = ()
 ) -> list[dict[str, str]]:
-    """The chat the model is sent: instructions, numbered passages, the conversation."""
+    """The chat the model is sent: the instructions, the numbered passages, the earlier
+    questions of the conversation and the question (a follow-up's completed from them:
+    retriever.followup)."""
     passages = "\n\n".join(
         f"[{citation.number}] 《{citation.hit.title or citation.hit.source}》"
         f"{(' ' + citation.hit.heading) if citation.hit.heading else ''}\n{citation.hit.text}"
         for citation in citations
     )
-    asked = "".join(f"之前的问题：{text}\n" for text in earlier)
+    asked = "".join(f"之前问过：{text}\n" for text in earlier)
     return [
         {"role": "system", "content": INSTRUCTIONS},
         {"role": "user", "content": f"资料：\n{passages}\n\n{asked}问题：{question}"},
@@ -196,6 +199,27 @@ class ModelServer:
             raise GenerationFailed(f"模型服务的回应不完整（{type(error).__name__}）") from None
 
 
+@dataclass(frozen=True)
+class Extracted:
+    """The extractive answer, at once: what the page shows while the model writes."""
+
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of the generated text, as the server sends it (not yet checked)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The answer to show: generated and checked, or the extractive one and why."""
+
+    answer: Answer
+
+
 class GeneratingAnswerer:
     """Writes the answer with a model on top of the extractive answerer's, behind the same
     `answer` method (retriever.answer.Answering); the extractive answer stands whenever the
@@ -214,16 +238,32 @@ class GeneratingAnswerer:
         sides: list[Side] | None = None,
         *,
         shift: tuple[str, str] | None = None,
-        earlier: Sequence[str] = (),
     ) -> Answer:
-        extracted = self.extractive.answer(question, searched, hits, sides, shift=shift)
+        asked = Searched(question, searched, hits, sides, shift)
+        *_, settled = self.events(asked)
+        assert isinstance(settled, Settled)
+        return settled.answer
+
+    def events(self, asked: Searched) -> Iterator[Extracted | Piece | Settled]:
+        """The extractive answer, then the generated text piece by piece, then the answer
+        to show (always last). Closing the iterator early stops the generation."""
+        extracted = self.extractive.answer(
+            asked.question, asked.candidates, asked.hits, asked.sides, shift=asked.shift
+        )
+        yield Extracted(extracted)
         if not extracted.found or not extracted.citations:
-            return replace(extracted, fallback="文档中没有找到答案，没有生成")
+            yield Settled(replace(extracted, fallback="文档中没有找到答案，没有生成"))
+            return
+        messages = messages_for(asked.question, extracted.citations, asked.earlier)
+        pieces: list[str] = []
         try:
-            text = "".join(self.server.stream(messages_for(question, extracted.citations, earlier)))
+            for piece in self.server.stream(messages):
+                pieces.append(piece)
+                yield Piece(piece)
         except GenerationFailed as error:
-            return replace(extracted, fallback=str(error))
-        return self.settle(extracted, text)
+            yield Settled(replace(extracted, fallback=str(error)))
+            return
+        yield Settled(self.settle(extracted, "".join(pieces)))
 
     def settle(self, extracted: Answer, text: str) -> Answer:
         """The generated `text` as the answer if enough of it survives the check, else the

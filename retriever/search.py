@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from retriever.answer import Answer, Answerer, Answering
 from retriever.answerability import AnswerCheck
 from retriever.bases import DEFAULT_ROOT, folders
 from retriever.building import BuildReport, build_index
-from retriever.comparison import find_sides
+from retriever.comparison import Side, find_sides
 from retriever.config import (
     DEFAULT_CACHE,
     BackendSettings,
@@ -35,7 +35,14 @@ from retriever.manifest import Manifest
 from retriever.models import canonical_model_name
 from retriever.rerank import Reranker
 from retriever.schema import REBUILD_HINT, IndexLoadError
-from retriever.searcher import Hit, QuestionError, Searcher, check_question, search_text
+from retriever.searcher import (
+    Candidates,
+    Hit,
+    QuestionError,
+    Searcher,
+    check_question,
+    search_text,
+)
 from retriever.store import StoredChunk
 
 logger = logging.getLogger(__name__)
@@ -53,6 +60,18 @@ __all__ = [
     "check_question",
     "index_is_current",
 ]
+
+
+@dataclass(frozen=True)
+class Searched:
+    """A question searched and ready to be answered: what every answerer takes."""
+
+    question: str  # completed from the conversation, if it was a follow-up
+    candidates: Candidates
+    hits: list[Hit]
+    sides: list[Side] | None  # the two sides of a comparison (retriever.comparison)
+    shift: tuple[str, str] | None  # the follow-up's old and new subjects
+    earlier: tuple[str, ...] = ()  # the conversation's earlier questions, oldest first
 
 
 class Retriever:
@@ -200,18 +219,32 @@ class Retriever:
         """search() for many questions, with one embedding call for all of them."""
         return self.searcher.search_batch(questions, k, mode)
 
-    def ask(self, question: str, k: int = 5, *, earlier: Sequence[str] = ()) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        earlier: Sequence[str] = (),
+        answerer: Answering | None = None,
+    ) -> Answer:
         """An answer with [n] citations (retriever.answer). `earlier` are the user's earlier
         questions, oldest first: a follow-up ("那行政助理呢?") is completed from them
         (retriever.followup) and answered of its new subject only; `Answer.question` is the
-        question as searched."""
+        question as searched. `answerer` answers this question instead of the Retriever's
+        own (a generating one, say: retriever.generation)."""
+        asked = self.searched(question, k, earlier=earlier)
+        return (answerer or self.answerer).answer(
+            asked.question, asked.candidates, asked.hits, asked.sides, shift=asked.shift
+        )
+
+    def searched(self, question: str, k: int = 5, *, earlier: Sequence[str] = ()) -> Searched:
+        """The question completed from `earlier` if it is a follow-up, and searched: what an
+        answerer takes."""
         followed = follow_up(question, earlier)
         (candidates,) = self.searcher.candidates([followed.question], k, "hybrid")
         hits = self.searcher.rank(candidates, k, "hybrid")
         sides = find_sides(self.index, search_text(followed.question))
-        return self.answerer.answer(
-            followed.question, candidates, hits, sides, shift=followed.shift
-        )
+        return Searched(followed.question, candidates, hits, sides, followed.shift, tuple(earlier))
 
     def is_stale(self, corpus_dir: Path | str) -> bool:
         """True when the corpus files differ from those the index was built from."""

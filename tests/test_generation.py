@@ -17,10 +17,12 @@ from retriever import Retriever
 from retriever.answer import Answerer
 from retriever.answerability import AnswerCheck
 from retriever.generation import (
+    Extracted,
     GeneratingAnswerer,
     GenerationFailed,
     GenerationSettings,
     ModelServer,
+    Settled,
     check_sentences,
     normalise_markers,
 )
@@ -149,3 +151,25 @@ def test_an_unreachable_server_is_a_generation_failure() -> None:
     server = ModelServer(GenerationSettings("http://127.0.0.1:1/v1", "m", timeout=2.0))
     with pytest.raises(GenerationFailed):
         list(server.stream([{"role": "user", "content": "?"}]))
+
+
+def test_the_events_give_the_extractive_answer_first_then_pieces_then_the_answer(
+    retriever: Retriever, extracted: str, stub: Stub
+) -> None:
+    stub.play(Reply(["行政助理负责员工的考勤", "[1]。"]))
+    history = ["办公室主任和行政主管哪个大?"]
+    asked = retriever.searched("那行政助理呢?", earlier=history)
+    events = list(retriever.answerer.events(asked))
+    assert isinstance(events[0], Extracted) and events[0].answer.kind == "extractive"
+    assert [event.text for event in events[1:-1]] == ["行政助理负责员工的考勤", "[1]。"]
+    assert isinstance(events[-1], Settled) and events[-1].answer.kind == "generated"
+    # The conversation so far reaches the model.
+    assert "之前问过：办公室主任和行政主管哪个大?" in stub.requests[0]["messages"][-1]["content"]
+
+
+def test_the_extractive_answerer_answers_when_asked_to(
+    retriever: Retriever, extractive: Answerer, extracted: str, stub: Stub
+) -> None:
+    stub.play(Reply(["不该用到[1]。"]))
+    answer = retriever.ask(QUESTION, answerer=extractive)
+    assert answer.answer == extracted and stub.requests == []
