@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ NEW_TEXT = (
 )
 NEW_QUESTION = "合同专用章可以盖在空白文件上吗?"
 START_TIMEOUT = 60.0
+EXTERNAL_SERVER = "RETRIEVER_TEST_MILVUS_URI"  # a running server to test instead
 
 
 def free_port() -> int:
@@ -81,7 +83,14 @@ def listening_addresses(port: int) -> set[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A `milvus-lite server` on 127.0.0.1, its URI; stopped when the module is done."""
+    """A `milvus-lite server` on 127.0.0.1, its URI; stopped when the module is done.
+
+    With EXTERNAL_SERVER set to a URI, that server instead (started and stopped by the
+    caller; docs/milvus.md runs the module so against Milvus 2.3.5)."""
+    external = os.environ.get(EXTERNAL_SERVER)
+    if external:
+        yield external
+        return
     command = Path(sys.executable).parent / "milvus-lite"
     assert command.is_file(), f"{command} is missing: milvus-lite is in requirements.txt"
     port = free_port()
@@ -147,6 +156,8 @@ def count(client, collection: str) -> int:
 
 
 def test_the_server_listens_on_loopback_only(server: str) -> None:
+    if os.environ.get(EXTERNAL_SERVER):
+        pytest.skip("a server started elsewhere: how it listens is its starter's business")
     port = int(server.rsplit(":", 1)[1])
     assert listening_addresses(port) == {"127.0.0.1"}
 
@@ -163,7 +174,8 @@ def test_build_search_and_ask_on_the_server(
     assert saved["uri"] == server and saved["consistency"] == "Bounded"
     assert "token" not in saved
     properties = client.describe_collection(collection)["properties"]
-    assert properties == {milvus_dense.INDEX_FOLDER: str(index.resolve())}  # no builder left
+    assert properties[milvus_dense.INDEX_FOLDER] == str(index.resolve())
+    assert properties.get(milvus_dense.BUILDER, "") == ""  # no longer a build's
 
     retriever = Retriever.load(index, embedder=hashing_embedder)
     assert retriever.search("苹果", k=1)[0].source == "fruit.md"

@@ -243,8 +243,8 @@ class MilvusDense(DenseBackend):
     def installed(self) -> None:
         """The index is swapped in: the collection is no longer a build's."""
         if self._server and self._owned:
-            try:
-                self._open().drop_collection_properties(self._collection, property_keys=[BUILDER])
+            try:  # emptied, not dropped: Milvus 2.3 cannot drop a collection property
+                self._open().alter_collection_properties(self._collection, properties={BUILDER: ""})
             except Exception:  # it stays marked; a sweep still keeps it (its folder names it)
                 logger.warning("cannot unmark Milvus collection %s", self._collection)
 
