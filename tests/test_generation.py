@@ -173,3 +173,34 @@ def test_the_extractive_answerer_answers_when_asked_to(
     stub.play(Reply(["不该用到[1]。"]))
     answer = retriever.ask(QUESTION, answerer=extractive)
     assert answer.answer == extracted and stub.requests == []
+
+
+def test_settings_come_from_the_environment_and_say_what_is_wrong() -> None:
+    assert GenerationSettings.from_env({}) is None
+    settings = GenerationSettings.from_env(
+        {
+            "RETRIEVER_GENERATE_URL": "http://127.0.0.1:11434/v1",
+            "RETRIEVER_GENERATE_MODEL": "qwen2.5:7b",
+            "RETRIEVER_GENERATE_KEY": "k",
+            "RETRIEVER_GENERATE_TIMEOUT": "30",
+            "RETRIEVER_GENERATE_MAX_TOKENS": "256",
+        }
+    )
+    assert settings == GenerationSettings(
+        "http://127.0.0.1:11434/v1", "qwen2.5:7b", api_key="k", timeout=30.0, max_tokens=256
+    )
+    for environ, says in (
+        ({"RETRIEVER_GENERATE_URL": "http://x/v1"}, "RETRIEVER_GENERATE_MODEL"),
+        ({"RETRIEVER_GENERATE_MODEL": "m"}, "RETRIEVER_GENERATE_URL"),
+        ({"RETRIEVER_GENERATE_URL": "file:///etc", "RETRIEVER_GENERATE_MODEL": "m"}, "http"),
+        (
+            {
+                "RETRIEVER_GENERATE_URL": "http://x/v1",
+                "RETRIEVER_GENERATE_MODEL": "m",
+                "RETRIEVER_GENERATE_TIMEOUT": "-1",
+            },
+            "RETRIEVER_GENERATE_TIMEOUT",
+        ),
+    ):
+        with pytest.raises(ValueError, match=says):
+            GenerationSettings.from_env(environ)
