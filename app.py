@@ -15,7 +15,7 @@ import uvicorn
 
 from retriever import IndexLoadError
 from web.access import AccessError
-from web.library import Opener
+from web.builds import Opener
 from web.server import create_app
 from web.settings import Settings, SettingsError
 

@@ -58,10 +58,11 @@ import numpy as np
 from bench.userstyle import DATASET as USERSTYLE
 from bench.userstyle import load_questions
 from bench.userstyle import open_index as open_userstyle_index
-from retriever.answerability import Evidence, gather_evidence
+from retriever.answerability import gather_evidence
 from retriever.answerability_fit import (
     FEATURES,
     FITTED,
+    Evidence,
     FittedModel,
     Logistic,
     background_vectors,

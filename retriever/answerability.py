@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.answerability_fit import background_vectors, load_fitted
+from retriever.answerability_fit import Evidence, background_vectors, load_fitted
 from retriever.answerability_lines import CHINESE, line_evidence
 from retriever.embedding import Embedder
 from retriever.searcher import Candidates, Hit
@@ -47,20 +47,6 @@ logger = logging.getLogger(__name__)
 # passage that happens to be about the same thing as the user's corpus must not decide.
 BACKGROUND_RANK = 10
 STANDOUT_RANK = 50
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the decision looks at, for one question (see the module docstring)."""
-
-    lift: float
-    standout: float
-    coverage: float | None  # None: the question has no Chinese characters
-    coverage_top3: float | None
-    # None as well when the question has no terms (only words that ask) or there are no hits.
-    unheld: float | None = None
-    line_coverage: float | None = None
-    answer_line: float | None = None
 
 
 @dataclass(frozen=True)

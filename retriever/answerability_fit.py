@@ -1,6 +1,6 @@
 """The answer check's fitted values (retriever.answerability): the logistic models that
-bench/fit_answerability.py stores in retriever/data/answerability.json, read back, and the
-background passages embedded by the model in use.
+bench/fit_answerability.py stores in retriever/data/answerability.json, read back, the
+Evidence they weigh, and the background passages embedded by the model in use.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,12 +17,24 @@ from retriever.background import BACKGROUND_TEXT, background_passages
 from retriever.embedding import Embedder
 from retriever.models import canonical_model_name
 
-if TYPE_CHECKING:
-    from retriever.answerability import Evidence
-
 logger = logging.getLogger(__name__)
 
 FITTED = BACKGROUND_TEXT.parent / "answerability.json"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the decision looks at, for one question (retriever.answerability's docstring)."""
+
+    lift: float
+    standout: float
+    coverage: float | None  # None: the question has no Chinese characters
+    coverage_top3: float | None
+    # None as well when the question has no terms (only words that ask) or there are no hits.
+    unheld: float | None = None
+    line_coverage: float | None = None
+    answer_line: float | None = None
+
 
 # The Evidence a fitted model may weigh, in the order its weights are stored.
 FEATURES = (

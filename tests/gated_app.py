@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import app  # noqa: E402
 from retriever import Retriever  # noqa: E402
 from retriever.embedding import Embedder  # noqa: E402
-from web.library import Opener  # noqa: E402
+from web.builds import Opener  # noqa: E402
 from web.settings import Settings  # noqa: E402
 
 GATE_VARIABLE = "QA_TEST_BUILD_GATE"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.answerability import AnswerCheck, Evidence, gather_evidence
-from retriever.answerability_fit import FEATURES, background_vectors, load_fitted
+from retriever.answerability import AnswerCheck, gather_evidence
+from retriever.answerability_fit import FEATURES, Evidence, background_vectors, load_fitted
 from retriever.answerability_lines import (
     asked_kind,
     holds_kind,

@@ -32,21 +32,18 @@ from retriever.text import CorpusError
 from web import uploads
 from web.access import ANONYMOUS, Access, Identity, Role, _Credential
 from web.browser_uploads import BrowserUploads
+from web.builds import PROGRESS_BATCH, BuildState, _ProgressEmbedder
 from web.citations import Citations
-from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
+from web.feedback import AnswerLog, Feedback
 from web.feedback import main as feedback_main
+from web.feedback_export import export, export_zip
+from web.feedback_log import FeedbackError, FeedbackLog
 from web.libraries import Libraries
-from web.library import PROGRESS_BATCH, BuildState, Library, _ProgressEmbedder
+from web.library import Library
 from web.limits import FeedbackLimit, QuestionLimit
 from web.locale import ChinesePage
-from web.page import (
-    CONFIRM_LABEL,
-    DELETE_LABEL,
-    WATCH_BUILD_SECONDS,
-    WATCH_IDLE_SECONDS,
-    Page,
-    earlier_questions,
-)
+from web.page import WATCH_BUILD_SECONDS, WATCH_IDLE_SECONDS, Page, earlier_questions
+from web.page_bases import CONFIRM_LABEL, DELETE_LABEL
 from web.preview import (
     BasePreviews,
     Preview,
@@ -58,14 +55,8 @@ from web.preview import (
 )
 from web.questions import question_problem
 from web.reasons import build_error, file_reason
-from web.render import (
-    answer_html,
-    answer_text,
-    documents_html,
-    info_html,
-    preview_html,
-    trash_html,
-)
+from web.render import answer_html, answer_text, preview_html
+from web.render_library import documents_html, info_html, trash_html
 from web.service import MANAGERS_ONLY, Service
 from web.settings import MB, Quota, Settings, SettingsError
 from web.uploads import UploadError, check_content, check_name
@@ -311,7 +302,7 @@ def test_info_line_names_the_index_and_a_running_rebuild() -> None:
 
 
 def test_document_names_are_escaped() -> None:
-    from web.library import DocumentRow
+    from web.outcomes import DocumentRow
 
     table = documents_html([DocumentRow("<img src=x>.txt", 2048, "已索引")])
     assert "&lt;img src=x&gt;.txt" in table and "2.0 KB" in table

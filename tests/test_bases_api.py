@@ -19,9 +19,11 @@ from starlette.testclient import TestClient
 from web_server import snapshot
 
 from retriever import Retriever
-from web.access import hash_token, load_access
+from web.access import load_access
 from web.api import api_router
-from web.feedback import AnswerLog, Feedback, FeedbackLog
+from web.credentials import hash_token
+from web.feedback import AnswerLog, Feedback
+from web.feedback_log import FeedbackLog
 from web.libraries import BaseBusy, Libraries
 from web.library import CLOSED, Library
 from web.limits import FeedbackLimit, QuestionLimit

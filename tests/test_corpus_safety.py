@@ -25,11 +25,14 @@ from retriever import Retriever
 from retriever.corpus import corpus_files, file_hashes, read_corpus
 from retriever.trash import TRASH
 from web.access import Access
-from web.api import api_router, disk_full, validation_error
-from web.feedback import AnswerLog, Feedback, FeedbackLog
+from web.api import api_router
+from web.api_models import disk_full, validation_error
+from web.feedback import AnswerLog, Feedback
+from web.feedback_log import FeedbackLog
 from web.libraries import Libraries
-from web.library import DISK_FULL, Library
+from web.library import Library
 from web.limits import FeedbackLimit, QuestionLimit
+from web.outcomes import DISK_FULL
 from web.preview import BasePreviews, Previews
 from web.service import Service
 

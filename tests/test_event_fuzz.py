@@ -27,7 +27,7 @@ import pytest
 from conftest import ROOT
 from web_server import running_app, snapshot
 
-from web.access import hash_password
+from web.credentials import hash_password
 
 SECRET = "金库密码是七三九一"
 PASSWORD = "reader password 1"

@@ -27,10 +27,13 @@ from starlette.testclient import TestClient
 
 from retriever import Answer, Citation, Hit, Quote
 from retriever.bases import DEFAULT
-from web.access import Access, Identity, Role, hash_password, hash_token, load_access
+from web.access import Access, Identity, Role, load_access
 from web.api import api_router
 from web.citations import Citations
-from web.feedback import AnswerLog, Feedback, FeedbackError, FeedbackLog, export, export_zip
+from web.credentials import hash_password, hash_token
+from web.feedback import AnswerLog, Feedback
+from web.feedback_export import export, export_zip
+from web.feedback_log import FeedbackError, FeedbackLog
 from web.limits import FeedbackLimit, QuestionLimit
 from web.service import Service
 from web.settings import MB

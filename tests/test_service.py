@@ -21,7 +21,8 @@ from retriever import Retriever
 from web.access import Access
 from web.api import api_router
 from web.browser_uploads import BrowserUploads
-from web.feedback import AnswerLog, Feedback, FeedbackLog
+from web.feedback import AnswerLog, Feedback
+from web.feedback_log import FeedbackLog
 from web.libraries import Libraries
 from web.library import Library
 from web.limits import FeedbackLimit, QuestionLimit

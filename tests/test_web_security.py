@@ -36,23 +36,15 @@ from web.access import (
     Role,
     _Credential,
     check_host,
-    hash_password,
-    hash_token,
     load_access,
     main,
-    new_token,
 )
-from web.browser_uploads import (
-    COOKIE,
-    EDITORS_UPLOAD,
-    NO_LENGTH,
-    REFUSED,
-    BrowserUploads,
-    UploadGuard,
-)
+from web.browser_uploads import COOKIE, BrowserUploads
+from web.credentials import hash_password, hash_token, new_token
 from web.limits import BodyLimit, QuestionLimit
 from web.service import EDITORS_ONLY, MANAGERS_ONLY
 from web.settings import Settings, SettingsError
+from web.upload_guard import EDITORS_UPLOAD, NO_LENGTH, REFUSED, UploadGuard
 
 SECRET = "金库密码是七三九一"  # in the canary: must never be readable through the app
 EXAMPLE = "办公室主任和行政主管哪个大?"

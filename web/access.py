@@ -17,24 +17,17 @@ create, rename, delete and restore bases. With it, only the bases listed, by nam
 renamed is no longer listed, so the rule fails closed, and only an unrestricted editor
 manages bases.
 
-Only hashes are stored: PBKDF2-SHA256 for passwords (slow on purpose, so a stolen file does
-not give them away), SHA-256 for tokens (random 256-bit strings, which need no slowing).
-Every comparison is constant-time. Without users or tokens there is no login and everyone is
-an editor, which app.py allows only on a loopback address (`check_host`).
+Only hashes are stored (web/credentials.py), and every comparison is constant-time. Without
+users or tokens there is no login and everyone is an editor, which app.py allows only on a
+loopback address (`check_host`).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import enum
-import functools
 import getpass
-import hashlib
-import hmac
 import json
-import re
-import secrets
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -43,13 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from retriever.bases import DEFAULT, BadBaseName, check_name
+from web.credentials import (
+    hash_password,
+    hash_token,
+    is_password_hash,
+    is_token_hash,
+    new_token,
+    same_digest,
+    unknown_user_hash,
+    verify_password,
+)
 from web.settings import is_loopback
-
-PASSWORD_SCHEME = "pbkdf2_sha256"
-# OWASP's 2023 figure for PBKDF2-HMAC-SHA256; about 0.3 s per login on this project's CPU.
-PASSWORD_ITERATIONS = 600_000
-TOKEN_PREFIX = "qa_"  # makes a leaked token easy to recognise in logs and secret scanners
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Role(enum.IntEnum):
@@ -114,7 +111,7 @@ class Access:
         does not exist, so the time taken does not tell which names do."""
         credential = self.users.get(name)
         if credential is None:
-            verify_password(password, _unknown_user_hash())
+            verify_password(password, unknown_user_hash())
             return False
         return verify_password(password, credential.digest)
 
@@ -143,7 +140,7 @@ class Access:
         digest = hash_token(token)
         found = None
         for name, credential in self.tokens.items():  # no early exit: constant time
-            if hmac.compare_digest(digest, credential.digest):
+            if same_digest(digest, credential.digest):
                 found = Identity(name, credential.role, credential.bases)
         return found
 
@@ -161,8 +158,8 @@ def load_access(path: Path | None) -> Access:
     unknown = set(document) - {"users", "tokens"}
     if unknown:
         raise AccessError(f"{path}: unknown section {sorted(unknown)[0]!r}; expected users, tokens")
-    users = _credentials(path, document.get("users", {}), "users", "password", _is_password_hash)
-    tokens = _credentials(path, document.get("tokens", {}), "tokens", "sha256", _SHA256.fullmatch)
+    users = _credentials(path, document.get("users", {}), "users", "password", is_password_hash)
+    tokens = _credentials(path, document.get("tokens", {}), "tokens", "sha256", is_token_hash)
     return Access(users, tokens)
 
 
@@ -231,59 +228,6 @@ def check_host(host: str, access: Access, *, behind_proxy: bool = False) -> None
         "  RETRIEVER_ACCESS_FILE=access.toml python app.py\n"
         "(docs/SECURITY.md explains roles, tokens and serving behind a proxy with TLS)"
     )
-
-
-# ------------------------------------------------------------------ hashes
-
-
-def hash_password(password: str, *, iterations: int = PASSWORD_ITERATIONS) -> str:
-    """A PBKDF2-SHA256 string holding the salt and iteration count, to store in the file."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", _utf8(password), salt, iterations)
-    return f"{PASSWORD_SCHEME}${iterations}${_b64(salt)}${_b64(digest)}"
-
-
-def verify_password(password: str, encoded: str) -> bool:
-    scheme, iterations, salt, digest = encoded.split("$")
-    candidate = hashlib.pbkdf2_hmac(
-        "sha256", _utf8(password), base64.b64decode(salt), int(iterations)
-    )
-    return scheme == PASSWORD_SCHEME and hmac.compare_digest(candidate, base64.b64decode(digest))
-
-
-def _is_password_hash(value: str) -> bool:
-    parts = value.split("$")
-    if len(parts) != 4 or parts[0] != PASSWORD_SCHEME or not parts[1].isdigit():
-        return False
-    try:
-        return len(base64.b64decode(parts[2], validate=True)) >= 8 and bool(
-            base64.b64decode(parts[3], validate=True)
-        )
-    except ValueError:
-        return False
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(_utf8(token)).hexdigest()
-
-
-def _utf8(text: str) -> bytes:
-    # A lone surrogate (possible in JSON and form input) must not crash a check: it is
-    # encoded as is, and so simply matches nothing that was stored.
-    return text.encode("utf-8", "surrogatepass")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-@functools.cache
-def _unknown_user_hash() -> str:
-    return hash_password(secrets.token_urlsafe(16))
 
 
 # ------------------------------------------------------------------ the helper command

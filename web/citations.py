@@ -25,7 +25,8 @@ import gradio as gr
 
 from retriever.bases import BaseError
 from web.access import Access
-from web.feedback import Feedback, FeedbackError
+from web.feedback import Feedback
+from web.feedback_log import FeedbackError
 from web.libraries import check_allowed
 from web.preview import BasePreviews, PreviewError, parse_spec
 from web.render import feedback_html, preview_error_html, preview_html

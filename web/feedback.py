@@ -1,85 +1,39 @@
-"""👍 and 👎 on answers: kept in an append-only JSON-lines file, exported as evaluation data.
+"""👍 and 👎 on answers: a rating names an answer the app gave, and is appended to the log
+(web/feedback_log.py), which web/feedback_export.py turns into evaluation data.
 
 Every answer the app gives (page or API) is remembered for a while under a random id
 (`AnswerLog`); a rating names that id, never the answer's text, so a client can rate only
 answers the app really gave, and the log holds the question, the answer and the cited
-passages exactly as they were. Each rating is one line of `<folder>/feedback.jsonl`:
+passages exactly as they were.
 
-    {"id", "rated_at", "rating": "good" | "bad", "comment", "user", "answer_id",
-     "answered_at", "index", "question", "asked", "answer", "found", "confidence",
-     "citations": [{"number", "doc_id", "source", "title", "heading", "start", "end",
-                    "answer_sentences": [{"start", "end", "text"}]}]}
-
-Offsets are the engine's: 0-based, end-exclusive, into the document's extracted text. A
-later line for the same answer (a comment added, a 👍 changed to 👎) supersedes the earlier
-ones in the export; the file itself is never rewritten.
-
-`export` turns the log into the layout of bench/datasets, without a corpus:
-
-    queries.jsonl   {"id", "text", "asked", "rating", "comment", "found", "answerable",
-                     "answer", "index", "answered_at", "rated_at", "cited": [...]}
-    qrels.tsv       query_id <TAB> passage_id <TAB> 1 (👍) or 0 (👎), for each passage the
-                    answer quoted; passage_id is "doc_id[start:end]" (a Python slice); a
-                    cell a spreadsheet would run as a formula starts with ' (see _cell)
-    README.md       what the files hold and how they were made
-
-    python -m web.feedback export feedback/ exported/   # the same, from the command line
+    python -m web.feedback export feedback/ exported/   # the export, from the command line
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
-import io
-import json
-import logging
-import os
 import re
 import secrets
 import sys
 import threading
-import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from retriever import Answer
 from web.access import Identity
+from web.feedback_export import export
+from web.feedback_log import LOG_NAME, FeedbackError, FeedbackLog, now, read_entries
 from web.libraries import NotAllowed, check_allowed
 from web.limits import FeedbackLimit
 from web.questions import is_text
 
-LOG_NAME = "feedback.jsonl"
 RATINGS = ("good", "bad")
 MAX_COMMENT_CHARS = 1000
-# A line holds a question (≤ 1000 characters), an answer, a few dozen citations and a
-# comment: far below this. A larger one is refused rather than written.
-MAX_ENTRY_BYTES = 64 * 1024
 # Answers remembered for rating, the oldest forgotten first: a few KB each.
 REMEMBERED_ANSWERS = 5000
 _ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
-# A tab or line break in a document's name would break a row of qrels.tsv.
-_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-# A spreadsheet opening qrels.tsv runs a cell that starts with one of these as a formula
-# (OWASP, "CSV Injection"). Tab and carriage return cannot start a cell escaped as above,
-# but are listed as OWASP lists them, so the rule holds for any cell.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Errors of a write that say the disk, the quota or the file's size limit is reached.
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-logger = logging.getLogger(__name__)
-
-
-class FeedbackError(ValueError):
-    """Feedback that cannot be stored; `status` is the HTTP status, the message is Chinese."""
-
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -109,7 +63,7 @@ class AnswerLog:
         """Keep `answer` and return the id a rating names it by."""
         record = Answered(
             id=secrets.token_urlsafe(16),
-            answered_at=_now(),
+            answered_at=now(),
             index=index,
             question=answer.question,
             asked=asked,
@@ -142,85 +96,6 @@ class AnswerLog:
     def get(self, answer_id: str) -> Answered | None:
         with self._lock:
             return self._answers.get(answer_id)
-
-
-class FeedbackLog:
-    """`<folder>/feedback.jsonl`: one rating a line, only ever appended to."""
-
-    def __init__(self, folder: Path, *, max_bytes: int) -> None:
-        self.folder = folder
-        self.path = folder / LOG_NAME
-        self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-
-    def append(self, entry: dict[str, Any]) -> None:
-        """Add `entry` as the last line, on disk when this returns; else FeedbackError, with
-        nothing of the entry left in the log: 413 for an entry too large, 507 for a full log
-        or disk, 500 when writing failed otherwise. No OSError escapes: a caller that got
-        no error may say the rating is stored."""
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-        if len(line) > MAX_ENTRY_BYTES:
-            raise FeedbackError(413, f"这条评价超过了 {MAX_ENTRY_BYTES // 1024} KB 的上限")
-        with self._lock:
-            try:
-                self._write(line)
-            except OSError as error:
-                logger.error("could not append a rating to %s: %s", self.path, error)
-                if error.errno in _NO_SPACE:
-                    raise FeedbackError(
-                        507, "服务器的磁盘空间不足，这条评价没有记录下来：请告诉管理员"
-                    ) from None
-                raise FeedbackError(
-                    500, "写入评价记录时出错，这条评价没有记录下来：请稍后再试，或告诉管理员"
-                ) from None
-
-    def _write(self, line: bytes) -> None:
-        """Append `line` whole, or raise OSError with the file as it was. Under the lock:
-        only this process writes the log, so its size is read and restored safely."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            size = os.fstat(descriptor).st_size
-            # A crash mid-write leaves a torn last line, without its line break: end it
-            # first, so that it stays one unreadable line (skipped on reading) instead of
-            # swallowing this one.
-            if size and os.pread(descriptor, 1, size - 1) != b"\n":
-                line = b"\n" + line
-            if size + len(line) > self.max_bytes:
-                raise FeedbackError(
-                    507, "评价记录已经存满，暂时不能再记录：请管理员导出并清理 feedback 文件夹"
-                )
-            try:
-                # One write of the whole line, in append mode. A regular file takes fewer
-                # bytes only when the disk, the quota or the size limit is reached.
-                if os.write(descriptor, line) != len(line):
-                    raise OSError(errno.ENOSPC, "short write")
-                os.fsync(descriptor)
-            except OSError:
-                # The rating is refused, so no part of it may stay: a partial line would
-                # also glue the next one onto it.
-                os.ftruncate(descriptor, size)
-                raise
-        finally:
-            os.close(descriptor)
-
-    def entries(self) -> list[dict[str, Any]]:
-        """Every readable entry, oldest first."""
-        try:
-            with self.path.open(encoding="utf-8", errors="replace") as handle:
-                return list(_read_entries(handle))
-        except FileNotFoundError:
-            return []
-
-
-def _read_entries(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except (ValueError, RecursionError):
-            continue  # a torn line, from a crash mid-write
-        if isinstance(entry, dict) and isinstance(entry.get("answer_id"), str):
-            yield entry
 
 
 class Feedback:
@@ -273,7 +148,7 @@ class Feedback:
             raise FeedbackError(429, self.limit.message(wait), retry_after=wait)
         entry = {
             "id": secrets.token_urlsafe(12),
-            "rated_at": _now(),
+            "rated_at": now(),
             "rating": rating,
             "comment": comment.strip(),
             "user": user.name,
@@ -289,125 +164,6 @@ class Feedback:
         }
         self.log.append(entry)
         return entry
-
-
-# ------------------------------------------------------------------ export
-
-
-def export(entries: Sequence[dict[str, Any]], *, index: str | None = None) -> dict[str, str]:
-    """The log as an evaluation set without a corpus: file name → content.
-
-    One question per rated answer, the latest rating of it winning; `index` keeps only the
-    answers of that index.
-    """
-    latest: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        if index is None or entry.get("index") == index:
-            latest.pop(entry["answer_id"], None)  # re-inserted: ordered by latest rating
-            latest[entry["answer_id"]] = entry
-    queries, qrels = [], []
-    for entry in latest.values():
-        query_id = f"fb-{entry['answer_id']}"
-        good = entry.get("rating") == "good"
-        cited = [
-            {**_passage(citation), "answer_sentences": citation.get("answer_sentences", [])}
-            for citation in entry.get("citations", [])
-            if citation.get("answer_sentences")
-        ]
-        found = bool(entry.get("found"))
-        queries.append(
-            {
-                "id": query_id,
-                "text": entry.get("question", ""),
-                "asked": entry.get("asked"),
-                "rating": entry.get("rating"),
-                "comment": entry.get("comment", ""),
-                "found": found,
-                # 👍 on an answer says the corpus answers it; 👍 on "not found" says it does
-                # not; 👎 says neither for sure.
-                "answerable": found if good else None,
-                "answer": entry.get("answer", ""),
-                "index": entry.get("index"),
-                "answered_at": entry.get("answered_at"),
-                "rated_at": entry.get("rated_at"),
-                "cited": cited,
-            }
-        )
-        qrels += [
-            f"{_cell(query_id)}\t{_cell(item['passage'])}\t{1 if good else 0}" for item in cited
-        ]
-    return {
-        # JSON, not cells: a spreadsheet does not run a string value of a JSON document, and
-        # the questions, comments and document names are the evaluation data, so a quote
-        # added to them would change it. They are written as given; the README says so.
-        "queries.jsonl": "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
-        "qrels.tsv": "".join(line + "\n" for line in qrels),
-        "README.md": _readme(len(queries), len(qrels), index),
-    }
-
-
-def export_zip(entries: Sequence[dict[str, Any]], *, index: str | None = None) -> bytes:
-    """`export` as a zip archive of one folder, for `GET /api/feedback/export`."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in export(entries, index=index).items():
-            archive.writestr(f"feedback/{name}", content)
-    return buffer.getvalue()
-
-
-def _passage(citation: dict[str, Any]) -> dict[str, Any]:
-    doc_id = str(citation.get("doc_id", ""))
-    start, end = citation.get("start"), citation.get("end")
-    return {
-        "passage": f"{doc_id.translate(_TSV_ESCAPES)}[{start}:{end}]",
-        "doc_id": doc_id,
-        "source": citation.get("source"),
-        "heading": citation.get("heading", ""),
-        "start": start,
-        "end": end,
-    }
-
-
-def _cell(text: str) -> str:
-    """`text` as a cell of qrels.tsv: after a single quote when a spreadsheet would run it as
-    a formula (a document named "+1+1.txt"), which spreadsheets show as text."""
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
-
-
-def _readme(queries: int, qrels: int, index: str | None) -> str:
-    which = f"of the index `{index}` " if index else ""
-    return f"""# Feedback from the chat page and the API
-
-Exported {_now()} from feedback.jsonl: {queries} rated answers {which}and {qrels} judged
-passages. Made by web/feedback.py; the layout follows bench/datasets, without a corpus.
-
-- `queries.jsonl`: one rated answer a line. `text` is the question as searched (after a
-  follow-up was completed; `asked` is what was typed, when it differs), `rating` is `good`
-  (👍) or `bad` (👎), `comment` the rater's words, `found` whether the app found an answer,
-  `answerable` true for 👍 on an answer, false for 👍 on "not found", null for 👎. `cited`
-  lists the passages the answer quoted, with the quoted sentences.
-- `qrels.tsv`: `query_id<TAB>passage_id<TAB>1` for each passage quoted by an answer rated
-  👍, `0` for one rated 👎 (a judged, not relevant passage: `retriever.evaluation` counts
-  only non-zero rows as gold).
-- A passage id is `doc_id[start:end]`: the document as the index names it, and the
-  passage's 0-based, end-exclusive offsets into its extracted text (a Python slice). The
-  documents are not included: evaluate against the corpus the answers came from, counting a
-  hit when it overlaps the judged passage.
-- In `qrels.tsv`, a cell that would start with `=`, `+`, `-` or `@` (which a spreadsheet
-  runs as a formula) starts with a single quote `'` before it: drop it to get the passage id
-  of `queries.jsonl`. In both passage ids, a tab, line break, carriage return or backslash
-  in a document's name is written `\\t`, `\\n`, `\\r` or `\\\\` (`doc_id` in `cited` is the
-  name as given).
-- `queries.jsonl` is JSON, its text (questions, comments, document names) exactly as
-  given, even text a spreadsheet would run as a formula: read it as JSON.
-
-The latest rating of an answer wins. Ratings are people's opinions of whole answers: read
-the comments before using a 👎 as evidence about a passage.
-"""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------ command line
@@ -430,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no feedback log at {path}", file=sys.stderr)
         return 1
     with path.open(encoding="utf-8", errors="replace") as handle:
-        entries = list(_read_entries(handle))
+        entries = list(read_entries(handle))
     args.out.mkdir(parents=True, exist_ok=True)
     for name, content in export(entries, index=args.index).items():
         (args.out / name).write_text(content, encoding="utf-8")

@@ -13,18 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from retriever import IndexLoadError, Retriever
-from retriever.answer import Answering
 from retriever.bases import DEFAULT, Base
-from retriever.config import DEFAULT_CACHE
-from retriever.corpus import corpus_files
-from retriever.embedding import Embedder
-from retriever.rerank import Reranker
 from retriever.trash import (
     DocumentError,
     NoSuchDocument,
@@ -37,129 +29,19 @@ from retriever.trash import (
     remove_file,
     restore,
 )
-from web.reasons import file_reason
+from web.builds import LOADING, READING, BuildState, Opener, build_index, embedded_state
+from web.outcomes import DocumentRow, Outcome, document_rows, write_failed
 from web.settings import DEFAULT_QUOTA, Quota
-from web.uploads import UploadError, check_content, check_name
+from web.uploads import UploadError, check_content, check_name, check_quota
 
 logger = logging.getLogger(__name__)
 
-# Passages per progress step while embedding: small enough for a lively progress bar,
-# large enough to keep the model's batches full (16 or 32 texts at a time).
-PROGRESS_BATCH = 64
-
-
-@dataclass(frozen=True)
-class BuildState:
-    """Where the background rebuild is, for the page's progress bar and index line."""
-
-    running: bool
-    stage: str  # what the build is doing, in words for the page
-    # 0 to 1: 0 while the files are read, then in step with the passages embedded (nearly
-    # all of a build's time) up to EMBEDDED, then LOADING while the new index loads.
-    fraction: float
-    error: str | None  # why the last build failed, if it did
-
-
-READING = BuildState(True, "读取文档", 0.0, None)  # how every build starts
-EMBEDDED = 0.9
-LOADING = 0.95
 # Why a change is refused after the base was renamed or deleted under it (see close()).
 CLOSED = "知识库已被改名或删除，请重新选择知识库"
-# Why a change failed for want of disk space (retriever.trash undid what it had done); the
-# API's 507 says it too.
-DISK_FULL = "服务器磁盘已满，没有做任何改动：请管理员清理磁盘空间后再试"
 
 
 class NotIndexed(LookupError):
     """The base has no index to answer from yet: its documents have not been built into one."""
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    """A file of the corpus folder, as the document list shows it."""
-
-    name: str  # path relative to the corpus folder
-    size: int
-    status: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one uploaded or removed file."""
-
-    name: str
-    ok: bool
-    message: str
-    # The trash entry of the file this change moved there (removed, or replaced), if any:
-    # what to restore to undo it.
-    trash_id: str | None = None
-    # Failed for want of disk space, which the API answers with a 507.
-    disk_full: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        """The outcome as the API reports each file."""
-        return {
-            "name": self.name,
-            "ok": self.ok,
-            "message": self.message,
-            "trash_id": self.trash_id,
-        }
-
-
-class _ProgressEmbedder:
-    """Passes an embedder through, reporting how many passages a build has embedded.
-
-    Only builds use it: the served Retriever keeps the plain embedder, so encoding answer
-    sentences at question time reports nothing.
-    """
-
-    def __init__(self, inner: Embedder, report: Callable[[int, int], None]) -> None:
-        self.inner = inner
-        self.report = report
-        self.name = inner.name
-        self.dim = inner.dim
-        self.kernel = inner.kernel
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self.inner.encode_queries(texts)
-
-    def encode_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        parts = []
-        self.report(0, len(texts))  # reading and chunking are done: say so at once
-        for start in range(0, len(texts), PROGRESS_BATCH):
-            parts.append(self.inner.encode_passages(texts[start : start + PROGRESS_BATCH]))
-            self.report(min(start + PROGRESS_BATCH, len(texts)), len(texts))
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Opener:
-    """How the app opens every index it serves: its one model, its cache folder, and the
-    same reranker and answerer, whichever knowledge base and however often it is rebuilt."""
-
-    embedder: Embedder
-    cache_dir: Path = DEFAULT_CACHE
-    reranker: Reranker | None = None
-    answerer: Answering | None = None
-
-    @classmethod
-    def like(cls, retriever: Retriever) -> Opener:
-        """Open other indexes as `retriever` was opened."""
-        return cls(
-            retriever.embedder,
-            retriever.cache_dir or DEFAULT_CACHE,
-            retriever.searcher.reranker,
-            retriever.answerer,
-        )
-
-    def open(self, index_dir: Path) -> Retriever:
-        return Retriever.load(
-            index_dir,
-            embedder=self.embedder,
-            cache_dir=self.cache_dir,
-            reranker=self.reranker,
-            answerer=self.answerer,
-        )
 
 
 class Library:
@@ -266,30 +148,11 @@ class Library:
     # ------------------------------------------------------------------ documents
 
     def documents(self) -> list[DocumentRow]:
-        """The corpus folder's files, each with whether the served index holds it: a file it
-        does not hold yet is 正在建立索引 while a rebuild runs, else 等待重建索引."""
+        """The corpus folder's files, each with whether the served index holds it."""
         with self._lock:
             manifest = self._retriever.manifest if self._retriever else {}
             building = self._state.running
-        indexed = {source["path"]: source for source in manifest.get("sources", [])}
-        skipped = {item["path"]: item["reason"] for item in manifest.get("skipped", [])}
-        rows = []
-        if not self.corpus_dir.is_dir():  # the base was renamed or deleted meanwhile
-            return rows
-        for path in corpus_files(self.corpus_dir):
-            name = path.relative_to(self.corpus_dir).as_posix()
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:  # removed since it was listed
-                continue
-            if name in skipped:
-                status = f"未能读取：{file_reason(name, skipped[name])}"
-            elif name in indexed and indexed[name]["size"] == size:
-                status = "已索引"
-            else:
-                status = "正在建立索引" if building else "等待重建索引"
-            rows.append(DocumentRow(name, size, status))
-        return rows
+        return document_rows(self.corpus_dir, manifest, building=building)
 
     def add(self, uploads: list[tuple[Path, str]]) -> list[Outcome]:
         """Check each (file, name) and copy the good ones into the corpus folder.
@@ -305,7 +168,7 @@ class Library:
                 with self._corpus_lock:
                     if self._closed:
                         raise UploadError(CLOSED)
-                    self._check_quota(name, path.stat().st_size)
+                    check_quota(self.quota, self.documents(), name, path.stat().st_size)
                 data = check_content(path, name)
             except UploadError as error:
                 outcomes.append(Outcome(name, False, str(error)))
@@ -317,14 +180,14 @@ class Library:
                 try:  # checked again: another upload may have filled the corpus meanwhile
                     if self._closed:  # or the base was renamed or deleted
                         raise UploadError(CLOSED)
-                    self._check_quota(name, len(data))
+                    check_quota(self.quota, self.documents(), name, len(data))
                 except UploadError as error:
                     outcomes.append(Outcome(name, False, str(error)))
                     continue
                 try:
                     replaced = put_file(self.corpus_dir, name, data)
                 except WriteFailed as error:
-                    outcomes.append(_write_failed(name, error))
+                    outcomes.append(write_failed(name, error))
                     continue
                 except DocumentError as error:  # a symbolic link of that name, put by hand
                     outcomes.append(Outcome(name, False, f"{name} 未加入：{error}"))
@@ -335,21 +198,6 @@ class Library:
             else:
                 outcomes.append(Outcome(name, True, f"{name} 已加入文档库"))
         return outcomes
-
-    def _check_quota(self, name: str, size: int) -> None:
-        """UploadError if a file of `size` bytes named `name` would overfill the corpus."""
-        sizes = {row.name: row.size for row in self.documents()}
-        count = len(sizes) + (name not in sizes)
-        if count > self.quota.max_documents:
-            raise UploadError(
-                f"{name} 未加入：文档库最多 {self.quota.max_documents} 篇文档，已经满了"
-            )
-        total = sum(sizes.values()) - sizes.get(name, 0) + size
-        if total > self.quota.max_bytes:
-            raise UploadError(
-                f"{name} 未加入：文档库总大小上限是 {self.quota.max_bytes / 1024 / 1024:.0f} MB，"
-                "加入后会超过"
-            )
 
     def remove(self, name: str) -> Outcome:
         """Move one file of the corpus folder to the trash. Does not rebuild.
@@ -378,7 +226,7 @@ class Library:
                     f"{name} 是最后一篇可读的文档：索引不能是空的，请先上传别的文档",
                 )
             except WriteFailed as error:
-                return _write_failed(name, error)
+                return write_failed(name, error)
             except DocumentError as error:  # a trash folder made a symbolic link by hand
                 return Outcome(name, False, f"{name} 无法删除：{error}")
         return Outcome(name, True, f"{name} 已从文档库删除，移到了回收站", entry.id)
@@ -397,12 +245,12 @@ class Library:
             if entry is None:
                 return Outcome(entry_id, False, "回收站里没有这一项")
             try:
-                self._check_quota(entry.name, entry.size)
+                check_quota(self.quota, self.documents(), entry.name, entry.size)
                 _, displaced = restore(self.corpus_dir, entry.id)
             except UploadError as error:
                 return Outcome(entry.name, False, str(error))
             except WriteFailed as error:
-                return _write_failed(entry.name, error)
+                return write_failed(entry.name, error)
             except DocumentError as error:  # a trash entry edited by hand
                 return Outcome(entry.name, False, f"{entry.name} 无法恢复：{error}")
         if displaced:
@@ -477,39 +325,19 @@ class Library:
                 self._lock.notify_all()
 
     def _build_and_swap(self) -> None:
-        report = Retriever.build(
+        fresh = build_index(
             self.corpus_dir,
             self.index_dir,
-            embedder=_ProgressEmbedder(self.opener.embedder, self._embedded),
+            self.opener,
+            embedded=self._embedded,
+            loading=lambda: self._set_state(LOADING),
         )
-        self._set_state("加载新索引", LOADING)
-        fresh = self.opener.open(self.index_dir)
         with self._lock:
             self._retriever = fresh
-        logger.info(
-            "now serving %s: %d documents, %d chunks (%d embedded, %d reused)",
-            self.index_dir,
-            report.index.documents,
-            report.index.chunks,
-            report.embedded,
-            report.reused,
-        )
 
     def _embedded(self, done: int, total: int) -> None:
-        if done < total:
-            self._set_state(f"计算向量 {done}/{total}", EMBEDDED * done / total)
-        else:
-            self._set_state("写入索引", EMBEDDED)
+        self._set_state(embedded_state(done, total))
 
-    def _set_state(self, stage: str, fraction: float) -> None:
+    def _set_state(self, state: BuildState) -> None:
         with self._lock:
-            self._state = BuildState(True, stage, fraction, None)
-
-
-def _write_failed(name: str, error: WriteFailed) -> Outcome:
-    """The outcome of a change to `name` that the file system failed, and which was undone."""
-    if error.disk_full:
-        return Outcome(name, False, f"{name}：{DISK_FULL}", disk_full=True)
-    return Outcome(
-        name, False, f"{name}：写入失败，文档库没有任何改动（系统提示：{error.strerror}）"
-    )
+            self._state = state

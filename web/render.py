@@ -1,4 +1,5 @@
-"""HTML for the page: answers with their cited passages, the index line, the document list.
+"""HTML for the page: answers with their cited passages, the previews of those passages, and
+the escaping every piece of the page's HTML goes through (web/render_library.py: the rest).
 
 Everything that comes from a document or a user (passage text, file names, headings,
 questions) goes through `html.escape`: anyone may upload a passage, so its text must show as
@@ -23,24 +24,19 @@ import html
 import json
 import re
 import secrets
-from collections.abc import Sequence
-from datetime import datetime
 from itertools import pairwise
 
-from retriever import Answer, Citation, Hit, IndexInfo
+from retriever import Answer, Citation, Hit
 from retriever.answer_rules import is_row
-from retriever.bases import DEFAULT, BaseTrashEntry
-from retriever.trash import TrashEntry
-from web.library import BuildState, DocumentRow, Outcome
+from retriever.bases import DEFAULT
 from web.preview import Preview
-from web.reasons import build_error
 
 _MARKER = re.compile(r"\[(\d+)\]")
 # A not-found answer quotes nothing; this many of its closest passages show unfolded.
 CLOSEST_SHOWN = 3
 
 
-def _text(text: str) -> str:
+def html_text(text: str) -> str:
     """Text as HTML: escaped, with its line breaks kept."""
     return html.escape(text).replace("\r\n", "\n").replace("\n", "<br>")
 
@@ -68,12 +64,12 @@ def answer_html(
     """
     parts = ['<div class="qa">']
     if asked is not None:
-        parts.append(f'<p class="qa-rewrite">按上文理解为：{_text(answer.question)}</p>')
+        parts.append(f'<p class="qa-rewrite">按上文理解为：{html_text(answer.question)}</p>')
     numbers = {citation.number for citation in answer.citations}
     if answer.found:
         parts.append(f'<div class="qa-answer">{_answer_lines(answer.answer, numbers)}</div>')
     else:
-        parts.append(f'<p class="qa-not-found">{_text(answer.answer)}</p>')
+        parts.append(f'<p class="qa-not-found">{html_text(answer.answer)}</p>')
     parts.append(f'<p class="qa-sources-title">{_sources_title(answer)}</p>')
     shown, folded = _shown_and_folded(answer)
     parts.append(f'<ol class="qa-sources">{"".join(_citation_html(c, base) for c in shown)}</ol>')
@@ -111,14 +107,14 @@ def _answer_lines(answer: str, numbers: set[int]) -> str:
         quoted = _ROW_LINE.match(line)
         if quoted and is_row(quoted[1]):
             pairs = [pair.split("：", 1) for pair in quoted[1].split("；")]
-            head = "".join(f"<th>{_text(name)}</th>" for name, _ in pairs)
-            row = "".join(f"<td>{_text(value)}</td>" for _, value in pairs)
+            head = "".join(f"<th>{html_text(name)}</th>" for name, _ in pairs)
+            row = "".join(f"<td>{html_text(value)}</td>" for _, value in pairs)
             shown.append(
                 f'<div class="qa-row-line"><table class="qa-row"><tr>{head}</tr><tr>{row}</tr>'
                 f"</table>{markers(quoted[2])}</div>"
             )
         else:
-            shown.append(f"<p>{markers(_text(line))}</p>")
+            shown.append(f"<p>{markers(html_text(line))}</p>")
     return "".join(shown)
 
 
@@ -182,7 +178,7 @@ def _where(hit: Hit) -> list[tuple[str, str]]:
 
 def _citation_html(citation: Citation, base: str) -> str:
     where = " · ".join(
-        f'<span class="{name}">{_text(part)}</span>' for name, part in _where(citation.hit)
+        f'<span class="{name}">{html_text(part)}</span>' for name, part in _where(citation.hit)
     )
     spec = _attribute(_preview_spec(citation, base))
     return (
@@ -209,10 +205,10 @@ def _highlighted(citation: Citation) -> str:
     pieces, cursor = [], 0
     for quote in sorted(citation.quotes, key=lambda quote: quote.start):
         start, end = quote.start - hit.start, quote.end - hit.start
-        pieces.append(_text(hit.text[cursor:start]))
-        pieces.append(f"<mark>{_text(hit.text[start:end])}</mark>")
+        pieces.append(html_text(hit.text[cursor:start]))
+        pieces.append(f"<mark>{html_text(hit.text[start:end])}</mark>")
         cursor = end
-    pieces.append(_text(hit.text[cursor:]))
+    pieces.append(html_text(hit.text[cursor:]))
     return "".join(pieces)
 
 
@@ -222,9 +218,9 @@ def preview_html(preview: Preview) -> str:
 
     Offsets are 0-based; the page counts characters from 1, as the sources do (第 a–b 字).
     """
-    where = [f'<span class="qa-file">{_text(preview.source)}</span>']
+    where = [f'<span class="qa-file">{html_text(preview.source)}</span>']
     if preview.heading:
-        where.append(f'<span class="qa-heading">{_text(preview.heading)}</span>')
+        where.append(f'<span class="qa-heading">{html_text(preview.heading)}</span>')
     where.append(
         f'<span class="qa-position">第 {preview.passage.start + 1}–{preview.passage.end} 字</span>'
     )
@@ -243,7 +239,7 @@ def preview_html(preview: Preview) -> str:
 def preview_error_html(message: str) -> str:
     """Why a source could not be opened, in the preview's place."""
     return _dialog(
-        '<div class="qa-preview-where">原文</div>', f'<p class="qa-error">{_text(message)}</p>'
+        '<div class="qa-preview-where">原文</div>', f'<p class="qa-error">{html_text(message)}</p>'
     )
 
 
@@ -297,99 +293,10 @@ def feedback_html(answer_id: str, rating: str, message: str, *, ok: bool, commen
         f'<output class="qa-feedback-result" id="fb-{secrets.token_hex(4)}" '
         f'name="{_attribute(answer_id)}" '
         f'data-rating="{_attribute(rating)}" data-ok="{int(ok)}" data-commented="{int(commented)}">'
-        f"{_text(message)}</output>"
+        f"{html_text(message)}</output>"
     )
 
 
 def error_html(message: str) -> str:
     """Why a question was not answered, in place of the answer."""
-    return f'<div class="qa"><p class="qa-error">{_text(message)}</p></div>'
-
-
-def info_html(info: IndexInfo | None, state: BuildState, base: str = DEFAULT) -> str:
-    """Which index the page serves: documents, chunks, model, when it was built; None: the
-    knowledge base has no index yet."""
-    where = "" if base == DEFAULT else f"知识库「{_text(base)}」· "
-    if info is None:
-        line = f"{where}还没有索引：请先上传文档"
-    else:
-        built = datetime.fromisoformat(info.created_at).strftime("%Y-%m-%d %H:%M %Z").strip()
-        line = (
-            f"{where}当前索引：{info.documents} 篇文档 · {info.chunks} 个段落 · "
-            f"模型 {_text(info.model)} · 建于 {_text(built)}"
-        )
-    if state.running:
-        line += f' · <span class="qa-building">正在重建索引（{_text(state.stage)}）</span>'
-    elif state.error:
-        line += f' · <span class="qa-error">上次重建失败：{_text(build_error(state.error))}</span>'
-    return f'<div class="qa-info">{line}</div>'
-
-
-def documents_html(rows: Sequence[DocumentRow]) -> str:
-    """The corpus folder's documents as a table: name, size, whether the index holds them."""
-    if not rows:
-        return '<p class="qa-docs-empty">文档库是空的。</p>'
-    body = "".join(
-        f"<tr><td>{_text(row.name)}</td><td>{_size(row.size)}</td><td>{_text(row.status)}</td></tr>"
-        for row in rows
-    )
-    return (
-        '<table class="qa-docs"><thead><tr><th>文件</th><th>大小</th><th>状态</th></tr>'
-        f"</thead><tbody>{body}</tbody></table>"
-    )
-
-
-# Why a file is in the trash, as the page says it.
-TRASH_REASONS = {
-    "removed": "被删除",
-    "replaced": "被同名上传替换",
-    "restored-over": "被恢复的旧版本替换",
-}
-
-
-def trash_html(entries: Sequence[TrashEntry]) -> str:
-    """The trash as a table: name, size, when and why each file went there."""
-    if not entries:
-        return '<p class="qa-docs-empty">回收站是空的。</p>'
-    body = "".join(
-        f"<tr><td>{_text(entry.name)}</td><td>{_size(entry.size)}</td>"
-        f"<td>{_text(trash_label(entry))}</td></tr>"
-        for entry in entries
-    )
-    return (
-        '<table class="qa-docs"><thead><tr><th>文件</th><th>大小</th><th>何时、为何移入</th></tr>'
-        f"</thead><tbody>{body}</tbody></table>"
-    )
-
-
-def trash_label(entry: TrashEntry) -> str:
-    """When and why a file went to the trash, e.g. "2026-11-29 01:15 UTC 被删除"."""
-    return f"{_when(entry.removed_at)} {TRASH_REASONS.get(entry.reason, entry.reason)}"
-
-
-def base_trash_label(entry: BaseTrashEntry) -> str:
-    """A deleted knowledge base, e.g. "人事（2026-11-29 01:15 UTC 删除）"."""
-    return f"{entry.name}（{_when(entry.removed_at)} 删除）"
-
-
-def _when(removed_at: str) -> str:
-    return datetime.fromisoformat(removed_at).strftime("%Y-%m-%d %H:%M %Z").strip()
-
-
-def outcomes_html(outcomes: Sequence[Outcome], note: str = "") -> str:
-    """What became of each uploaded or removed file, then `note` (how the rebuild went)."""
-    lines = [
-        f'<p class="{"qa-ok" if outcome.ok else "qa-error"}">{_text(outcome.message)}</p>'
-        for outcome in outcomes
-    ]
-    if note:
-        lines.append(f'<p class="qa-note">{_text(note)}</p>')
-    return f'<div class="qa-outcomes">{"".join(lines)}</div>'
-
-
-def _size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
+    return f'<div class="qa"><p class="qa-error">{html_text(message)}</p></div>'

@@ -23,20 +23,25 @@ from starlette.routing import Mount
 from retriever.bases import DEFAULT
 from web import conversations
 from web.access import check_host, load_access, page_user
-from web.api import api_router, disk_full, validation_error
+from web.api import api_router
 from web.api_docs import api_docs_html
-from web.browser_uploads import BrowserUploads, UploadGuard, keep_gradio_to_uploads
+from web.api_models import disk_full, validation_error
+from web.browser_uploads import BrowserUploads, keep_gradio_to_uploads
+from web.builds import Opener
 from web.chat import chat
 from web.citations import Citations
-from web.feedback import AnswerLog, Feedback, FeedbackLog
+from web.feedback import AnswerLog, Feedback
+from web.feedback_log import FeedbackLog
 from web.libraries import Libraries
-from web.library import Library, Opener
+from web.library import Library
 from web.limits import BodyLimit, FeedbackLimit, QuestionLimit
 from web.locale import LABELS, ChinesePage
-from web.page import CONFIRM_SECONDS, DELETE_LABEL, WATCH_IDLE_SECONDS, Page, base_label
+from web.page import WATCH_IDLE_SECONDS, Page
+from web.page_bases import CONFIRM_SECONDS, DELETE_LABEL, base_label
 from web.preview import BasePreviews, Previews
 from web.service import Service
 from web.settings import Settings
+from web.upload_guard import UploadGuard
 from web.uploads import UPLOAD_SUFFIXES
 
 EXAMPLES = [

@@ -30,10 +30,12 @@ from retriever.bases import (
 )
 from retriever.search import Hit
 from web.access import Identity, Role
+from web.builds import BuildState
 from web.feedback import AnswerLog
 from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_allowed
-from web.library import DISK_FULL, BuildState, Library, NotIndexed, Outcome
+from web.library import Library, NotIndexed
 from web.limits import QuestionLimit
+from web.outcomes import DISK_FULL, Outcome
 from web.questions import is_text, question_problem
 
 EDITORS_ONLY = "只有编辑者可以修改文档库。"

@@ -8,12 +8,15 @@ the same extraction the build runs, so a file accepted here is a file the build 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from retriever.corpus import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, TEXT_SUFFIXES, extract_text
 from retriever.text import CorpusError
+from web.outcomes import DocumentRow
 from web.questions import is_text
 from web.reasons import file_reason
+from web.settings import Quota
 
 # Every document format the build reads; .jsonl record files are for evaluation sets.
 UPLOAD_SUFFIXES = TEXT_SUFFIXES + DOCUMENT_SUFFIXES
@@ -66,3 +69,18 @@ def check_content(path: Path, name: str) -> bytes:
     if not text.strip():
         raise UploadError(f"{name} 里没有文字")
     return data
+
+
+def check_quota(quota: Quota, documents: Sequence[DocumentRow], name: str, size: int) -> None:
+    """UploadError if a file of `size` bytes named `name` would overfill a corpus that holds
+    `documents` (a file of that name among them is replaced)."""
+    sizes = {row.name: row.size for row in documents}
+    count = len(sizes) + (name not in sizes)
+    if count > quota.max_documents:
+        raise UploadError(f"{name} 未加入：文档库最多 {quota.max_documents} 篇文档，已经满了")
+    total = sum(sizes.values()) - sizes.get(name, 0) + size
+    if total > quota.max_bytes:
+        raise UploadError(
+            f"{name} 未加入：文档库总大小上限是 {quota.max_bytes / 1024 / 1024:.0f} MB，"
+            "加入后会超过"
+        )
