@@ -7,11 +7,12 @@ answer = retriever.ask("办公室主任和行政主管哪个大?")
 hr = Retriever.load(base="hr")  # a knowledge base in bases/ (retriever.bases)
 """
 
-from retriever.answer import Answer, Citation, Quote
+from retriever.answer import Answer, Citation
 from retriever.bases import Base, BaseError, Bases
 from retriever.building import BuildReport
 from retriever.config import BackendSettings, ChunkSettings, LexicalSettings, SearchSettings
 from retriever.index import IndexInfo
+from retriever.quoting import Quote
 from retriever.rerank import Candidate, Reranker
 from retriever.schema import IndexLoadError
 from retriever.search import Retriever

@@ -4,7 +4,8 @@ Nothing is generated: every sentence of an answer is quoted from a passage, and 
 is the number of that passage in the citation list, so a reader can check each claim. The
 `Answerer` needs only the candidates and hits of a search, the embedding model (to compare
 sentences with the question) and the answer check (retriever.answerability: whether the
-corpus answers at all); another kind of answer (a generator, say) is another class with the
+corpus answers at all); what it may quote of a passage, and how the quotes read together, is
+retriever.quoting. Another kind of answer (a generator, say) is another class with the
 same `answer` method (`Answering`), passed to `Retriever.load(answerer=...)`.
 """
 
@@ -17,21 +18,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from retriever.answer_rules import (
-    MAX_LIST_ITEMS,
-    asks_list,
-    asks_opinion,
-    bracket_fit,
-    is_item,
-    is_opinion,
-    is_row,
-    needs_subject,
-    numbers_in,
-)
+from retriever.answer_rules import asks_list, asks_opinion, bracket_fit, numbers_in
 from retriever.answerability import AnswerCheck
-from retriever.chunking import Span, split_sentences
 from retriever.comparison import Side
 from retriever.embedding import Embedder
+from retriever.quoting import Chosen, Quote, as_read, joined, quotable, whole_list, with_subjects
 from retriever.searcher import Candidates, Hit
 from retriever.text import normalize
 from retriever.words import tokenize
@@ -42,7 +33,6 @@ PASSAGES_CONSIDERED = 5
 MAX_SENTENCES = 3
 # A further sentence joins the answer only if it scores nearly as well as the best one.
 SENTENCE_MARGIN = 0.04
-MIN_SENTENCE_CHARS = 6
 # Sentences embedded to choose the answer from, picked by their cheap score (_prior).
 SHORTLIST = 12
 # Sentence vectors kept for later answers (384 floats each: 6 MB).
@@ -70,15 +60,6 @@ class Answering(Protocol):
         *,
         shift: tuple[str, str] | None = None,
     ) -> Answer: ...
-
-
-@dataclass(frozen=True)
-class Quote:
-    """A sentence of a passage, by character offsets into the source file."""
-
-    start: int
-    end: int
-    text: str
 
 
 @dataclass(frozen=True)
@@ -119,13 +100,6 @@ class Answer:
             "fallback": self.fallback,
             "citations": [citation.to_dict() for citation in self.citations],
         }
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    hit_index: int
-    quote: Quote
-    score: float
 
 
 class Answerer:
@@ -182,7 +156,7 @@ class Answerer:
                 at = len(hits) - 1
             if at not in considered:
                 considered.append(at)
-        candidates = _candidates(hits, considered, opinions=asks_opinion(question))
+        candidates = quotable(hits, considered, opinions=asks_opinion(question))
         if not candidates or not judgement.found:
             return _not_found(question, hits, confidence)
         prior = _prior(question, candidates, hits)
@@ -192,26 +166,26 @@ class Answerer:
         order = np.argsort(-scores)
         best = float(scores[order[0]])
         chosen = [
-            _Candidate(candidates[i][0], candidates[i][1], float(scores[i]))
+            Chosen(candidates[i][0], candidates[i][1], float(scores[i]))
             for i in order[:MAX_SENTENCES]
             if scores[i] >= best - SENTENCE_MARGIN
         ]
         if asks_list(question):
-            chosen = _whole_list(chosen[0], hits) or chosen
+            chosen = whole_list(chosen[0], hits) or chosen
         for side in sides or []:
-            if not any(side.mentioned_in(_read(hits, c)) for c in chosen):
-                speaking = [i for i in order if side.mentioned_in(_read(hits, candidates[i]))]
+            if not any(side.mentioned_in(as_read(hits, c)) for c in chosen):
+                speaking = [i for i in order if side.mentioned_in(as_read(hits, candidates[i]))]
                 if speaking:
                     i = speaking[0]
-                    chosen.append(_Candidate(candidates[i][0], candidates[i][1], float(scores[i])))
+                    chosen.append(Chosen(candidates[i][0], candidates[i][1], float(scores[i])))
         if shift is not None:
             earlier, new = (normalize(subject) for subject in shift)
             chosen = [
                 c
                 for c in chosen
-                if new in (read := normalize(_read(hits, c))) or earlier not in read
+                if new in (read := normalize(as_read(hits, c))) or earlier not in read
             ] or chosen
-        chosen = _with_subjects(chosen, hits)
+        chosen = with_subjects(chosen, hits)
         # Cited passages are numbered in the order the answer first uses them, the rest
         # follow.
         chosen.sort(key=lambda candidate: (candidate.hit_index, candidate.quote.start))
@@ -220,7 +194,7 @@ class Answerer:
             numbering.setdefault(candidate.hit_index, len(numbering) + 1)
         for index in range(len(hits)):
             numbering.setdefault(index, len(numbering) + 1)
-        answer = _joined(chosen, numbering)
+        answer = joined(chosen, numbering)
         citations = sorted(
             (
                 Citation(
@@ -299,7 +273,7 @@ def _shortlist(
     order = [int(i) for i in np.argsort(-prior, kind="stable")]
     keep = set(order[:SHORTLIST])
     for side in sides or []:
-        speaking = (i for i in order if side.mentioned_in(_read(hits, candidates[i])))
+        speaking = (i for i in order if side.mentioned_in(as_read(hits, candidates[i])))
         keep |= {i for i in [next(speaking, None)] if i is not None}
     return sorted(keep)
 
@@ -309,143 +283,3 @@ def _not_found(
 ) -> Answer:
     citations = [Citation(number, hit, []) for number, hit in enumerate(hits, start=1)]
     return Answer(question, message, False, confidence, citations)
-
-
-def _candidates(hits: list[Hit], indexes: list[int], *, opinions: bool) -> list[tuple[int, Quote]]:
-    """The sentences of hits[i] for i in `indexes` an answer may quote; an opinion only when
-    the question asks for one."""
-    candidates = []
-    for index in indexes:
-        hit = hits[index]
-        for span in _answer_units(hit.text):
-            text = hit.text[span.start : span.end]
-            # A clause that ends in a colon introduces what follows, and one that ends in
-            # "..." is a truncated summary: neither reads as an answer on its own.
-            if len(text) < MIN_SENTENCE_CHARS or text.endswith((":", "：", "...", "…")):
-                continue
-            if opinions or not is_opinion(text):
-                candidates.append(
-                    (index, Quote(hit.start + span.start, hit.start + span.end, text))
-                )
-    return candidates
-
-
-def _with_subjects(chosen: list[_Candidate], hits: list[Hit]) -> list[_Candidate]:
-    """Each chosen sentence that opens without its subject (对所分管的工作全面负责) taken
-    together with the sentence before it in its paragraph, which names what it speaks of;
-    so that no line of an answer reads as a fragment. Quotes stay exact slices."""
-    taken = {(c.hit_index, c.quote.start) for c in chosen}
-    whole = []
-    for candidate in chosen:
-        hit, quote = hits[candidate.hit_index], candidate.quote
-        before = _sentence_before(hit, quote)
-        if (
-            before is not None
-            and (candidate.hit_index, hit.start + before.start) not in taken
-            and needs_subject(quote.text)
-        ):
-            start = hit.start + before.start
-            text = hit.text[before.start : quote.end - hit.start]
-            quote = Quote(start, quote.end, text)
-            candidate = _Candidate(candidate.hit_index, quote, candidate.score)
-        whole.append(candidate)
-    return whole
-
-
-def _sentence_before(hit: Hit, quote: Quote) -> Span | None:
-    """The sentence right before `quote` in the same line of its passage, if any."""
-    start = quote.start - hit.start
-    line_start = hit.text.rfind("\n", 0, start) + 1
-    sentences = split_sentences(hit.text, line_start, start)
-    return sentences[-1] if sentences else None
-
-
-def _answer_units(text: str) -> list[Span]:
-    """What an answer may quote of a passage: its sentences, but a table row whole (its ；
-    separates the row's cells, not sentences: one cell alone does not say which row)."""
-    units = []
-    for line in _lines_of(text):
-        if is_row(text[line.start : line.end]):
-            units.append(line)
-        else:
-            units.extend(split_sentences(text, line.start, line.end))
-    return units
-
-
-def _lines_of(text: str) -> list[Span]:
-    """The non-blank lines of `text`, trimmed."""
-    spans, offset = [], 0
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped:
-            start = offset + line.index(stripped)
-            spans.append(Span(start, start + len(stripped)))
-        offset += len(line) + 1
-    return spans
-
-
-def _read(hits: list[Hit], candidate: _Candidate | tuple[int, Quote]) -> str:
-    """A candidate sentence with its passage's heading, as a reader takes it."""
-    index, quote = (
-        (candidate.hit_index, candidate.quote) if isinstance(candidate, _Candidate) else candidate
-    )
-    return f"{hits[index].heading}\n{quote.text}"
-
-
-def _whole_list(best: _Candidate, hits: list[Hit]) -> list[_Candidate]:
-    """Every item of the numbered list the best sentence is an item of, in order, as one
-    quote a line, continued into the next passage of the same file when that was retrieved
-    too; empty if the best sentence is not in a list of two items or more."""
-    hit = hits[best.hit_index]
-    lines = _line_quotes(hit)
-    at = next(
-        (i for i, line in enumerate(lines) if line.start <= best.quote.start < line.end), None
-    )
-    if at is None or not is_item(lines[at].text):
-        return []
-    first, last = at, at
-    while first > 0 and is_item(lines[first - 1].text):
-        first -= 1
-    while last + 1 < len(lines) and is_item(lines[last + 1].text):
-        last += 1
-    items = [(best.hit_index, line) for line in lines[first : last + 1]]
-    if last == len(lines) - 1:
-        following = next(
-            (
-                (i, other)
-                for i, other in enumerate(hits)
-                if other.source == hit.source and 0 <= other.start - hit.end <= 2
-            ),
-            None,
-        )
-        if following is not None:
-            for line in _line_quotes(following[1]):
-                if not is_item(line.text):
-                    break
-                items.append((following[0], line))
-    if len(items) < 2:
-        return []
-    return [_Candidate(index, quote, best.score) for index, quote in items[:MAX_LIST_ITEMS]]
-
-
-def _line_quotes(hit: Hit) -> list[Quote]:
-    """The non-empty lines of a passage, as quotes with their offsets in the file."""
-    return [
-        Quote(hit.start + line.start, hit.start + line.end, hit.text[line.start : line.end])
-        for line in _lines_of(hit.text)
-    ]
-
-
-def _joined(chosen: list[_Candidate], numbering: dict[int, int]) -> str:
-    """The quotes as the answer reads, each followed by its passage's marker and nothing
-    added to it; a list item or a table row on a line of its own, as in its document."""
-    parts: list[str] = []
-    apart = False  # whether the quote before stands on a line of its own
-    for candidate in chosen:
-        text = candidate.quote.text
-        line = is_item(text) or is_row(text)
-        if parts and (line or apart):
-            parts.append("\n")
-        parts.append(f"{text}[{numbering[candidate.hit_index]}]")
-        apart = line
-    return "".join(parts)

@@ -183,10 +183,10 @@ def test_a_number_question_is_answered_from_its_bracket(tmp_path: Path) -> None:
 
 
 def test_an_answer_quotes_a_table_row_whole() -> None:
-    from retriever.answer import _answer_units
+    from retriever.quoting import answer_units
 
     text = "请假规定如下。\n假别：婚假；天数：3天；工资：全额发放\n婚假须一次休完；不得拆分。"
-    units = [text[span.start : span.end] for span in _answer_units(text)]
+    units = [text[span.start : span.end] for span in answer_units(text)]
     assert units == [
         "请假规定如下。",
         "假别：婚假；天数：3天；工资：全额发放",
