@@ -34,7 +34,7 @@ _ITEM = re.compile(
     r"[一二三四五六七八九十]{1,3}\s*、|[①-⑳]|[-*•·]\s)"
 )
 MAX_LIST_ITEMS = 20
-# A table row as the readers write it (retriever.extraction): two or more 列：值 pairs
+# A table row as the readers write it (retriever.readers): two or more 列：值 pairs
 # joined by ；, each column name short.
 _ROW = re.compile(r"^[^：；\n]{1,20}：[^；\n]*(?:；[^：；\n]{1,20}：[^；\n]*)+$")
 
