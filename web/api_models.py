@@ -1,5 +1,5 @@
 """The API's requests and its errors: the request bodies, the Chinese messages of pydantic's
-422s, and the handlers app.py installs for a malformed body and a full disk."""
+422s, and the handlers web/server.py installs for a malformed body and a full disk."""
 
 from __future__ import annotations
 
