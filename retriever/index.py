@@ -141,7 +141,8 @@ class Index:
         """
 
         replaced = _kept_outside(folder)  # read before the swap removes the old index
-        self.dense.claim(folder)
+        ours = replaced is not None and replaced[0] is type(self.dense)
+        self.dense.claim(folder, replaced[1] if ours and replaced is not None else None)
         collections = self.dense.collections()
 
         def write(staging: Path) -> Manifest:
@@ -155,7 +156,7 @@ class Index:
 
         written = replace_folder(folder, write)
         # The index owns what it keeps outside its folder: the replaced index's collections
-        # that the new one does not use go (the backend keeps those not this folder's).
+        # that the new one does not own go (the backend keeps those not this folder's).
         self.dense.installed()
         if replaced is not None:
             backend, record = replaced

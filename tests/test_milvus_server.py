@@ -184,9 +184,11 @@ def test_build_search_and_ask_on_the_server(
     assert count(client, collection) == retriever.index.dense.count == 4
 
 
-def test_add_remove_and_rebuild_from_scratch_keep_one_collection(
+def test_add_remove_and_rebuild_from_scratch_keep_two_collections_at_most(
     client, settings, small_corpus: Path, tmp_path: Path, hashing_embedder
 ) -> None:
+    """Each build writes a new collection and retires the one it replaced, which the
+    build after drops: an index owns its collection and the one before, no more."""
     index = tmp_path / "index"
     Retriever.build(small_corpus, index, embedder=hashing_embedder, backends=MILVUS)
     first, _ = recorded(index)
@@ -196,34 +198,33 @@ def test_add_remove_and_rebuild_from_scratch_keep_one_collection(
     added = Retriever.build(small_corpus, index, embedder=hashing_embedder)  # backends kept
     assert added.read == (NEW_DOCUMENT,) and added.reused == 4
     second, listed = recorded(index)
-    assert listed == [second] and second != first
-    assert first not in ours(client)  # the replaced collection is dropped
+    assert listed == [second, first] and {first, second} <= ours(client)
     fresh = Retriever.load(index, embedder=hashing_embedder)
     assert fresh.search(NEW_QUESTION, k=1)[0].source == NEW_DOCUMENT
-    assert count(client, second) == 5
-    # The index loaded before the update read a collection now dropped: until it is loaded
-    # again (the page reloads a rebuilt index), its searches fail, saying so.
-    with pytest.raises(MilvusException, match=r"(?i)collection"):
-        served.search("苹果", k=1)
+    assert count(client, second) == 5 and count(client, first) == 4
+    # The index loaded before the update still answers from the retired collection.
+    assert served.search("苹果", k=1)[0].source == "fruit.md"
 
     (small_corpus / "fruit.md").unlink()
     removed = Retriever.build(small_corpus, index, embedder=hashing_embedder)
     assert removed.removed == ("fruit.md",)
-    third, _ = recorded(index)
-    assert {third} == ours(client) & {first, second, third}
+    third, listed = recorded(index)
+    assert listed == [third, second] and ours(client) & {first, second, third} == {second, third}
     hits = Retriever.load(index, embedder=hashing_embedder).search("苹果 香蕉", k=10)
     assert "fruit.md" not in {hit.source for hit in hits} and count(client, third) == 3
+    # Two builds on, the first collection is gone: a process still reading it is told so.
+    with pytest.raises(MilvusException, match=r"(?i)collection"):
+        served.search("苹果", k=1)
 
-    # Other chunk settings: a build from nothing, into a new collection; the old one goes.
+    # Other chunk settings: a build from nothing, into a new collection.
     scratch = Retriever.build(
         small_corpus, index, embedder=hashing_embedder, chunking=ChunkSettings(max_chars=40)
     )
     assert scratch.reused == 0
     fourth, listed = recorded(index)
-    assert listed == [fourth] and third not in ours(client) and fourth in ours(client)
-    assert Retriever.load(index, embedder=hashing_embedder).search(NEW_QUESTION, k=1)[0].source == (
-        NEW_DOCUMENT
-    )
+    assert listed == [fourth, third] and ours(client) & {second, third, fourth} == {third, fourth}
+    hits = Retriever.load(index, embedder=hashing_embedder).search(NEW_QUESTION, k=1)
+    assert hits[0].source == NEW_DOCUMENT
 
 
 # A build in a child process that stops at `argv[4]` (after the backend took the new
@@ -285,8 +286,9 @@ def test_kill_9_during_an_update_leaves_the_previous_index_answering(
 
     report = Retriever.build(small_corpus, index, embedder=hashing_embedder)
     assert report.read == (NEW_DOCUMENT,)
-    after, _ = recorded(index)
-    assert dead not in ours(client) and before not in ours(client) and after in ours(client)
+    after, listed = recorded(index)
+    assert listed == [after, before]  # the dead build's is no part of the index
+    assert dead not in ours(client) and {before, after} <= ours(client)
     assert Retriever.load(index, embedder=hashing_embedder).search(NEW_QUESTION, k=1)[0].source == (
         NEW_DOCUMENT
     )
@@ -308,10 +310,17 @@ def test_two_indexes_on_one_server_each_own_their_collections(
     copied = copy_tree(one, tmp_path / "copy")
     (small_corpus / "more.txt").write_text("橙子富含维生素C。", encoding="utf-8")
     Retriever.build(small_corpus, copied, embedder=hashing_embedder)
-    assert first_one in ours(client)  # one's, so the copy's update kept it
-    Retriever.build(small_corpus, one, embedder=hashing_embedder)
-    assert first_one not in ours(client)  # one's own update dropped it
+    (small_corpus / "more.txt").write_text("橙子富含维生素C和膳食纤维。", encoding="utf-8")
+    Retriever.build(small_corpus, copied, embedder=hashing_embedder)
+    assert first_one in ours(client)  # one's, so the copy's updates kept it
+    for text in ("橙子富含维生素C。", "橙子富含维生素C和膳食纤维。"):
+        (small_corpus / "more.txt").write_text(text, encoding="utf-8")
+        Retriever.build(small_corpus, one, embedder=hashing_embedder)
+    assert first_one not in ours(client)  # one's own updates dropped it
     assert {recorded(one)[0], recorded(copied)[0], first_two} <= ours(client)
+    assert Retriever.load(copied, embedder=hashing_embedder).search("橙子", k=1)[0].source == (
+        "more.txt"
+    )
 
     two_retriever = Retriever.load(two, embedder=hashing_embedder)
     assert two_retriever.search(NEW_QUESTION, k=1)[0].source == NEW_DOCUMENT
@@ -366,7 +375,7 @@ def test_the_cli_builds_the_corpus_on_the_server_with_the_real_model_and_updates
     updated = run_cli("build", "--corpus", str(corpus), "--index", str(index), "-q")
     assert updated.returncode == 0, updated.stderr
     second, listed = recorded(index)
-    assert listed == [second] and first not in ours(client)
+    assert listed == [second, first] and {first, second} <= ours(client)
     result = run_cli("search", NEW_QUESTION, "-k", "3", "--json", "--index", str(index))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["source"] == NEW_DOCUMENT

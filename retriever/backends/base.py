@@ -81,11 +81,12 @@ class DenseBackend(ABC):
     # them around the swap.
 
     def collections(self) -> tuple[str, ...]:
-        """The collections outside the folder that the index uses, for the manifest."""
+        """The collections outside the folder that the index owns, for the manifest."""
         return ()
 
-    def claim(self, index_folder: Path) -> None:
-        """Called before the index is saved for `index_folder`."""
+    def claim(self, index_folder: Path, replaced: Any | None) -> None:
+        """Called before the index is saved for `index_folder`, with what `outside` read of
+        the index it replaces (None: nothing, or another backend's)."""
         return None
 
     def installed(self) -> None:
@@ -101,7 +102,7 @@ class DenseBackend(ABC):
     @classmethod
     def release(cls, record: Any, index_folder: Path, keep: Collection[str]) -> None:
         """Once the index in `index_folder` is replaced: free what `outside` returned for
-        the replaced one, except the collections in `keep` (the new index's)."""
+        the replaced one, except the collections in `keep` (the new index's `collections`)."""
         return None
 
 

@@ -25,10 +25,14 @@ Two places the data can live, with the same code (MilvusClient takes either URI)
   before changing anything, so the index being served is never changed under it and a
   crash mid-update leaves it whole. The index owns its collections: a collection being
   built carries its builder (host, pid, start time) as a property, and the index folder it
-  is saved for; once the new index is swapped in, the collections the replaced index used
-  and the new one does not are dropped, if they belong to this folder (never another
-  index's, nor a copied folder's original); and a collection whose builder died before
-  its index was swapped in (a killed build) is dropped by the next build on that host.
+  is saved for. The replaced index's collection is kept for one more build (it is
+  "retired"), so that a process still serving the replaced index (the page until it has
+  loaded the new one, or while a CLI build swaps the folder under it) goes on answering;
+  once the new index is swapped in, the replaced index's collections that the new one does
+  not own are dropped, if they belong to this folder (never another index's, nor a copied
+  folder's original). So an index owns at most two collections. A collection whose
+  builder died before its index was swapped in (a killed build) is dropped by the next
+  build on that host.
   Reads use `consistency` (Bounded by default): they do not wait for the server's time
   tick (about 200 ms a read under Strong on Milvus 2.3); `save` flushes the build's writes
   and reads the count back Strong once, so the index is not declared ready before a read
@@ -152,6 +156,7 @@ class MilvusDense(DenseBackend):
         self._settings = settings or MilvusSettings()
         self._read_level = self._settings.consistency if server else STRONG
         self._kind: str | None = None  # the index type, read when first needed
+        self._retired: str | None = None  # the replaced index's collection, kept one build
         # The client lives in a dict the finalizer shares, so that it can close it. The
         # finalizer also runs at exit; `marker` is the Lite working copy's locked OWNER file.
         self._state: dict[str, Any] = {"client": None}
@@ -216,6 +221,7 @@ class MilvusDense(DenseBackend):
             self._make_visible()
             settings["database"] = self._settings.database
             settings["consistency"] = self._settings.consistency
+            settings["retired"] = self._retired
         else:
             self._release()  # Milvus Lite writes everything out when its database closes
             shutil.copytree(self._uri, folder / DATA, ignore=shutil.ignore_patterns("LOCK"))
@@ -230,15 +236,32 @@ class MilvusDense(DenseBackend):
     # ------------------------------------------------- the collections a server index owns
 
     def collections(self) -> tuple[str, ...]:
-        return (self._collection,) if self._server else ()
+        """The collection it reads and the one it retired (the replaced index's), which is
+        kept until the next build, for the processes still serving the replaced index."""
+        if not self._server:
+            return ()
+        return tuple(name for name in (self._collection, self._retired) if name)
 
-    def claim(self, index_folder: Path) -> None:
+    def claim(self, index_folder: Path, replaced: dict[str, Any] | None) -> None:
         """Mark the collection as the index folder's before it is saved there, so that the
-        folder's next build may drop it once replaced."""
-        if self._server and self._owned:
+        folder's later builds may drop it once replaced; and note the replaced index's
+        collection (on this server) as retired."""
+        if not self._server:
+            return
+        if self._owned:
             self._open().alter_collection_properties(
                 self._collection, properties={INDEX_FOLDER: str(index_folder.resolve())}
             )
+        same_server = replaced is not None and (
+            replaced.get("uri"),
+            replaced.get("database", ""),
+        ) == (self._uri, self._settings.database)
+        if not same_server or replaced is None:
+            return
+        if replaced.get("collection") == self._collection:  # saved again, unchanged
+            self._retired = replaced.get("retired")
+        else:
+            self._retired = replaced.get("collection")
 
     def installed(self) -> None:
         """The index is swapped in: the collection is no longer a build's."""
@@ -264,8 +287,9 @@ class MilvusDense(DenseBackend):
         """After the index in `index_folder` was replaced: drop the replaced index's
         collection (`record`, from `outside`) unless the new index uses it or it is not
         this folder's (a copied index folder names its original's collection)."""
-        collection = record.get("collection")
-        if not isinstance(collection, str) or collection in keep:
+        names = [record.get("collection"), record.get("retired")]
+        gone = [name for name in names if isinstance(name, str) and name not in keep]
+        if not gone:
             return
         configured_now = current_settings()
         client = _client(
@@ -274,16 +298,8 @@ class MilvusDense(DenseBackend):
             record.get("database", ""),
         )
         try:
-            if not client.has_collection(collection):
-                return
-            owner = _properties(client, collection).get(INDEX_FOLDER)
-            if owner != str(index_folder.resolve()):
-                logger.info("keeping Milvus collection %s: it is %s's", collection, owner)
-                return
-            logger.info("dropping Milvus collection %s, no longer used by %s", collection, owner)
-            client.drop_collection(collection)
-        except Exception as error:  # the new index is in; a leftover is only a leftover
-            logger.warning("cannot drop replaced Milvus collection %s: %s", collection, error)
+            for collection in gone:
+                _drop_if_owned(client, collection, index_folder)
         finally:
             client.close()
 
@@ -496,6 +512,20 @@ class MilvusDense(DenseBackend):
     def _release(self) -> None:
         """Close the client and, for Lite, the in-process database, writing it all out."""
         _release(self._state, self._uri, self._server)
+
+
+def _drop_if_owned(client, collection: str, index_folder: Path) -> None:
+    try:
+        if not client.has_collection(collection):
+            return
+        owner = _properties(client, collection).get(INDEX_FOLDER)
+        if owner != str(index_folder.resolve()):
+            logger.info("keeping Milvus collection %s: it is %s's", collection, owner)
+            return
+        logger.info("dropping Milvus collection %s, no longer used by %s", collection, owner)
+        client.drop_collection(collection)
+    except Exception as error:  # the new index is in; a leftover is only a leftover
+        logger.warning("cannot drop replaced Milvus collection %s: %s", collection, error)
 
 
 def _client(uri: str, token: str, database: str):
