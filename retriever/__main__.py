@@ -389,6 +389,7 @@ def parser() -> argparse.ArgumentParser:
             "python -m retriever build --corpus docs --index docs-index --max-chars 200",
             "python -m retriever build --base hr         the knowledge base hr",
             "python -m retriever build --backend milvus",
+            "python -m retriever build --backend milvus --milvus-uri http://127.0.0.1:19530",
         ],
     )
     build.add_argument("--corpus", help="folder of source files (corpus)")
