@@ -166,7 +166,7 @@ def test_profile_build_times_every_stage(cache: Path, tmp_path: Path) -> None:
     from retriever.kernels import Cpu, available
 
     output = tmp_path / "profile.md"
-    assert main(["--size", "300", "--cache", str(cache), "--output", str(output)]) == 0
+    assert main(["--size", "60", "--cache", str(cache), "--output", str(output)]) == 0
     report = output.read_text(encoding="utf-8")
     seconds = {
         cells[0]: float(cells[1])
