@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from retriever.answer import Answering
 from retriever.backends import DENSE_BACKENDS
 from retriever.backends.milvus_dense import CONSISTENCY_LEVELS, MilvusSettings
 from retriever.backends.milvus_dense import configured as milvus_configured
@@ -163,10 +164,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     retriever = _load(args, SearchSettings(min_confidence=args.min_confidence))
-    answer = retriever.ask(args.question, k=args.k)
+    answerer = _generating(retriever) if args.generate else None
+    answer = retriever.ask(args.question, k=args.k, answerer=answerer)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
+    if answer.kind == "generated":
+        print("（由模型撰写，每句都已与它所引的段落核对）")
+    elif answer.fallback:
+        print(f"（没有采用模型写的回答：{answer.fallback}）")
     print(answer.answer + "\n")
     for citation in answer.citations:
         hit = citation.hit
@@ -175,6 +181,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"{mark}[{citation.number}] {hit.source} [{hit.start}:{hit.end}]{heading}")
         print(f"    {hit.text}\n")
     return 0
+
+
+def _generating(retriever: Retriever) -> Answering:
+    """The answerer that has the model server of RETRIEVER_GENERATE_* write the answer."""
+    from retriever.generation import GeneratingAnswerer, GenerationSettings, ModelServer
+
+    settings = GenerationSettings.from_env()
+    if settings is None:
+        raise ValueError(
+            "--generate needs a model server: set RETRIEVER_GENERATE_URL and "
+            "RETRIEVER_GENERATE_MODEL (docs/generation.md)"
+        )
+    return GeneratingAnswerer(retriever.answerer, ModelServer(settings))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -446,6 +465,8 @@ def parser() -> argparse.ArgumentParser:
                 'python -m retriever ask "行政助理负责什么工作?"',
                 'python -m retriever ask -k 3 --json "办公室主任和行政主管哪个大?"',
                 'python -m retriever ask --base hr "年假有几天?"',
+                "RETRIEVER_GENERATE_URL=http://127.0.0.1:11434/v1 RETRIEVER_GENERATE_MODEL=qwen2.5"
+                ' python -m retriever ask --generate "年假有几天?"',
             ],
         ),
     ):
@@ -467,6 +488,12 @@ def parser() -> argparse.ArgumentParser:
                 type=_probability,
                 help="confidence (0-1) below which the corpus counts as not answering "
                 "(default: the cut fitted for the index's model)",
+            )
+            command.add_argument(
+                "--generate",
+                action="store_true",
+                help="have the model server of RETRIEVER_GENERATE_URL/_MODEL write the answer, "
+                "each sentence checked against its passages (docs/generation.md)",
             )
         command.set_defaults(run=run)
 

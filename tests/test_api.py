@@ -73,7 +73,17 @@ def test_search_returns_hits_with_the_cli_fields(client: httpx.Client) -> None:
 
 def test_ask_answers_with_markers_that_match_the_sources(client: httpx.Client) -> None:
     answer = client.post("/api/ask", json={"question": EXAMPLE}).json()
-    assert set(answer) == {"question", "answer", "found", "confidence", "citations", "answer_id"}
+    assert set(answer) == {
+        "question",
+        "answer",
+        "found",
+        "confidence",
+        "answer_kind",
+        "fallback",
+        "citations",
+        "answer_id",
+    }
+    assert (answer["answer_kind"], answer["fallback"]) == ("extractive", None)
     assert answer["found"] is True
     assert "在没有特定公司的前提下" in answer["answer"]
     numbers = {citation["number"] for citation in answer["citations"]}

@@ -32,7 +32,7 @@ from retriever.text import CorpusError
 from web import uploads
 from web.access import ANONYMOUS, Access, Identity, Role, _Credential
 from web.browser_uploads import BrowserUploads
-from web.builds import PROGRESS_BATCH, BuildState, _ProgressEmbedder
+from web.builds import PROGRESS_BATCH, BuildState, ProgressEmbedder
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback
 from web.feedback import main as feedback_main
@@ -55,9 +55,10 @@ from web.preview import (
 )
 from web.questions import question_problem
 from web.reasons import build_error, file_reason
+from web.refusals import MANAGERS_ONLY
 from web.render import answer_html, answer_text, preview_html
 from web.render_library import documents_html, info_html, trash_html
-from web.service import MANAGERS_ONLY, Service
+from web.service import Service
 from web.settings import MB, Quota, Settings, SettingsError
 from web.uploads import UploadError, check_content, check_name
 
@@ -467,9 +468,7 @@ def test_questions_during_a_rebuild_are_answered_from_the_old_index(
 
 def test_build_progress_counts_embedded_passages(hashing_embedder) -> None:
     reports: list[tuple[int, int]] = []
-    embedder = _ProgressEmbedder(
-        hashing_embedder, lambda done, total: reports.append((done, total))
-    )
+    embedder = ProgressEmbedder(hashing_embedder, lambda done, total: reports.append((done, total)))
     vectors = embedder.encode_passages([f"段落{i}" for i in range(PROGRESS_BATCH * 2 + 3)])
     assert vectors.shape == (PROGRESS_BATCH * 2 + 3, hashing_embedder.dim)
     total = PROGRESS_BATCH * 2 + 3
@@ -1311,6 +1310,8 @@ def test_the_feedback_folder_lives_apart_from_the_corpus_and_the_index(tmp_path:
 class _Answers:
     """The page's handlers the chat calls, standing in for web.page.Page."""
 
+    service = SimpleNamespace(model=None)  # no model server: no generated answers
+
     def check_question(self, message):
         return gr.validate(True, "")
 
@@ -1323,11 +1324,12 @@ class _Answers:
 
 def test_conversations_are_kept_by_the_browser_and_handed_to_the_chat_as_text() -> None:
     from web import conversations
-    from web.chat import chat
+    from web.chat import Generating, chat
 
     with gr.Blocks() as demo:
         base = gr.Dropdown(["default", "hr"], value="default")
-        talk = chat(_Answers(), base, ["例子"])
+        switch = Generating(gr.Checkbox(visible=False), gr.Button(visible=False))
+        talk = chat(_Answers(), base, ["例子"], switch)
         conversations.conversation_list()
         shown = conversations.keep_in_browser(demo, talk, base)
     events = demo.get_config_file()["dependencies"]

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_server_stub import Reply, Stub, model_server
 from web_server import running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,10 +61,23 @@ def build_gate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def model() -> Iterator[Stub]:
+    """The model server the page's generated answers come from: a scripted one."""
+    with model_server() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
 def server(
-    real_index: Path, build_gate: Path, tmp_path_factory: pytest.TempPathFactory
+    real_index: Path, build_gate: Path, model: Stub, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    with running_app(tmp_path_factory.mktemp("browser"), real_index, gate=build_gate) as url:
+    with running_app(
+        tmp_path_factory.mktemp("browser"),
+        real_index,
+        gate=build_gate,
+        RETRIEVER_GENERATE_URL=model.url,
+        RETRIEVER_GENERATE_MODEL="stub",
+    ) as url:
         yield url
 
 
@@ -154,6 +168,31 @@ def test_a_follow_up_is_completed_from_the_conversation(page) -> None:
     answer = ask(page, "那行政助理呢?")
     assert "按上文理解为：行政助理的直接上级是谁?" in answer.inner_text()
     assert "人事行政经理" in answer.locator(".qa-answer").inner_text()
+
+
+def test_a_generated_answer_streams_and_is_checked_and_can_be_stopped(page, model: Stub) -> None:
+    page.get_by_label("模型撰写", exact=True).check()
+    model.play(Reply(["办公室主任的直接上级是", "公司高层总经理或副总[1]。"], first_delay=3.0))
+    answer = ask(page, "办公室主任的直接上级是谁?")  # the extractive answer, at once
+    draft = page.locator("#chat .qa-draft").last
+    draft.get_by_text("模型正在撰写").wait_for()  # the model's draft under it meanwhile
+    assert answer.locator(".qa-answer").count() == 1
+    kind = page.locator("#chat .qa-kind").last
+    kind.get_by_text("由模型撰写，每句都已与它所引的段落核对").wait_for(
+        timeout=ANSWER_SECONDS * 1000
+    )
+    assert (
+        "办公室主任的直接上级是公司高层总经理或副总[1]"
+        in page.locator("#chat .qa").last.inner_text()
+    )
+    # A slow model can be stopped: the extractive answer stays, the box takes questions again.
+    model.play(Reply(["不会写完[1]。"], first_delay=15.0))
+    ask(page, "行政助理的职责是什么?")
+    page.locator("#chat .qa-draft").last.get_by_text("模型正在撰写").wait_for()
+    page.get_by_role("button", name="停止生成").click()
+    page.locator("#question textarea:not([disabled])").wait_for(timeout=10_000)
+    assert "由模型撰写" not in page.locator("#chat .qa").last.inner_text()
+    page.get_by_label("模型撰写", exact=True).uncheck()
 
 
 def test_a_question_the_corpus_cannot_answer_says_so(page) -> None:

@@ -28,7 +28,8 @@ from web.library import Library
 from web.limits import FeedbackLimit, QuestionLimit
 from web.page import Page
 from web.preview import BasePreviews, Previews
-from web.service import Refused, Service
+from web.refusals import Refused
+from web.service import Service
 
 BROWSER = SimpleNamespace(username=None, client=SimpleNamespace(host="127.0.0.1"), cookies={})
 

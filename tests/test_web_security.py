@@ -42,7 +42,7 @@ from web.access import (
 from web.browser_uploads import COOKIE, BrowserUploads
 from web.credentials import hash_password, hash_token, new_token
 from web.limits import BodyLimit, QuestionLimit
-from web.service import EDITORS_ONLY, MANAGERS_ONLY
+from web.refusals import EDITORS_ONLY, MANAGERS_ONLY
 from web.settings import Settings, SettingsError
 from web.upload_guard import EDITORS_UPLOAD, NO_LENGTH, REFUSED, UploadGuard
 

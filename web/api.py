@@ -1,8 +1,12 @@
 """The HTTP API for other applications: JSON in and out, no Gradio client needed.
 
     POST   /api/search               {"question": "...", "k": 5, "base": "default"}  → [hit, ...]
-    POST   /api/ask                  {"question": "...", "history": [...], "base": "default"}
-                                     → {"question", "answer", "found", "confidence", "citations"}
+    POST   /api/ask                  {"question": "...", "history": [...], "base": "default",
+                                      "generate": false}
+                                     → {"question", "answer", "found", "confidence",
+                                        "answer_kind", "fallback", "citations", "answer_id"}
+    POST   /api/ask/stream           the same body → server-sent events: extractive, piece…,
+                                     answer (a generated answer as it is written)
     GET    /api/info                 → the served index, and whether a rebuild runs
     GET    /api/documents            → the corpus folder's files
     POST   /api/documents            multipart "files" → each file's outcome, after the rebuild
@@ -42,13 +46,16 @@ to the documents that the full disk failed is undone and answered with a 507 {"d
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from retriever.bases import DEFAULT
+from retriever.generation import Extracted, Piece
 from web.access import Access, Identity, Role
 from web.api_bases import add_base_routes
 from web.api_documents import add_document_routes
@@ -64,7 +71,23 @@ from web.feedback import Feedback
 from web.feedback_export import export_zip
 from web.feedback_log import FeedbackError
 from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
-from web.service import Service
+from web.service import Asked, Service
+
+
+def _answer_json(asked: Asked) -> dict[str, Any]:
+    return {**asked.answer.to_dict(), "answer_id": asked.answer_id}
+
+
+def _server_sent(events: Iterator[Extracted | Piece | Asked]) -> Iterator[str]:
+    """Each event of a streamed answer as a server-sent event."""
+    for event in events:
+        if isinstance(event, Extracted):
+            name, data = "extractive", event.answer.to_dict()
+        elif isinstance(event, Piece):
+            name, data = "piece", {"text": event.text}
+        else:
+            name, data = "answer", _answer_json(event)
+        yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def client_address(request: Request) -> str:
@@ -144,8 +167,28 @@ def api_router(
             client=client_address(http),
             earlier=request.history,
             k=request.k,
+            generate=request.generate,
         )
-        return {**asked.answer.to_dict(), "answer_id": asked.answer_id}
+        return _answer_json(asked)
+
+    @router.post("/ask/stream")
+    def ask_streamed(
+        request: AskRequest, http: Request, identity: Identity = reading
+    ) -> StreamingResponse:
+        """A generated answer as it is made, as server-sent events: `extractive` (the
+        extractive answer, at once), `piece` ({"text"}: the model's text as it comes, not yet
+        checked), then `answer` (what /api/ask gives: the checked answer, or the extractive
+        one with `fallback` saying why). 409 when no model is configured."""
+        events = refusing(
+            service.ask_streamed,
+            identity,
+            request.base,
+            request.question,
+            client=client_address(http),
+            earlier=request.history,
+            k=request.k,
+        )
+        return StreamingResponse(_server_sent(events), media_type="text/event-stream")
 
     @router.get("/preview")
     def preview(

@@ -21,7 +21,7 @@ from retriever.trash import DISK_FULL_ERRNOS
 from web.feedback import MAX_COMMENT_CHARS
 from web.outcomes import DISK_FULL
 from web.questions import is_text
-from web.service import Refused
+from web.refusals import Refused
 
 T = TypeVar("T")
 # More passages than this is a dump of the corpus, not a search.
@@ -47,6 +47,9 @@ class AskRequest(BaseModel):
     # Earlier questions of the same conversation, oldest first, to complete a follow-up
     # such as "那行政助理呢?"; the answer's "question" field shows what was searched.
     history: list[EarlierQuestion] = Field(default_factory=list, max_length=MAX_HISTORY)
+    # Have the configured model write the answer (retriever.generation, docs/generation.md);
+    # 409 when none is configured.
+    generate: bool = False
 
 
 class FeedbackRequest(BaseModel):

@@ -40,7 +40,7 @@ EMBEDDED = 0.9
 LOADING = BuildState(True, "加载新索引", 0.95, None)  # once the new index is written
 
 
-class _ProgressEmbedder:
+class ProgressEmbedder:
     """Passes an embedder through, reporting how many passages a build has embedded.
 
     Only builds use it: the served Retriever keeps the plain embedder, so encoding answer
@@ -115,7 +115,7 @@ def build_index(
     index as `opener` opens every index; `embedded(done, total)` follows the passages
     embedded, `loading()` is called once the index is written."""
     report = Retriever.build(
-        corpus_dir, index_dir, embedder=_ProgressEmbedder(opener.embedder, embedded)
+        corpus_dir, index_dir, embedder=ProgressEmbedder(opener.embedder, embedded)
     )
     loading()
     fresh = opener.open(index_dir)

@@ -20,11 +20,13 @@ What the chat says, and how it answers, is web/page.py's: `Page.check_question` 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from web.generating import streamed_reply
 from web.page import Page, text_of
 
 # Messages kept of a conversation put back from the browser: more than anyone reads, few
@@ -53,6 +55,15 @@ def text_messages(value: object) -> list[dict[str, str]]:
 
 
 @dataclass
+class Generating:
+    """The switch that has the model write the answer (shown only when one is configured),
+    and the button that stops it (shown while it writes)."""
+
+    switch: gr.Checkbox
+    stop: gr.Button
+
+
+@dataclass
 class Chat:
     """The chat's components: what web/conversations.py and the page's layout wire to."""
 
@@ -67,7 +78,7 @@ class Chat:
         return trigger.then(text_messages, inputs=self.restored, outputs=self.history, **_QUIETLY)
 
 
-def chat(page: Page, base: gr.Dropdown, examples: list[str]) -> Chat:
+def chat(page: Page, base: gr.Dropdown, examples: list[str], generating: Generating) -> Chat:
     """Lay out the chat inside the gr.Blocks being built, answering from the base chosen in
     `base`, and wire its events."""
     chatbot = gr.Chatbot(
@@ -113,24 +124,47 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str]) -> Chat:
         return messages, messages
 
     def answer(
-        message: str, shown: list[dict[str, str]], chosen: str, request: gr.Request
-    ) -> tuple[list, list]:
+        message: str,
+        shown: list[dict[str, str]],
+        chosen: str,
+        write: bool,
+        request: gr.Request,
+    ) -> Iterator[tuple[list, list]]:
         if not message:
-            return shown, shown
+            yield shown, shown
+            return
         # `shown` ends with the question itself: the earlier messages come before it.
-        reply = page.respond(message, shown[:-1], chosen, request)
-        messages = [*shown, {"role": "assistant", "content": reply}]
-        return messages, messages
+        if write is True and page.service.model is not None:
+            replies = streamed_reply(page, message, shown[:-1], chosen, request)
+        else:
+            replies = iter([page.respond(message, shown[:-1], chosen, request)])
+        for reply in replies:
+            messages = [*shown, {"role": "assistant", "content": reply}]
+            yield messages, messages
+
+    answering: list[gr.events.Dependency] = []
+
+    def stoppable(switch: bool) -> Any:
+        return gr.Button(visible=switch is True and page.service.model is not None)
+
+    def done() -> tuple[Any, Any]:
+        return gr.Textbox(interactive=True), gr.Button(visible=False)
 
     def asking(trigger: gr.events.Dependency) -> None:
-        trigger.then(show, inputs=[asked, history], outputs=[chatbot, history], **_QUIETLY).then(
-            answer,
-            inputs=[asked, history, base],
-            outputs=[chatbot, history],
-            api_visibility="private",
-            concurrency_limit=4,
-            show_progress="minimal",
-        ).then(lambda: gr.Textbox(interactive=True), outputs=textbox, **_QUIETLY)
+        answered = (
+            trigger.then(show, inputs=[asked, history], outputs=[chatbot, history], **_QUIETLY)
+            .then(stoppable, inputs=generating.switch, outputs=generating.stop, **_QUIETLY)
+            .then(
+                answer,
+                inputs=[asked, history, base, generating.switch],
+                outputs=[chatbot, history],
+                api_visibility="private",
+                concurrency_limit=4,
+                show_progress="minimal",
+            )
+        )
+        answering.append(answered)
+        answered.then(done, outputs=[textbox, generating.stop], **_QUIETLY)
 
     asking(
         textbox.submit(
@@ -143,6 +177,8 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str]) -> Chat:
         )
     )
     asking(chatbot.example_select(take_example, outputs=[textbox, asked], **_QUIETLY))
+    # Stopped, what was shown stays (the extractive answer, the draft marked unchecked).
+    generating.stop.click(done, outputs=[textbox, generating.stop], cancels=answering, **_QUIETLY)
     # The chat's 清空对话 empties what the page shows; the next question starts afresh.
     chatbot.clear(lambda: [], outputs=history, **_QUIETLY)
     # For Gradio API clients (gradio_client's predict(question, base, api_name="/ask")): the

@@ -26,6 +26,7 @@ from web.outcomes import Outcome
 from web.page_bases import BaseHandlers
 from web.questions import question_problem
 from web.reasons import build_error
+from web.refusals import Refused
 from web.render import answer_html, error_html
 from web.render_library import (
     base_trash_label,
@@ -35,7 +36,7 @@ from web.render_library import (
     trash_html,
     trash_label,
 )
-from web.service import Refused, Service
+from web.service import Service
 
 # Gradio sees a Progress default and passes each event its own tracker in its place.
 PROGRESS = gr.Progress()
@@ -106,7 +107,7 @@ class Page(BaseHandlers):
 
     def _role(self, request: gr.Request, base: str | None) -> Role | None:
         """The caller's role in the chosen base: None when logged out or not let in."""
-        identity = self._identity(request)
+        identity = self.identity(request)
         return identity.role_in(base or DEFAULT) if identity else None
 
     def check_question(self, message: str) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class Page(BaseHandlers):
         messages if it is a follow-up."""
         try:
             asked = self.service.ask(
-                self._identity(request),
+                self.identity(request),
                 base,
                 message,
                 client=request.client.host if request.client else "unknown",
@@ -147,7 +148,7 @@ class Page(BaseHandlers):
         one runs or while this page `awaiting` the rebuild its button asked for (which may
         not have started yet: slowing down then would miss it)."""
         try:
-            library = self.service.library(self._identity(request), base)
+            library = self.service.library(self.identity(request), base)
         except Refused as refusal:
             return self._base_problem(refusal, base), gr.Timer(WATCH_IDLE_SECONDS)
         fast = library.state.running or awaiting
@@ -157,7 +158,7 @@ class Page(BaseHandlers):
         """The chosen base's documents, for the page's timer: a rebuild's new files show (正在
         建立索引) while it runs, whoever started it, and as indexed once it is over."""
         try:
-            library = self.service.library(self._identity(request), base)
+            library = self.service.library(self.identity(request), base)
         except Refused:
             return gr.skip()  # the index line says why
         return documents_html(library.documents())
@@ -170,7 +171,7 @@ class Page(BaseHandlers):
     def state(self, base: str, request: gr.Request) -> tuple[Any, ...]:
         """The chosen base's index line, documents, removal choices, trash and its choices,
         the deleted bases, and whether the editing controls show (to editors only)."""
-        identity = self._identity(request)
+        identity = self.identity(request)
         try:
             library = self.service.library(identity, base)
         except Refused as refusal:
@@ -298,7 +299,7 @@ class Page(BaseHandlers):
         progress bar following it; `done` says what the change means for questions (naming
         the document, for one), `nothing` that no file changed."""
         try:
-            library, changed = change(self._identity(request))
+            library, changed = change(self.identity(request))
         except Refused as refusal:
             return (outcomes_html([], refusal.message), *self.state(base, request))
         outcomes = changed if isinstance(changed, list) else [changed]

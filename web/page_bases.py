@@ -13,8 +13,9 @@ import gradio as gr
 from retriever.bases import DEFAULT
 from web.access import Access, Identity
 from web.libraries import Libraries
+from web.refusals import Refused
 from web.render_library import outcomes_html
-from web.service import Refused, Service
+from web.service import Service
 
 # The delete button of the bases, and what it says while it waits for a second click.
 DELETE_LABEL = "删除当前知识库"
@@ -35,7 +36,7 @@ class BaseHandlers:
     access: Access
     examples: list[str]
 
-    def _identity(self, request: gr.Request) -> Identity | None:
+    def identity(self, request: gr.Request) -> Identity | None:
         return self.access.user(request.username)
 
     def bases(self, request: gr.Request, chosen: str = DEFAULT) -> Any:
@@ -69,7 +70,7 @@ class BaseHandlers:
 
     def _usable(self, request: gr.Request) -> list[str]:
         """The names of the bases the caller may use, the default first."""
-        return [base.name for base in self.service.usable(self._identity(request))]
+        return [base.name for base in self.service.usable(self.identity(request))]
 
     def create_base(self, name: str, request: gr.Request) -> tuple[str, Any]:
         """Create a knowledge base named `name` and choose it; say what happened."""
@@ -96,7 +97,7 @@ class BaseHandlers:
             and isinstance(armed[1], int | float)
             and 0 <= now - armed[1] <= CONFIRM_SECONDS
         )
-        identity = self._identity(request)
+        identity = self.identity(request)
         manager = identity is not None and identity.manages_bases
         named = isinstance(base, str) and bool(base) and base != DEFAULT
         if not confirmed and manager and named and not self._missing(base):
@@ -136,7 +137,7 @@ class BaseHandlers:
         entry_id: str | None = None,
     ) -> tuple[str, Any]:
         """What happened, and the picker with the base to show next chosen."""
-        identity = self._identity(request)
+        identity = self.identity(request)
         name = name or ""
         try:
             if action == "restore":

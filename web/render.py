@@ -65,6 +65,11 @@ def answer_html(
     parts = ['<div class="qa">']
     if asked is not None:
         parts.append(f'<p class="qa-rewrite">按上文理解为：{html_text(answer.question)}</p>')
+    if answer.kind == "generated":
+        parts.append('<p class="qa-kind">由模型撰写，每句都已与它所引的段落核对</p>')
+    elif answer.fallback and answer.found:
+        why = html_text(answer.fallback)
+        parts.append(f'<p class="qa-kind">没有采用模型写的回答（{why}），下面是文档原句</p>')
     numbers = {citation.number for citation in answer.citations}
     if answer.found:
         parts.append(f'<div class="qa-answer">{_answer_lines(answer.answer, numbers)}</div>')

@@ -21,6 +21,7 @@ from gradio.utils import get_upload_folder
 from starlette.routing import Mount
 
 from retriever.bases import DEFAULT
+from retriever.generation import ModelServer
 from web import conversations
 from web.access import check_host, load_access, page_user
 from web.api import api_router
@@ -28,7 +29,7 @@ from web.api_docs import api_docs_html
 from web.api_models import disk_full, validation_error
 from web.browser_uploads import BrowserUploads, keep_gradio_to_uploads
 from web.builds import Opener
-from web.chat import chat
+from web.chat import Generating, chat
 from web.citations import Citations
 from web.feedback import AnswerLog, Feedback
 from web.feedback_log import FeedbackLog
@@ -99,7 +100,8 @@ def create_app(settings: Settings, *, opener: Opener | None = None) -> FastAPI:
     libraries = Libraries(library, settings.bases_folder, max_bases=settings.max_bases)
     previews = BasePreviews(libraries, Previews(library))
     # What a question, a search or a change does, for the page and the API alike.
-    service = Service(libraries, QuestionLimit(settings.questions_per_minute), answers)
+    model = ModelServer(settings.generation) if settings.generation else None
+    service = Service(libraries, QuestionLimit(settings.questions_per_minute), answers, model=model)
     page = Page(service, access, uploads, examples=EXAMPLES)
 
     citations = Citations(access, service, previews, feedback)
@@ -195,8 +197,21 @@ def _page(page: Page, citations: Citations, *, api_docs: bool = False) -> gr.Blo
                     elem_id="base",
                     allow_custom_value=True,
                 )
-                conversations.bar()
-                talk = chat(page, base, EXAMPLES)
+                with gr.Row(elem_id="chat-bar"):
+                    conversations.bar()
+                    # Only with a model server configured: the answer written by the model,
+                    # and a button to stop it, shown while it writes (web/generating.py).
+                    generating = Generating(
+                        gr.Checkbox(
+                            label="模型撰写",
+                            value=False,
+                            visible=page.service.model is not None,
+                            elem_id="generate",
+                            scale=0,
+                        ),
+                        gr.Button("停止生成", visible=False, elem_id="stop", scale=0, size="sm"),
+                    )
+                talk = chat(page, base, EXAMPLES, generating)
             with gr.Column(scale=2, elem_id="side"):
                 conversations.conversation_list()
                 # Editors only, like the document controls below.

@@ -10,47 +10,45 @@ answer is shown stay with each face.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from retriever import Answer, QuestionError, Retriever
 from retriever.bases import (
     DEFAULT,
-    MAX_NAME_CHARS,
-    BadBaseName,
     Base,
     BaseError,
     BaseExists,
     BaseTrashEntry,
-    DefaultBase,
     NoSuchBase,
-    NoSuchBaseTrashEntry,
     NotABase,
+)
+from retriever.generation import (
+    Extracted,
+    GeneratingAnswerer,
+    ModelServer,
+    Piece,
+    Settled,
 )
 from retriever.search import Hit
 from web.access import Identity, Role
 from web.builds import BuildState
 from web.feedback import AnswerLog
-from web.libraries import BaseBusy, Libraries, NotAllowed, TooManyBases, check_allowed
+from web.libraries import BaseBusy, Libraries, check_allowed
 from web.library import Library, NotIndexed
 from web.limits import QuestionLimit
 from web.outcomes import DISK_FULL, Outcome
 from web.questions import is_text, question_problem
-
-EDITORS_ONLY = "只有编辑者可以修改文档库。"
-MANAGERS_ONLY = "只有能使用所有知识库的编辑者可以新建、改名、删除或恢复知识库。"
-
-
-class Refused(Exception):
-    """A request the service will not carry out: why, in Chinese, and the HTTP status that
-    says it (and, for too many questions, how many seconds to wait)."""
-
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
+from web.refusals import (
+    EDITORS_ONLY,
+    MANAGERS_ONLY,
+    NO_MODEL,
+    Refused,
+    base_refusal,
+    question_refusal,
+)
 
 
 @dataclass(frozen=True)
@@ -68,11 +66,17 @@ class Service:
     `limit`; answers are remembered in `answers` for ratings."""
 
     def __init__(
-        self, libraries: Libraries, limit: QuestionLimit, answers: AnswerLog | None = None
+        self,
+        libraries: Libraries,
+        limit: QuestionLimit,
+        answers: AnswerLog | None = None,
+        *,
+        model: ModelServer | None = None,
     ) -> None:
         self.libraries = libraries
         self.limit = limit
         self.answers = answers
+        self.model = model  # writes generated answers (retriever.generation); None: off
 
     # ------------------------------------------------------------------------ questions
 
@@ -85,19 +89,59 @@ class Service:
         client: str,
         earlier: Iterable[str] = (),
         k: int | None = None,
+        generate: bool = False,
     ) -> Asked:
         """The answer to `question` from base `base`, completed from the `earlier`
         questions of the conversation if it is a follow-up; `client` (an address) is who
-        the question limit counts."""
+        the question limit counts. With `generate`, the configured model writes it."""
         library = self._asking(identity, base, question, client)
         retriever = self.retriever(library)
+        answerer = self._generating(retriever) if generate else None
         try:
-            if k is None:
-                answer = retriever.ask(question, earlier=list(earlier))
-            else:
-                answer = retriever.ask(question, k, earlier=list(earlier))
+            answer = retriever.ask(question, earlier=list(earlier), answerer=answerer, **_k(k))
         except QuestionError:
             raise Refused(422, question_refusal(question)) from None
+        return self._asked(library, question, answer)
+
+    def ask_streamed(
+        self,
+        identity: Identity,
+        base: str,
+        question: str,
+        *,
+        client: str,
+        earlier: Iterable[str] = (),
+        k: int | None = None,
+    ) -> Iterator[Extracted | Piece | Asked]:
+        """A generated answer as it is made: the extractive answer at once, the model's text
+        piece by piece, then the answer to show (last). Everything `ask` refuses is refused
+        here before the first event."""
+        library = self._asking(identity, base, question, client)
+        retriever = self.retriever(library)
+        generating = self._generating(retriever)
+        try:
+            searched = retriever.searched(question, earlier=list(earlier), **_k(k))
+        except QuestionError:
+            raise Refused(422, question_refusal(question)) from None
+        return self._settling(library, question, generating.events(searched))
+
+    def _settling(
+        self, library: Library, question: str, events: Iterator[Extracted | Piece | Settled]
+    ) -> Iterator[Extracted | Piece | Asked]:
+        with closing(events):  # a client gone mid-answer stops the generation
+            for event in events:
+                if isinstance(event, Settled):
+                    yield self._asked(library, question, event.answer)
+                else:
+                    yield event
+
+    def _generating(self, retriever: Retriever) -> GeneratingAnswerer:
+        if self.model is None:
+            raise Refused(409, NO_MODEL)
+        return GeneratingAnswerer(retriever.answerer, self.model)
+
+    def _asked(self, library: Library, question: str, answer: Answer) -> Asked:
+        """The answer, remembered for ratings."""
         asked = question if answer.question != question else None
         answer_id = None
         if self.answers is not None:
@@ -198,32 +242,7 @@ class Service:
 
     def refusal(self, error: BaseError, name: str) -> Refused:
         """Why a request about base `name` was refused, with its HTTP status."""
-        shown = name[:80]
-        if isinstance(error, BadBaseName):  # the name is not echoed: it may be anything
-            return Refused(
-                422,
-                "不能作知识库的名称：只能用文字、数字、- 和 _，不以 - 开头，"
-                f"最多 {MAX_NAME_CHARS} 个字",
-            )
-        refusals: list[tuple[type[BaseError], int, str]] = [
-            (NoSuchBase, 404, f"没有叫「{shown}」的知识库（也许刚被改名或删除）"),
-            (NotAllowed, 403, f"你没有使用知识库「{shown}」的权限"),
-            (NotABase, 409, f"「{shown}」这个文件夹不是本程序建的知识库，没有动它"),
-            (BaseExists, 409, f"已经有叫「{shown}」的知识库或文件夹了，换个名称吧"),
-            (DefaultBase, 409, "默认知识库不能改名或删除"),
-            (NoSuchBaseTrashEntry, 404, "知识库回收站里没有这一项（也许刚被恢复）"),
-            (BaseBusy, 409, f"知识库「{shown}」正在改名或删除，请稍后再试"),
-            (
-                TooManyBases,
-                409,
-                f"除默认知识库外最多只能有 {self.libraries.max_bases} 个知识库，"
-                "已经满了：请先删除不用的知识库",
-            ),
-        ]
-        for kind, status, message in refusals:
-            if isinstance(error, kind):
-                return Refused(status, message)
-        return Refused(409, f"知识库操作没有完成，程序给出的原因是：{error}")
+        return base_refusal(error, name, max_bases=self.libraries.max_bases)
 
     # ---------------------------------------------------------------------- documents
 
@@ -289,12 +308,9 @@ class Service:
         return library
 
 
-def question_refusal(question: object) -> str:
-    """Why the engine refused to search `question` (its QuestionError is in English, for the
-    command line), in Chinese."""
-    if not isinstance(question, str) or not question.strip():
-        return "问题是空的：请先输入问题"
-    return question_problem(question) or "无法搜索这个问题：请换个说法再问"
+def _k(k: int | None) -> dict[str, int]:
+    """How many passages to search for, if the caller says: else the Retriever's default."""
+    return {} if k is None else {"k": k}
 
 
 def _not_uploaded(name: str) -> Outcome:

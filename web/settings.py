@@ -20,6 +20,7 @@
 | RETRIEVER_FEEDBACK | feedback, beside the index | folder of the 👍/👎 log (web/feedback.py) |
 | RETRIEVER_FEEDBACK_PER_MINUTE | 20 | 👍/👎 per client; 0: no limit |
 | RETRIEVER_MAX_FEEDBACK_MB | 100 | size of the 👍/👎 log; past it, feedback is refused |
+| RETRIEVER_GENERATE_URL, … | (none) | model server of generated answers (docs/generation.md) |
 
 docs/SECURITY.md explains each limit and how to serve behind a reverse proxy.
 """
@@ -32,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from retriever.generation import GenerationSettings
 from retriever.search import DEFAULT_CACHE
 
 KB = 1024
@@ -89,6 +91,9 @@ class Settings:
     # and how many there may be.
     bases: Path | None = None
     max_bases: int = MAX_BASES
+    # The model server that writes generated answers (RETRIEVER_GENERATE_*, in
+    # retriever/generation.py); None: answers are extractive only.
+    generation: GenerationSettings | None = None
 
     @property
     def feedback_folder(self) -> Path:
@@ -120,6 +125,10 @@ class Settings:
         bases = environ.get("RETRIEVER_BASES", "").strip()
         bases_folder = Path(bases) if bases else index.parent / "bases"
         _check_own_folder("RETRIEVER_BASES", bases_folder, corpus=corpus, index=index)
+        try:
+            generation = GenerationSettings.from_env(environ)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         return cls(
             host=host,
             port=_number(environ, "RETRIEVER_PORT", cls.port, minimum=1),
@@ -149,6 +158,7 @@ class Settings:
             ),
             bases=bases_folder,
             max_bases=_number(environ, "RETRIEVER_MAX_BASES", MAX_BASES, minimum=0),
+            generation=generation,
         )
 
 
