@@ -47,7 +47,8 @@ SIDE_MISSING = "语料中没有找到关于「{}」的内容，所以无法比�
 class Answering(Protocol):
     """What turns a search's passages into an answer: `Answerer` here, or another kind (a
     generated answer, say) behind the same method. `check` is the answer check it uses, whose
-    cut the Retriever reports; tests/test_answer_contract.py says what every answer keeps."""
+    cut the Retriever reports; tests/retriever/test_answer_contract.py says what every answer
+    keeps."""
 
     check: AnswerCheck
 

@@ -2,7 +2,7 @@
 
 The list bm25s 0.3.16 ships as `bm25s.stopwords.STOPWORDS_CHINESE` (MIT licence), copied here
 so that answering does not depend on the lexical engine: another engine may not ship it.
-tests/test_words.py checks the copy against bm25s's while bm25s is installed.
+tests/retriever/test_words.py checks the copy against bm25s's while bm25s is installed.
 """
 
 _WORDS = """

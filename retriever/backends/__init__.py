@@ -2,7 +2,7 @@
 
 To add one: write a module here with a subclass of `DenseBackend` or `LexicalBackend`
 (retriever.backends.base), register its name below, and add it to the contract tests'
-parameters (tests/test_backends.py). Nothing in searching or answering changes: they see
+parameters (tests/retriever/test_backends.py). Nothing in searching or answering changes: they see
 only the interface. Modules are imported when their backend is first used, so an engine's
 library is needed only by the indexes that use it.
 """

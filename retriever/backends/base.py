@@ -3,7 +3,7 @@
 A dense backend holds unit vectors and scores by inner product (cosine); a lexical backend
 holds passage texts and scores by keywords (BM25). Each implementation is one module in this
 package, registered by name in retriever.backends; the manifest records the names, so an
-index is always loaded by the engines that wrote it. tests/test_backends.py runs the same
+index is always loaded by the engines that wrote it. tests/retriever/test_backends.py runs the same
 contract over every registered backend, as txtai tests each of its ANN engines.
 
 Ids are the index's chunk ids: whole numbers, not necessarily contiguous, each naming one

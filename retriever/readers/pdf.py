@@ -86,10 +86,10 @@ class _StreamTooLarge(Exception):
 def _bound_pdfminer_streams() -> None:
     """Make pdfminer unpack streams under PDF_MAX_STREAM_BYTES, as pypdf does under its limits.
 
-    pdfminer has no cap of its own: the 200 KB deflate bomb of tests/test_reader_safety.py took
-    200 MB and seconds. Its decoders are replaced in this process (the child) by ones that stop
-    past the limit; a damaged deflate stream still gives what unpacked before the damage, as
-    pdfminer's own decompress_corrupted does.
+    pdfminer has no cap of its own: the 200 KB deflate bomb of
+    tests/retriever/test_reader_safety.py took 200 MB and seconds. Its decoders are replaced in
+    this process (the child) by ones that stop past the limit; a damaged deflate stream still
+    gives what unpacked before the damage, as pdfminer's own decompress_corrupted does.
     """
     import types
     import zlib

@@ -14,8 +14,8 @@ from retriever.modelbuild.onnx_export import ensure_int8_model
 from retriever.models import PASSAGE_PREFIX, QUERY_PREFIX
 from retriever.script_tokenizer import COMMON, HAN, SCRIPTS, ScriptTokenizer
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache"
-DATASETS = Path(__file__).resolve().parents[1] / "bench" / "datasets"
+CACHE = Path(__file__).resolve().parents[2] / ".cache"
+DATASETS = Path(__file__).resolve().parents[2] / "bench" / "datasets"
 MAX_TOKENS = 512
 PREFIXES = (QUERY_PREFIX, PASSAGE_PREFIX)
 # Code point ranges texts are drawn from: the kept scripts and others (Cyrillic, combining

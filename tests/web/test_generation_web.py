@@ -1,6 +1,6 @@
 """Generated answers through the HTTP API and the page's chat handler, in-process, against
 the scripted OpenAI-compatible server (tests/model_server_stub.py) over real HTTP; the
-browser test (tests/test_browser.py) drives the real page against it.
+browser test (tests/e2e/test_browser.py) drives the real page against it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from retriever.modelbuild.onnx_export import ensure_int8_model
 from retriever.models import DEFAULT_MODEL_NAME, INT8_MODEL_NAME, MARKER_NAME
 from retriever.onnx_embedder import OnnxEmbedder, OnnxModelError
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache"
+CACHE = Path(__file__).resolve().parents[2] / ".cache"
 
 TEXTS = [
     "办公室主任和行政主管哪个大?",

@@ -209,7 +209,7 @@ def test_a_forced_kernel_is_recorded_and_used(
 ) -> None:
     monkeypatch.delenv(KERNEL_ENV, raising=False)
     # Two kernels are enough to check what is recorded and used; timing every kernel this
-    # CPU offers is bench.kernels' (tests/test_bench_smoke.py), and costs minutes here.
+    # CPU offers is bench.kernels' (tests/bench/test_bench_smoke.py), and costs minutes here.
     two = ("torch-fp32", "onnx-int8")
     monkeypatch.setattr("retriever.embedding.available", lambda cpu: two)
     choice = machine_kernel(CACHE, force="torch-fp32")

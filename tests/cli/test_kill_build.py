@@ -22,7 +22,7 @@ from conftest import HashingEmbedder
 
 from retriever import ChunkSettings, Retriever
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # where conftest.py is
 CHUNKING = ChunkSettings(max_chars=30)  # many small passages: a long write phase
 FILES, LINES = 80, 100
 KILLS, EARLY = 10, 4  # the first EARLY kills before the write phase, the others during it

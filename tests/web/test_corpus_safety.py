@@ -1,7 +1,7 @@
 """Symbolic links and a full disk: nothing outside the corpus folder is indexed or moved
 into it, and a change that the full disk fails is undone and answered in Chinese.
 
-Builds and the HTTP API run in-process over the stand-in embedder; tests/test_trash.py
+Builds and the HTTP API run in-process over the stand-in embedder; tests/retriever/test_trash.py
 checks the trash's functions one by one.
 """
 

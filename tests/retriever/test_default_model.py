@@ -21,7 +21,7 @@ from retriever.models import DEFAULT_MODEL_NAME, default_model_dir
 
 pytestmark = pytest.mark.model
 
-CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache"
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache"
 
 # Lines of corpus/office_director_vs_admin_assistant.txt: headings, list items, long passages.
 CORPUS_LINES = [

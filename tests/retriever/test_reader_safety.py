@@ -33,7 +33,7 @@ from retriever.readers import process
 from retriever.text import CorpusError
 from web.uploads import UploadError, check_content
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = "办公室主任和行政助理有部门、部门职能方向、职责范围等方面的区别。行政助理负责考勤。\n"
 W = b'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 PARAGRAPH = b"<w:p><w:r><w:t>bomb text</w:t></w:r></w:p>"

@@ -2,7 +2,7 @@
 
 The routes run in-process (FastAPI's test client) over the stand-in embedder, with an access
 file of one editor's and one reader's token, so each case takes a fraction of a second;
-tests/test_api.py runs the real app.
+tests/e2e/test_api.py runs the real app.
 """
 
 from __future__ import annotations

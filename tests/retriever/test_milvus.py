@@ -4,8 +4,8 @@ updates, and a damaged Milvus file is refused with the "rebuild" error. Milvus L
 copies in the temp dir are deleted on close and at exit, and a killed process's at the next
 open; nothing else there is touched.
 
-The contract (search, scores, delete, save and load) is tests/test_backends.py's, which runs
-over Milvus Lite too.
+The contract (search, scores, delete, save and load) is tests/retriever/test_backends.py's,
+which runs over Milvus Lite too.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def test_questions_about_a_missing_subject_score_below_the_cut(real_retriever: R
 
 
 def test_the_fit_ships_beside_the_code() -> None:
-    data = Path(__file__).resolve().parent.parent / "retriever" / "data"
+    data = Path(__file__).resolve().parents[2] / "retriever" / "data"
     assert {"answerability.json", "background.txt", "SOURCE.md"} <= {p.name for p in data.iterdir()}
 
 

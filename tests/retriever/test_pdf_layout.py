@@ -179,7 +179,8 @@ def test_a_long_pdf_is_read_as_plain_text_with_the_same_clean_up(monkeypatch) ->
 
 def test_a_run_length_bomb_is_refused() -> None:
     """pdfminer has no cap on what a stream unpacks to: its decoders are bounded as pypdf's
-    are (the deflate bomb is in tests/test_reader_safety.py). 800 KB that unpack to 51 MB."""
+    are (the deflate bomb is in tests/retriever/test_reader_safety.py). 800 KB that unpack to
+    51 MB."""
     bomb = page_pdf(bytes([129, 32]) * 400_000 + bytes([128]), b"/Filter /RunLengthDecode ")
     with pytest.raises(ExtractionError, match="the PDF goes past the reader's safety limits"):
         extract("pdf", bomb)

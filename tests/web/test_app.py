@@ -1,6 +1,6 @@
 """The web layer without a server: follow-ups, rendering, upload checks and background rebuilds.
 
-These run in seconds with the stand-in embedder; tests/test_api.py and tests/test_browser.py
+These run in seconds with the stand-in embedder; tests/e2e/test_api.py and tests/e2e/test_browser.py
 run the real app.
 """
 
