@@ -4,7 +4,10 @@ default model with the real corpus for end-to-end tests (built once per session)
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +211,38 @@ def layout_pdf(pages: list[list[tuple]]) -> bytes:
     )
     objects.append(b"<< /Length %d >>\nstream\n" % len(to_unicode) + to_unicode + b"\nendstream")
     return pdf_of(objects)
+
+
+# The starting document's key question and the passage that answers it, and questions as
+# users ask them, each with a pattern of the passage(s) answering it.
+KEY_QUESTION = "办公室主任和行政主管哪个大?"
+KEY_PASSAGE = "在没有特定公司的前提下,根本无法进行比较"
+
+USER_QUESTIONS = [
+    ("行政助理的直接上级是谁?", "直接上级是人事行政经理或主管"),
+    ("办公室主任一般向谁汇报工作?", "直接(上级是|向)公司高层"),
+    ("行政助理要不要管员工考勤?", "负责员工的考勤"),
+    ("为什么说办公室主任适合给领导当参谋?", "参谋"),
+    ("催办是什么意思?", "督促、协助有关单位"),
+    ("做行政助理有没有前途?", "至于前途"),
+    ("文秘助理和党群助理选哪个对发展更好?", "党群助理更有利于你的发展"),
+    ("办公室里常见的岗位有哪些?", "行政助理和行政专员是办公室中常见的岗位"),
+    ("公司的办公用品归谁采购?", "办公用品(采购|的领用)"),
+    ("工厂里的行政助理平时具体干什么?", "工业企业的行政助理的主要职责"),
+    ("局长助理和办公室主任有什么不同?", "局长助理属于秘书"),
+    ("上级机关交代下来的事情办公室主任该怎么办?", "办公室主任应主动牵头承办"),
+    ("辦公室主任和行政助理有什麼區別？", "部门、部门职能方向、职责范围等方面的区别"),
+]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m retriever ARGS` in a process of its own, with the repository's cache."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "RETRIEVER_CACHE": str(CACHE)}
+    return subprocess.run(
+        [sys.executable, "-m", "retriever", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+        timeout=300,
+    )

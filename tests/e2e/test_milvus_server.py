@@ -30,9 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, copy_tree
+from conftest import CORPUS, KEY_PASSAGE, KEY_QUESTION, ROOT, copy_tree, run_cli
 from pymilvus import MilvusException
-from test_end_to_end import KEY_PASSAGE, KEY_QUESTION, run_cli
 
 from retriever import Retriever
 from retriever.backends import milvus_dense

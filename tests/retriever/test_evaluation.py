@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_end_to_end import run_cli
+from conftest import ROOT, run_cli
 
 from retriever import Candidate, Retriever
 from retriever.evaluation import (

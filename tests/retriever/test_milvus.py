@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CACHE, CORPUS, copy_tree
-from test_end_to_end import KEY_PASSAGE, KEY_QUESTION, USER_QUESTIONS, run_cli
+from conftest import CACHE, CORPUS, KEY_PASSAGE, KEY_QUESTION, USER_QUESTIONS, copy_tree, run_cli
 
 from retriever import Retriever
 from retriever.backends import milvus_dense
