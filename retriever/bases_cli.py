@@ -117,7 +117,7 @@ def _documents(corpus: Path) -> int:
 
 def add_base_commands(commands: argparse._SubParsersAction) -> None:
     """Register `bases` and its subcommands on the main parser's subcommands (whose parsers
-    take `examples`: retriever.__main__.CommandParser)."""
+    take `examples`: retriever.cli.CommandParser)."""
     bases = commands.add_parser(
         "bases",
         help="list, create, rename and delete knowledge bases",

@@ -79,7 +79,7 @@ def _readable(corpus: Path, index: Path) -> list[str]:
 
 def add_document_commands(commands: argparse._SubParsersAction) -> None:
     """Register the document commands on the main parser's subcommands (whose parsers take
-    `examples`: retriever.__main__.CommandParser)."""
+    `examples`: retriever.cli.CommandParser)."""
 
     def command(name: str, run, help_text: str, examples: list[str]) -> argparse.ArgumentParser:
         parser = commands.add_parser(

@@ -16,7 +16,7 @@ import pytest
 from conftest import HashingEmbedder
 from web_server import snapshot
 
-import retriever.__main__ as cli
+import retriever.index_cli
 import retriever.search
 from retriever.__main__ import main
 
@@ -31,7 +31,7 @@ def here(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RETRIEVER_BASES", raising=False)
     monkeypatch.setenv("RETRIEVER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(cli, "_embedder", lambda args: HashingEmbedder())
+    monkeypatch.setattr(retriever.index_cli, "embedder", lambda args: HashingEmbedder())
     monkeypatch.setattr(retriever.search, "load_embedder", lambda name, **kw: HashingEmbedder())
     assert small_corpus == tmp_path / "corpus"
     assert main(["build", "-q"]) == 0

@@ -183,6 +183,6 @@ def test_interrupt_is_a_short_message(
     def interrupted(args) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("retriever.__main__.cmd_info", interrupted)
+    monkeypatch.setattr("retriever.cli.cmd_info", interrupted)
     assert main(["info"]) == 130
     assert capsys.readouterr().err == "interrupted\n"

@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT
 
 from retriever import Retriever
-from retriever.__main__ import main, parser
+from retriever.__main__ import main
+from retriever.cli import parser
 
 
 @pytest.fixture
