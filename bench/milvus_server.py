@@ -110,7 +110,8 @@ def whole_search(uri: str, count: int, started_here: bool) -> list[dict[str, Any
     from dataclasses import replace
 
     from bench.scale import _questions
-    from retriever.backends.milvus_dense import MilvusDense, MilvusSettings, configured
+    from retriever.backends.milvus_dense import MilvusDense
+    from retriever.backends.milvus_settings import MilvusSettings, configured
     from retriever.index import Index
     from retriever.search import Retriever
 
@@ -161,7 +162,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from retriever.backends.faiss_dense import FaissDense
-    from retriever.backends.milvus_dense import MilvusDense, MilvusSettings, configured
+    from retriever.backends.milvus_dense import MilvusDense
+    from retriever.backends.milvus_settings import MilvusSettings, configured
     from retriever.index import Index
 
     if not EVAL_INDEX.is_dir():

@@ -53,7 +53,7 @@ class Manifest(Mapping[str, Any]):
     versions: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)  # every other file of the index
     # Where the index keeps data outside its folder: a Milvus server's collections, which
-    # the index owns (retriever.backends.milvus_dense); () when all is in the folder.
+    # the index owns (retriever.backends.milvus_collections); () when all is in the folder.
     collections: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 

@@ -34,8 +34,9 @@ from conftest import CORPUS, KEY_PASSAGE, KEY_QUESTION, ROOT, copy_tree, run_cli
 from pymilvus import MilvusException
 
 from retriever import Retriever
-from retriever.backends import milvus_dense
-from retriever.backends.milvus_dense import MilvusDense, MilvusSettings, configured
+from retriever.backends import milvus_collections, milvus_copies
+from retriever.backends.milvus_dense import MilvusDense
+from retriever.backends.milvus_settings import MilvusSettings, configured
 from retriever.config import BackendSettings, ChunkSettings
 from retriever.store import DENSE_FOLDER, MANIFEST
 
@@ -138,13 +139,13 @@ def ours(client) -> set[str]:
     return {
         name
         for name in client.list_collections()
-        if name.startswith(milvus_dense.COLLECTION_PREFIX)
+        if name.startswith(milvus_collections.COLLECTION_PREFIX)
     }
 
 
 def recorded(index: Path) -> tuple[str, list[str]]:
     """The collection dense/milvus.json names, and the manifest's list."""
-    dense = json.loads((index / DENSE_FOLDER / milvus_dense.SETTINGS).read_text())
+    dense = json.loads((index / DENSE_FOLDER / milvus_collections.SETTINGS).read_text())
     manifest = json.loads((index / MANIFEST).read_text())
     return dense["collection"], manifest["collections"]
 
@@ -168,13 +169,13 @@ def test_build_search_and_ask_on_the_server(
     Retriever.build(small_corpus, index, embedder=hashing_embedder, backends=MILVUS)
     collection, listed = recorded(index)
     assert listed == [collection] and collection in ours(client)
-    assert not (index / DENSE_FOLDER / milvus_dense.DATA).exists()  # nothing of Lite's
-    saved = json.loads((index / DENSE_FOLDER / milvus_dense.SETTINGS).read_text())
+    assert not (index / DENSE_FOLDER / milvus_copies.DATA).exists()  # nothing of Lite's
+    saved = json.loads((index / DENSE_FOLDER / milvus_collections.SETTINGS).read_text())
     assert saved["uri"] == server and saved["consistency"] == "Bounded"
     assert "token" not in saved
     properties = client.describe_collection(collection)["properties"]
-    assert properties[milvus_dense.INDEX_FOLDER] == str(index.resolve())
-    assert properties.get(milvus_dense.BUILDER, "") == ""  # no longer a build's
+    assert properties[milvus_collections.INDEX_FOLDER] == str(index.resolve())
+    assert properties.get(milvus_collections.BUILDER, "") == ""  # no longer a build's
 
     retriever = Retriever.load(index, embedder=hashing_embedder)
     assert retriever.search("苹果", k=1)[0].source == "fruit.md"
@@ -235,7 +236,8 @@ STOPPED_BUILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[5])
     from conftest import HashingEmbedder
     from retriever import Retriever
-    from retriever.backends.milvus_dense import MilvusDense, MilvusSettings, configured
+    from retriever.backends.milvus_dense import MilvusDense
+    from retriever.backends.milvus_settings import MilvusSettings, configured
 
     where = sys.argv[4]
     original = getattr(MilvusDense, where)
@@ -342,7 +344,7 @@ def test_a_stopped_server_is_a_load_error_that_names_it(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     dense = tmp_path / "dense"
     dense.mkdir()
-    (dense / milvus_dense.SETTINGS).write_text(
+    (dense / milvus_collections.SETTINGS).write_text(
         json.dumps({"uri": f"http://127.0.0.1:{port}", "collection": "zh_retriever_x", "dim": 8})
     )
     started = time.monotonic()
@@ -364,7 +366,7 @@ def test_the_cli_builds_the_corpus_on_the_server_with_the_real_model_and_updates
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     first, _ = recorded(index)
-    saved = json.loads((index / DENSE_FOLDER / milvus_dense.SETTINGS).read_text())
+    saved = json.loads((index / DENSE_FOLDER / milvus_collections.SETTINGS).read_text())
     assert saved["consistency"] == "Session"
     answer = run_cli("ask", KEY_QUESTION, "--json", "--index", str(index))
     assert answer.returncode == 0, answer.stderr

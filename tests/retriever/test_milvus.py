@@ -25,7 +25,7 @@ import pytest
 from conftest import CACHE, CORPUS, KEY_PASSAGE, KEY_QUESTION, USER_QUESTIONS, copy_tree, run_cli
 
 from retriever import Retriever
-from retriever.backends import milvus_dense
+from retriever.backends import milvus_collections, milvus_copies, milvus_dense
 from retriever.config import BackendSettings
 from retriever.embedding import DEFAULT_EMBEDDER, load_embedder
 from retriever.schema import IndexLoadError
@@ -59,8 +59,8 @@ def milvus_retriever(milvus_index: Path) -> Retriever:
 def test_the_manifest_records_milvus_and_the_data_is_in_the_index_folder(milvus_index) -> None:
     manifest = json.loads((milvus_index / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["backends"] == {"dense": "milvus", "lexical": "bm25s"}
-    assert (milvus_index / DENSE_FOLDER / milvus_dense.DATA).is_dir()
-    settings = json.loads((milvus_index / DENSE_FOLDER / milvus_dense.SETTINGS).read_text())
+    assert (milvus_index / DENSE_FOLDER / milvus_copies.DATA).is_dir()
+    settings = json.loads((milvus_index / DENSE_FOLDER / milvus_collections.SETTINGS).read_text())
     assert settings["uri"] is None  # Milvus Lite: nothing outside the folder
 
 
@@ -111,7 +111,7 @@ def test_an_update_is_seen_by_the_next_search_and_survives_reopening(
 
 def test_a_damaged_milvus_file_says_rebuild(milvus_index: Path, tmp_path: Path) -> None:
     index = copy_tree(milvus_index, tmp_path / "index")
-    data = index / DENSE_FOLDER / milvus_dense.DATA
+    data = index / DENSE_FOLDER / milvus_copies.DATA
     damaged = next(path for path in sorted(data.rglob("*.parquet")))
     damaged.write_bytes(b"not a parquet file")
     with pytest.raises(IndexLoadError, match="rebuild"):
@@ -126,7 +126,7 @@ def test_milvus_that_cannot_open_its_collection_is_a_load_error(
     """Damage the checksums cannot see (say, a manifest edited by hand) still says rebuild:
     the backend turns Milvus's errors into ValueError, which loading reports."""
     dense = copy_tree(milvus_index / DENSE_FOLDER, tmp_path / "dense")
-    shutil.rmtree(dense / milvus_dense.DATA / "collections")
+    shutil.rmtree(dense / milvus_copies.DATA / "collections")
     with pytest.raises(ValueError, match="no collection"):
         milvus_dense.MilvusDense.load(dense)
 
@@ -189,7 +189,7 @@ def test_closing_a_milvus_index_deletes_its_working_copy(
     assert working_copies(temp_dir) == []  # the build's copy went with the build
     retriever = Retriever.load(small_milvus_index, embedder=hashing_embedder)
     [copy] = working_copies(temp_dir)
-    assert (temp_dir / copy / milvus_dense.OWNER).is_file()
+    assert (temp_dir / copy / milvus_copies.OWNER).is_file()
     assert retriever.search("苹果", k=1)[0].source == "fruit.md"
     dense = retriever.index.dense
     assert isinstance(dense, milvus_dense.MilvusDense)
@@ -230,18 +230,18 @@ def test_only_dead_working_copies_are_deleted(temp_dir: Path, tmp_path: Path) ->
     a dead copy not named as ours."""
 
     def dead_copy(folder: Path) -> Path:  # what a killed process leaves: data, a free marker
-        (folder / milvus_dense.DATA).mkdir(parents=True)
-        (folder / milvus_dense.OWNER).write_text("12345\n")
+        (folder / milvus_copies.DATA).mkdir(parents=True)
+        (folder / milvus_copies.OWNER).write_text("12345\n")
         return folder
 
     prefix = "retriever-milvus-"
     dead = dead_copy(temp_dir / f"{prefix}dead")
     elsewhere = dead_copy(tmp_path / "elsewhere")
     (temp_dir / f"{prefix}link").symlink_to(elsewhere, target_is_directory=True)
-    (temp_dir / f"{prefix}unmarked" / milvus_dense.DATA).mkdir(parents=True)
-    (temp_dir / f"{prefix}marker-link" / milvus_dense.DATA).mkdir(parents=True)
-    (temp_dir / f"{prefix}marker-link" / milvus_dense.OWNER).symlink_to(
-        elsewhere / milvus_dense.OWNER
+    (temp_dir / f"{prefix}unmarked" / milvus_copies.DATA).mkdir(parents=True)
+    (temp_dir / f"{prefix}marker-link" / milvus_copies.DATA).mkdir(parents=True)
+    (temp_dir / f"{prefix}marker-link" / milvus_copies.OWNER).symlink_to(
+        elsewhere / milvus_copies.OWNER
     )
     (temp_dir / f"{prefix}file").write_text("")
     dead_copy(temp_dir / "not-ours")
@@ -249,5 +249,5 @@ def test_only_dead_working_copies_are_deleted(temp_dir: Path, tmp_path: Path) ->
 
     milvus_dense.MilvusDense.create(8).close()  # a build sweeps too, as an open does
     assert sorted(os.listdir(temp_dir)) == kept
-    assert (elsewhere / milvus_dense.DATA).is_dir()
-    assert (temp_dir / "not-ours" / milvus_dense.DATA).is_dir()
+    assert (elsewhere / milvus_copies.DATA).is_dir()
+    assert (temp_dir / "not-ours" / milvus_copies.DATA).is_dir()
