@@ -169,8 +169,7 @@ def parser() -> argparse.ArgumentParser:
                 'python -m retriever ask "行政助理负责什么工作?"',
                 'python -m retriever ask -k 3 --json "办公室主任和行政主管哪个大?"',
                 'python -m retriever ask --base hr "年假有几天?"',
-                "RETRIEVER_GENERATE_URL=http://127.0.0.1:11434/v1 RETRIEVER_GENERATE_MODEL=qwen2.5"
-                ' python -m retriever ask --generate "年假有几天?"',
+                'python -m retriever ask --generate "年假有几天?"  # RETRIEVER_GENERATE_* set',
             ],
         ),
     ):

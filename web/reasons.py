@@ -3,7 +3,7 @@
 The engine explains in English, for the command line and the JSON API: why a file cannot be
 read (a CorpusError, or a skip reason in the index's manifest) and why a build failed. The
 page says the same in Chinese. The reasons are matched here by their wording, so a reason
-the engine words anew falls through to a Chinese sentence that quotes it; tests/test_app.py
+the engine words anew falls through to a Chinese sentence that quotes it; tests/web/test_app.py
 makes the engine fail in the common ways and checks that each reason is known here.
 """
 

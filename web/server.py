@@ -199,16 +199,11 @@ def _page(page: Page, citations: Citations, *, api_docs: bool = False) -> gr.Blo
                 )
                 with gr.Row(elem_id="chat-bar"):
                     conversations.bar()
-                    # Only with a model server configured: the answer written by the model,
-                    # and a button to stop it, shown while it writes (web/generating.py).
+                    # With a model server only: the answer written by the model, and a button
+                    # to stop it, shown while it writes (web/generating.py).
+                    configured = page.service.model is not None
                     generating = Generating(
-                        gr.Checkbox(
-                            label="模型撰写",
-                            value=False,
-                            visible=page.service.model is not None,
-                            elem_id="generate",
-                            scale=0,
-                        ),
+                        gr.Checkbox(label="模型撰写", visible=configured, elem_id="generate"),
                         gr.Button("停止生成", visible=False, elem_id="stop", scale=0, size="sm"),
                     )
                 talk = chat(page, base, EXAMPLES, generating)
