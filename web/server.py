@@ -197,11 +197,11 @@ def _page(page: Page, citations: Citations, *, api_docs: bool = False) -> gr.Blo
                     elem_id="base",
                     allow_custom_value=True,
                 )
-                with gr.Row(elem_id="chat-bar"):
+                # With a model server only: the answer written by the model, and a button to
+                # stop it, shown while it writes (web/generating.py).
+                configured = page.service.model is not None
+                with gr.Row(elem_id="chat-bar", elem_classes=["qa-model"] if configured else []):
                     conversations.bar()
-                    # With a model server only: the answer written by the model, and a button
-                    # to stop it, shown while it writes (web/generating.py).
-                    configured = page.service.model is not None
                     generating = Generating(
                         gr.Checkbox(label="模型撰写", visible=configured, elem_id="generate"),
                         gr.Button("停止生成", visible=False, elem_id="stop", scale=0, size="sm"),
