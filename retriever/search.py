@@ -232,9 +232,17 @@ class Retriever:
         (retriever.followup) and answered of its new subject only; `Answer.question` is the
         question as searched. `answerer` answers this question instead of the Retriever's
         own (a generating one, say: retriever.generation)."""
-        asked = self.searched(question, k, earlier=earlier)
+        return self.answer(self.searched(question, k, earlier=earlier), answerer)
+
+    def answer(self, searched: Searched, answerer: Answering | None = None) -> Answer:
+        """The answer to a question already searched (`searched`), by `answerer` or the
+        Retriever's own."""
         return (answerer or self.answerer).answer(
-            asked.question, asked.candidates, asked.hits, asked.sides, shift=asked.shift
+            searched.question,
+            searched.candidates,
+            searched.hits,
+            searched.sides,
+            shift=searched.shift,
         )
 
     def searched(self, question: str, k: int = 5, *, earlier: Sequence[str] = ()) -> Searched:

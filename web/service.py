@@ -96,11 +96,17 @@ class Service:
         the question limit counts. With `generate`, the configured model writes it."""
         library = self._asking(identity, base, question, client)
         retriever = self.retriever(library)
-        answerer = self._generating(retriever) if generate else None
+        generating = self._generating(retriever) if generate else None
         try:
-            answer = retriever.ask(question, earlier=list(earlier), answerer=answerer, **_k(k))
+            searched = retriever.searched(question, earlier=list(earlier), **_k(k))
         except QuestionError:
             raise Refused(422, question_refusal(question)) from None
+        if generating is None:
+            answer = retriever.answer(searched)
+        else:  # through its events, which carry the conversation to the model
+            *_, settled = generating.events(searched)
+            assert isinstance(settled, Settled)
+            answer = settled.answer
         return self._asked(library, question, answer)
 
     def ask_streamed(

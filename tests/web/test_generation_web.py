@@ -146,3 +146,11 @@ def test_the_cli_asks_with_generate(
     assert main([*question, "--generate"]) == 0
     said = capsys.readouterr().out
     assert "没有采用模型写的回答：模型服务返回了错误（HTTP 503）" in said and "[1]" in said
+
+
+def test_a_generated_follow_up_gives_the_model_the_conversation(faces, stub: Stub) -> None:
+    _, api = faces
+    stub.play(Reply(["行政助理负责员工的考勤[1]。"]))
+    body = {"question": "那行政助理呢?", "history": ["办公室主任负责什么?"], "generate": True}
+    assert api.post("/api/ask", json=body).json()["answer_kind"] == "generated"
+    assert "之前问过：办公室主任负责什么?" in stub.requests[0]["messages"][-1]["content"]
