@@ -725,7 +725,7 @@ def test_a_question_the_engine_refuses_gets_a_chinese_reply(
     def refuse(question: str, **settings: object) -> None:
         raise QuestionError("the question is empty")
 
-    monkeypatch.setattr(page.libraries.default.retriever, "ask", refuse)
+    monkeypatch.setattr(page.libraries.default.retriever, "searched", refuse)
     reply = page.respond("办公室主任是谁?", [], DEFAULT, _request())
     assert "无法搜索这个问题" in reply and "empty" not in reply
     assert "请先输入问题" in page.respond("\u200b", [], DEFAULT, _request())
