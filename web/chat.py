@@ -144,16 +144,27 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str], generating: Generat
 
     answering: list[gr.events.Dependency] = []
 
-    def stoppable(switch: bool) -> Any:
-        return gr.Button(visible=switch is True and page.service.model is not None)
+    configured = page.service.model is not None
 
-    def done() -> tuple[Any, Any]:
-        return gr.Textbox(interactive=True), gr.Button(visible=False)
+    def stoppable(switch: bool) -> tuple[Any, Any]:
+        # While the model writes, its stop button takes the switch's place (on a phone the
+        # bar has room for one of them).
+        writing = switch is True and configured
+        return gr.Button(visible=writing), gr.Checkbox(visible=configured and not writing)
+
+    def done() -> tuple[Any, Any, Any]:
+        switch = gr.Checkbox(visible=configured)
+        return gr.Textbox(interactive=True), gr.Button(visible=False), switch
 
     def asking(trigger: gr.events.Dependency) -> None:
         answered = (
             trigger.then(show, inputs=[asked, history], outputs=[chatbot, history], **_QUIETLY)
-            .then(stoppable, inputs=generating.switch, outputs=generating.stop, **_QUIETLY)
+            .then(
+                stoppable,
+                inputs=generating.switch,
+                outputs=[generating.stop, generating.switch],
+                **_QUIETLY,
+            )
             .then(
                 answer,
                 inputs=[asked, history, base, generating.switch],
@@ -164,7 +175,7 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str], generating: Generat
             )
         )
         answering.append(answered)
-        answered.then(done, outputs=[textbox, generating.stop], **_QUIETLY)
+        answered.then(done, outputs=[textbox, generating.stop, generating.switch], **_QUIETLY)
 
     asking(
         textbox.submit(
@@ -178,7 +189,12 @@ def chat(page: Page, base: gr.Dropdown, examples: list[str], generating: Generat
     )
     asking(chatbot.example_select(take_example, outputs=[textbox, asked], **_QUIETLY))
     # Stopped, what was shown stays (the extractive answer, the draft marked unchecked).
-    generating.stop.click(done, outputs=[textbox, generating.stop], cancels=answering, **_QUIETLY)
+    generating.stop.click(
+        done,
+        outputs=[textbox, generating.stop, generating.switch],
+        cancels=answering,
+        **_QUIETLY,
+    )
     # The chat's 清空对话 empties what the page shows; the next question starts afresh.
     chatbot.clear(lambda: [], outputs=history, **_QUIETLY)
     # For Gradio API clients (gradio_client's predict(question, base, api_name="/ask")): the
