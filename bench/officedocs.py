@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import time
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.userstyle import read_questions
 from retriever.followup import complete_followup
 from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, Retriever, index_is_current
@@ -94,25 +94,7 @@ class Outcome:
 
 
 def load_questions(folder: Path) -> list[Question]:
-    questions = []
-    with (folder / "questions.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                questions.append(
-                    Question(
-                        id=record["id"],
-                        text=record["text"],
-                        kind=record["kind"],
-                        lang=record["lang"],
-                        history=record.get("history") or [],
-                        gold=record["gold"],
-                        need=record.get("need", "any"),
-                        answerable=record["answerable"],
-                        document=record["document"],
-                    )
-                )
-    return questions
+    return read_questions(folder, Question, need="any")
 
 
 # ------------------------------------------------------------------------ gold matching

@@ -29,13 +29,16 @@ import re
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from retriever import Answer, Retriever
 from retriever.kernels import Cpu
 from retriever.search import DEFAULT_CACHE, index_is_current
 from retriever.text import normalize
+
+Q = TypeVar("Q")
 
 DATASET = Path(__file__).resolve().parent / "datasets" / "userstyle"
 
@@ -63,24 +66,19 @@ class Outcome:
     milliseconds: float  # how long `ask` took
 
 
-def load_questions(folder: Path = DATASET) -> list[Question]:
-    questions = []
+def read_questions(folder: Path, question: type[Q], **defaults: object) -> list[Q]:
+    """The questions of an evaluation folder's questions.jsonl as `question`s, each field
+    from its record or else from `defaults`; an absent or null history is none."""
+    names = [field.name for field in fields(question)]
     with (folder / "questions.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                questions.append(
-                    Question(
-                        id=record["id"],
-                        text=record["text"],
-                        kind=record["kind"],
-                        lang=record["lang"],
-                        history=record.get("history") or [],
-                        gold=record["gold"],
-                        answerable=record["answerable"],
-                    )
-                )
-    return questions
+        rows = [{**defaults, **json.loads(line)} for line in handle if line.strip()]
+    for row in rows:
+        row["history"] = row.get("history") or []
+    return [question(**{name: row[name] for name in names}) for row in rows]
+
+
+def load_questions(folder: Path = DATASET) -> list[Question]:
+    return read_questions(folder, Question)
 
 
 def _plain(text: str) -> str:
