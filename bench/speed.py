@@ -54,7 +54,7 @@ from bench.peers import (
     read_records,
     take_slice,
 )
-from retriever.embedding import KERNEL_ENV
+from retriever.config import Environment
 from retriever.evaluation import load_dataset
 from retriever.kernels import Cpu, read_choice
 from retriever.models import default_model_dir
@@ -271,7 +271,7 @@ def markdown(
 
     cpu = Cpu.this_machine()
     choice = read_choice(default_model_dir(CACHE), cpu)
-    kernel = os.environ.get(KERNEL_ENV) or (choice.kernel if choice else "not yet chosen")
+    kernel = Environment.read().kernel or (choice.kernel if choice else "not yet chosen")
     lines = [
         "# Speed and memory: the project and its peers",
         "",
@@ -316,7 +316,6 @@ def markdown(
 
 
 def _cores() -> int:
-    import os
 
     return os.cpu_count() or 0
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from retriever.bases import DEFAULT, DEFAULT_ROOT, MAX_NAME_CHARS, NAME_RULE, Bases, folders
+from retriever.config import Environment
 from retriever.trash import document_names
 
 
 def bases_root() -> Path:
-    return Path(os.environ.get("RETRIEVER_BASES", str(DEFAULT_ROOT)))
+    return Environment.read().bases or DEFAULT_ROOT
 
 
 def add_base_option(command: argparse.ArgumentParser) -> None:

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from retriever.backends import DENSE_BACKENDS
 from retriever.backends.milvus_settings import CONSISTENCY_LEVELS, MilvusSettings
 from retriever.bases_cli import add_base_commands, add_base_option
-from retriever.config import BackendSettings, ChunkSettings
+from retriever.config import KERNEL_ENV, MILVUS_TOKEN_VARIABLE, BackendSettings, ChunkSettings
 from retriever.documents_cli import add_document_commands
-from retriever.embedding import DEFAULT_EMBEDDER, KERNEL_ENV
-from retriever.index_cli import MILVUS_TOKEN_VARIABLE, cmd_build, cmd_info, cmd_prepare_model
+from retriever.embedding import DEFAULT_EMBEDDER
+from retriever.index_cli import cmd_build, cmd_info, cmd_prepare_model
 from retriever.kernels import KERNELS
 from retriever.questions_cli import cmd_ask, cmd_eval, cmd_search
 

@@ -1,16 +1,24 @@
-"""Every setting of an index and of a search, in one place, as frozen dataclasses.
+"""Every setting of an index and of a search, in one place, as frozen dataclasses, and the
+engine's settings that come from the process environment (`Environment`).
 
 Index settings are saved in the manifest: an index is searched with the settings it was
-built with. Search settings can change per load without a rebuild.
+built with. Search settings can change per load without a rebuild. The web app's own
+settings are web/settings.py's, generated answers' retriever/generation.py's; every one is
+listed with its default in docs/settings.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Models, evaluation indexes and jieba's dictionary are kept here (RETRIEVER_CACHE moves it).
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache"
+# The variables whose names the command line's help and errors say.
+KERNEL_ENV = "RETRIEVER_KERNEL"
+MILVUS_TOKEN_VARIABLE = "RETRIEVER_MILVUS_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -77,3 +85,31 @@ class SearchSettings:
 
 
 MAX_QUESTION_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The engine's RETRIEVER_* variables, read in this one place.
+
+    | variable | default | what |
+    | --- | --- | --- |
+    | RETRIEVER_CACHE | .cache | models, jieba's dictionary, evaluation indexes |
+    | RETRIEVER_BASES | bases | the knowledge bases besides the default (retriever.bases) |
+    | RETRIEVER_KERNEL | measured | what runs the default model (retriever.kernels) |
+    | RETRIEVER_MILVUS_TOKEN | (none) | a Milvus server's token, for `build`; never saved |
+    """
+
+    cache: Path = DEFAULT_CACHE
+    bases: Path | None = None  # None: retriever.bases.DEFAULT_ROOT
+    kernel: str | None = None  # None: the one measured fastest on this machine
+    milvus_token: str = field(default="", repr=False)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] = os.environ) -> Environment:
+        bases = environ.get("RETRIEVER_BASES", "").strip()
+        return cls(
+            cache=Path(environ.get("RETRIEVER_CACHE") or DEFAULT_CACHE),
+            bases=Path(bases) if bases else None,
+            kernel=environ.get(KERNEL_ENV, "").strip() or None,
+            milvus_token=environ.get(MILVUS_TOKEN_VARIABLE, ""),
+        )

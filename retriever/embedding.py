@@ -15,7 +15,6 @@ differently; a model that is asked with the wrong prefix loses several points of
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from retriever.background import background_passages
+from retriever.config import Environment
 from retriever.kernels import (
     Cpu,
     KernelChoice,
@@ -63,7 +63,6 @@ KNOWN_PREFIXES: dict[str, tuple[str, str]] = {
 # The model an index is built with when none is named, on this machine's kernel.
 DEFAULT_EMBEDDER = DEFAULT_MODEL_NAME
 # Names the kernel for every load of the default model, as --kernel does for one command.
-KERNEL_ENV = "RETRIEVER_KERNEL"
 
 # Texts per forward pass: larger batches pad more on uneven Chinese passages, smaller ones
 # lose matrix efficiency. On a 2-core CPU torch was fastest at 32.
@@ -123,7 +122,7 @@ def load_embedder(
     """
     kernel = check_kernel(kernel) if kernel else None
     if canonical_model_name(name) == DEFAULT_MODEL_NAME:
-        env = os.environ.get(KERNEL_ENV)
+        env = Environment.read().kernel
         kernel = kernel or (check_kernel(env) if env else machine_kernel(cache_dir).kernel)
         if kernel == "onnx-int8":
             return OnnxEmbedder(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -15,20 +14,18 @@ from pathlib import Path
 from retriever.backends.milvus_settings import MilvusSettings
 from retriever.backends.milvus_settings import configured as milvus_configured
 from retriever.bases_cli import base_folders, build_command
-from retriever.config import BackendSettings, ChunkSettings
+from retriever.config import BackendSettings, ChunkSettings, Environment
 from retriever.corpus import file_hashes
 from retriever.embedding import DEFAULT_EMBEDDER
 from retriever.index import open_manifest
 from retriever.manifest import Manifest
-from retriever.search import DEFAULT_CACHE, Retriever, index_is_current
+from retriever.search import Retriever, index_is_current
 from retriever.staging import check_index_target
-
-MILVUS_TOKEN_VARIABLE = "RETRIEVER_MILVUS_TOKEN"  # read by the CLI only, passed in
 
 
 def cache_dir() -> Path:
     """Where models and evaluation indexes are cached: RETRIEVER_CACHE, or the default."""
-    return Path(os.environ.get("RETRIEVER_CACHE", DEFAULT_CACHE))
+    return Environment.read().cache
 
 
 def embedder(args: argparse.Namespace):
@@ -55,7 +52,7 @@ def _milvus_settings(args: argparse.Namespace) -> MilvusSettings:
         raise ValueError("--milvus-database and --milvus-consistency go with --milvus-uri")
     return MilvusSettings(
         uri=args.milvus_uri or None,
-        token=os.environ.get(MILVUS_TOKEN_VARIABLE, ""),
+        token=Environment.read().milvus_token,
         database=args.milvus_database or "",
         consistency=args.milvus_consistency or MilvusSettings.consistency,
     )

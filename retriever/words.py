@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.config import DEFAULT_CACHE
+from retriever.config import Environment
 from retriever.stopwords_zh import STOPWORDS_ZH
 from retriever.text import normalize
 
@@ -49,7 +49,7 @@ def load_jieba():
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    cache = Path(os.environ.get("RETRIEVER_CACHE", DEFAULT_CACHE)) / "jieba"
+    cache = Environment.read().cache / "jieba"
     load_dictionary(jieba.dt, cache / f"jieba-{jieba.__version__}")
     return jieba
 

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from retriever.config import Environment
 from retriever.generation import GenerationSettings
 from retriever.search import DEFAULT_CACHE
 
@@ -122,8 +123,8 @@ class Settings:
         feedback = environ.get("RETRIEVER_FEEDBACK", "").strip()
         feedback_folder = Path(feedback) if feedback else index.parent / "feedback"
         _check_own_folder("RETRIEVER_FEEDBACK", feedback_folder, corpus=corpus, index=index)
-        bases = environ.get("RETRIEVER_BASES", "").strip()
-        bases_folder = Path(bases) if bases else index.parent / "bases"
+        engine = Environment.read(environ)  # the variables the engine reads too
+        bases_folder = engine.bases or index.parent / "bases"
         _check_own_folder("RETRIEVER_BASES", bases_folder, corpus=corpus, index=index)
         try:
             generation = GenerationSettings.from_env(environ)
@@ -134,7 +135,7 @@ class Settings:
             port=_number(environ, "RETRIEVER_PORT", cls.port, minimum=1),
             corpus=corpus,
             index=index,
-            cache=Path(environ.get("RETRIEVER_CACHE", str(cls.cache))),
+            cache=engine.cache,
             access_file=Path(access) if access else None,
             max_request_bytes=_size(environ, "RETRIEVER_MAX_REQUEST_KB", cls.max_request_bytes, KB),
             max_upload_bytes=_size(environ, "RETRIEVER_MAX_UPLOAD_MB", cls.max_upload_bytes, MB),

@@ -13,7 +13,8 @@ from conftest import CACHE, CORPUS
 from test_onnx_model import TEXTS  # lines of several lengths, a question among them
 
 from retriever import Retriever
-from retriever.embedding import KERNEL_ENV, load_embedder, machine_kernel
+from retriever.config import KERNEL_ENV
+from retriever.embedding import load_embedder, machine_kernel
 from retriever.kernels import (
     KERNELS,
     MAX_RECALL_LOSS,
