@@ -48,8 +48,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -73,6 +73,8 @@ from web.feedback_log import FeedbackError
 from web.preview import MAX_MARKS, BasePreviews, PreviewError, parse_marks
 from web.service import Asked, Service
 
+T = TypeVar("T")
+
 
 def _answer_json(asked: Asked) -> dict[str, Any]:
     return {**asked.answer.to_dict(), "answer_id": asked.answer_id}
@@ -88,6 +90,23 @@ def _server_sent(events: Iterator[Extracted | Piece | Asked]) -> Iterator[str]:
         else:
             name, data = "answer", _answer_json(event)
         yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def asking(
+    action: Callable[..., T], request: AskRequest, http: Request, identity: Identity, **more: Any
+) -> T:
+    """The service's `action` (ask, or ask streamed) on the question `request` carries, or
+    the HTTP error its refusal names."""
+    return refusing(
+        action,
+        identity,
+        request.base,
+        request.question,
+        client=client_address(http),
+        earlier=request.history,
+        k=request.k,
+        **more,
+    )
 
 
 def client_address(request: Request) -> str:
@@ -159,17 +178,7 @@ def api_router(
     @router.post("/ask")
     def ask(request: AskRequest, http: Request, identity: Identity = reading) -> dict[str, Any]:
         """An extractive answer with [n] markers and the passages they cite."""
-        asked = refusing(
-            service.ask,
-            identity,
-            request.base,
-            request.question,
-            client=client_address(http),
-            earlier=request.history,
-            k=request.k,
-            generate=request.generate,
-        )
-        return _answer_json(asked)
+        return _answer_json(asking(service.ask, request, http, identity, generate=request.generate))
 
     @router.post("/ask/stream")
     def ask_streamed(
@@ -179,15 +188,7 @@ def api_router(
         extractive answer, at once), `piece` ({"text"}: the model's text as it comes, not yet
         checked), then `answer` (what /api/ask gives: the checked answer, or the extractive
         one with `fallback` saying why). 409 when no model is configured."""
-        events = refusing(
-            service.ask_streamed,
-            identity,
-            request.base,
-            request.question,
-            client=client_address(http),
-            earlier=request.history,
-            k=request.k,
-        )
+        events = asking(service.ask_streamed, request, http, identity)
         return StreamingResponse(_server_sent(events), media_type="text/event-stream")
 
     @router.get("/preview")

@@ -32,7 +32,7 @@ from retriever.generation import (
     Piece,
     Settled,
 )
-from retriever.search import Hit
+from retriever.search import Hit, Searched
 from web.access import Identity, Role
 from web.builds import BuildState
 from web.feedback import AnswerLog
@@ -94,20 +94,16 @@ class Service:
         """The answer to `question` from base `base`, completed from the `earlier`
         questions of the conversation if it is a follow-up; `client` (an address) is who
         the question limit counts. With `generate`, the configured model writes it."""
-        library = self._asking(identity, base, question, client)
-        retriever = self.retriever(library)
-        generating = self._generating(retriever) if generate else None
-        try:
-            searched = retriever.searched(question, earlier=list(earlier), **_k(k))
-        except QuestionError:
-            raise Refused(422, question_refusal(question)) from None
-        if generating is None:
-            answer = retriever.answer(searched)
-        else:  # through its events, which carry the conversation to the model
-            *_, settled = generating.events(searched)
-            assert isinstance(settled, Settled)
-            answer = settled.answer
-        return self._asked(library, question, answer)
+        if generate:  # the streamed answer's last event, which carries the conversation too
+            *_, asked = self.ask_streamed(
+                identity, base, question, client=client, earlier=earlier, k=k
+            )
+            assert isinstance(asked, Asked)
+            return asked
+        library, retriever, searched = self._searched(
+            identity, base, question, client, earlier, k, generate=False
+        )
+        return self._asked(library, question, retriever.answer(searched))
 
     def ask_streamed(
         self,
@@ -122,14 +118,33 @@ class Service:
         """A generated answer as it is made: the extractive answer at once, the model's text
         piece by piece, then the answer to show (last). Everything `ask` refuses is refused
         here before the first event."""
+        library, retriever, searched = self._searched(
+            identity, base, question, client, earlier, k, generate=True
+        )
+        generating = GeneratingAnswerer(retriever.answerer, self.model)
+        return self._settling(library, question, generating.events(searched))
+
+    def _searched(
+        self,
+        identity: Identity,
+        base: str,
+        question: str,
+        client: str,
+        earlier: Iterable[str],
+        k: int | None,
+        *,
+        generate: bool,
+    ) -> tuple[Library, Retriever, Searched]:
+        """The base asked, its Retriever and the question searched, once every check
+        passed (with `generate`, that a model is configured)."""
         library = self._asking(identity, base, question, client)
         retriever = self.retriever(library)
-        generating = self._generating(retriever)
+        if generate and self.model is None:
+            raise Refused(409, NO_MODEL)
         try:
-            searched = retriever.searched(question, earlier=list(earlier), **_k(k))
+            return library, retriever, retriever.searched(question, earlier=list(earlier), **_k(k))
         except QuestionError:
             raise Refused(422, question_refusal(question)) from None
-        return self._settling(library, question, generating.events(searched))
 
     def _settling(
         self, library: Library, question: str, events: Iterator[Extracted | Piece | Settled]
@@ -140,11 +155,6 @@ class Service:
                     yield self._asked(library, question, event.answer)
                 else:
                     yield event
-
-    def _generating(self, retriever: Retriever) -> GeneratingAnswerer:
-        if self.model is None:
-            raise Refused(409, NO_MODEL)
-        return GeneratingAnswerer(retriever.answerer, self.model)
 
     def _asked(self, library: Library, question: str, answer: Answer) -> Asked:
         """The answer, remembered for ratings."""
