@@ -1,11 +1,13 @@
 """Where a new Milvus index goes (MilvusSettings), and how the settings reach the backend:
 `configured(settings)` around a build (the CLI does it for `build --backend milvus
---milvus-uri http://host:19530`). Nothing here reads the process environment.
+--milvus-uri http://host:19530`). The process environment is read in one case only: the
+token of a loaded index's server outside any `configured` block (`token_for`).
 
 The engine's build calls the backend's `create(dim)` with no room for options, so the
 settings come in through a context variable rather than as arguments. A loaded index takes
 its server from the index folder (retriever.backends.milvus_collections); only the token,
-which is never saved, comes from the settings of the same server.
+which is never saved, comes from the settings of the same server, or from
+RETRIEVER_MILVUS_TOKEN where nothing is configured (the page and the API).
 """
 
 from __future__ import annotations
@@ -64,9 +66,17 @@ def configured(settings: MilvusSettings) -> Iterator[MilvusSettings]:
 
 
 def token_for(uri: str) -> str:
-    """The token `configured` gave for the server at `uri`; "" for any other server."""
-    settings = current_settings()
-    return settings.token if settings.uri == uri else ""
+    """The token for the server at `uri` that a loaded index names: the one `configured` gave
+    for that server, or for no server in particular (the CLI's build without --milvus-uri);
+    "" inside a block for another server. Outside any block (the page, the API, the CLI's
+    search and ask, a rebuild in the page's background thread), RETRIEVER_MILVUS_TOKEN, read
+    through retriever.config.Environment."""
+    settings = _CONFIGURED.get()
+    if settings is None:
+        from retriever.config import Environment
+
+        return Environment.read().milvus_token
+    return settings.token if settings.uri in (None, uri) else ""
 
 
 def connect(uri: str, token: str, database: str) -> Any:

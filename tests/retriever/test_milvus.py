@@ -251,3 +251,40 @@ def test_only_dead_working_copies_are_deleted(temp_dir: Path, tmp_path: Path) ->
     assert sorted(os.listdir(temp_dir)) == kept
     assert (elsewhere / milvus_copies.DATA).is_dir()
     assert (temp_dir / "not-ours" / milvus_copies.DATA).is_dir()
+
+
+def test_an_index_on_a_server_is_opened_with_the_environments_token_where_none_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page and the API load indexes outside any `configured` block (a rebuild runs in a
+    background thread, which has no context either): the token of a server that asks for one
+    comes from RETRIEVER_MILVUS_TOKEN there. Inside a block it is the block's, for its server
+    or for none in particular (the CLI's build without --milvus-uri), and "" for another."""
+    from retriever.backends.milvus_settings import MilvusSettings, configured, token_for
+
+    server = "http://milvus.example:19530"
+    monkeypatch.setenv("RETRIEVER_MILVUS_TOKEN", "user:secret")
+    dense = tmp_path / "dense"
+    dense.mkdir()
+    (dense / milvus_collections.SETTINGS).write_text(
+        json.dumps({"uri": server, "collection": "zh_retriever_x", "dim": 8})
+    )
+    tokens: list[str] = []
+
+    def connect(uri: str, token: str, database: str):
+        tokens.append(token)
+        raise ConnectionError("no server here")
+
+    monkeypatch.setattr(milvus_dense, "connect", connect)
+    with pytest.raises(ConnectionError):
+        milvus_dense.MilvusDense.load(dense)
+    assert tokens == ["user:secret"]
+
+    assert token_for(server) == "user:secret"
+    with configured(MilvusSettings(uri=server, token="given")):
+        assert token_for(server) == "given"
+        assert token_for("http://other:19530") == ""
+    with configured(MilvusSettings(token="cli")):  # the CLI's build with no --milvus-uri
+        assert token_for(server) == "cli"
+    monkeypatch.delenv("RETRIEVER_MILVUS_TOKEN")
+    assert token_for(server) == ""
