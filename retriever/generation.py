@@ -14,17 +14,17 @@ says which it is and why (`Answer.kind`, `Answer.fallback`).
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import openai
 
 from retriever.answer import Answer, Answering, Citation
 from retriever.answerability import AnswerCheck
 from retriever.comparison import Side
+from retriever.config import GenerationSettings
 from retriever.search import Searched
 from retriever.searcher import Candidates, Hit
 
@@ -45,56 +45,6 @@ _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
 # a percent), and names quoted in Chinese or Western quotation marks or book-title marks.
 _NUMBER = re.compile(r"\d+(?:[.,，]\d+)*%?")
 _QUOTED = re.compile(r"[「『“\"《]([^」』”\"》]{1,40})[」』”\"》]")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Where the model server is and how long to wait for it. The key is never shown."""
-
-    base_url: str
-    model: str
-    api_key: str = field(default="", repr=False)
-    timeout: float = 60.0  # for the whole answer
-    first_token_timeout: float = 20.0  # and for any gap between two pieces of the stream
-    max_tokens: int = 512
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> GenerationSettings | None:
-        """The settings RETRIEVER_GENERATE_* give, or None when no server is configured
-        (RETRIEVER_GENERATE_URL and RETRIEVER_GENERATE_MODEL both unset). Raises ValueError
-        naming the variable that is wrong."""
-        url = environ.get("RETRIEVER_GENERATE_URL", "").strip()
-        model = environ.get("RETRIEVER_GENERATE_MODEL", "").strip()
-        if not url and not model:
-            return None
-        if not url or not model:
-            missing = "RETRIEVER_GENERATE_MODEL" if url else "RETRIEVER_GENERATE_URL"
-            raise ValueError(f"{missing} is needed too for generated answers")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"RETRIEVER_GENERATE_URL must start with http:// or https://: {url}")
-        return cls(
-            base_url=url,
-            model=model,
-            api_key=environ.get("RETRIEVER_GENERATE_KEY", ""),
-            timeout=_positive(environ, "RETRIEVER_GENERATE_TIMEOUT", cls.timeout),
-            first_token_timeout=_positive(
-                environ, "RETRIEVER_GENERATE_FIRST_TOKEN_TIMEOUT", cls.first_token_timeout
-            ),
-            max_tokens=int(_positive(environ, "RETRIEVER_GENERATE_MAX_TOKENS", cls.max_tokens)),
-        )
-
-
-def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {text!r}") from None
-    if not 0 < value < 1e6:
-        raise ValueError(f"{name} must be above 0, not {text!r}")
-    return value
 
 
 class GenerationFailed(RuntimeError):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retriever.config import DEFAULT_CACHE, Environment
+import pytest
+
+from retriever.config import DEFAULT_CACHE, Environment, SettingsError
 
 
 def test_the_engines_variables_are_read_in_one_place() -> None:
-    assert Environment.read({}) == Environment(DEFAULT_CACHE, None, None, "")
+    assert Environment.read({}) == Environment(cache=DEFAULT_CACHE, bases=None, kernel=None)
     read = Environment.read(
         {
             "RETRIEVER_CACHE": "/tmp/cache",
@@ -17,7 +19,34 @@ def test_the_engines_variables_are_read_in_one_place() -> None:
             "RETRIEVER_MILVUS_TOKEN": "user:secret",
         }
     )
-    assert read == Environment(Path("/tmp/cache"), Path("kb"), "onnx-int8", "user:secret")
+    assert read == Environment(
+        cache=Path("/tmp/cache"), bases=Path("kb"), kernel="onnx-int8", milvus_token="user:secret"
+    )
     assert "secret" not in repr(read)
-    # Set but empty: the default, as if unset.
+    # Set but empty or blank: the default, as if unset.
     assert Environment.read({"RETRIEVER_CACHE": "", "RETRIEVER_KERNEL": " "}) == Environment()
+
+
+def test_made_with_keywords_settings_do_not_read_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETRIEVER_KERNEL", "torch-fp32")
+    assert Environment().kernel is None
+    assert Environment.read().kernel == "torch-fp32"  # read() reads os.environ by default
+
+
+def test_a_wrong_value_is_named_by_its_variable() -> None:
+    from retriever.config import GenerationSettings
+
+    environ = {
+        "RETRIEVER_GENERATE_URL": "http://x/v1",
+        "RETRIEVER_GENERATE_MODEL": "m",
+        "RETRIEVER_GENERATE_MAX_TOKENS": "many",
+        "RETRIEVER_GENERATE_TIMEOUT": "0",
+    }
+    with pytest.raises(SettingsError) as raised:
+        GenerationSettings.from_env(environ)
+    said = str(raised.value)
+    assert "RETRIEVER_GENERATE_MAX_TOKENS='many': expected a whole number" in said
+    assert "RETRIEVER_GENERATE_TIMEOUT='0': expected a number above 0" in said
+    assert "secret" not in repr(GenerationSettings("http://x/v1", "m", api_key="secret"))
