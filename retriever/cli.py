@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from retriever.backends import DENSE_BACKENDS
+from retriever.backends import DENSE_BACKENDS, LEXICAL_BACKENDS
 from retriever.backends.milvus_settings import CONSISTENCY_LEVELS, MilvusSettings
 from retriever.bases_cli import add_base_commands, add_base_option
 from retriever.config import KERNEL_ENV, MILVUS_TOKEN_VARIABLE, BackendSettings, ChunkSettings
@@ -113,6 +113,7 @@ def parser() -> argparse.ArgumentParser:
             "python -m retriever build --base hr         the knowledge base hr",
             "python -m retriever build --backend milvus",
             "python -m retriever build --backend milvus --milvus-uri http://127.0.0.1:19530",
+            "python -m retriever build --backend milvus --lexical milvus   all in Milvus Lite",
         ],
     )
     build.add_argument("--corpus", help="folder of source files (corpus)")
@@ -134,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
         choices=sorted(DENSE_BACKENDS),
         help="dense engine: faiss, or milvus (Milvus Lite in the index folder); default: what "
         f"the index uses, {BackendSettings().dense} for a new one",
+    )
+    build.add_argument(
+        "--lexical",
+        choices=sorted(LEXICAL_BACKENDS),
+        help="BM25 engine: bm25s, or milvus (Milvus Lite's BM25 in the index folder); "
+        f"default: what the index uses, {BackendSettings().lexical} for a new one",
     )
     build.add_argument(
         "--milvus-uri",

@@ -19,6 +19,7 @@ from retriever.corpus import file_hashes
 from retriever.embedding import DEFAULT_EMBEDDER
 from retriever.index import open_manifest
 from retriever.manifest import Manifest
+from retriever.schema import IndexLoadError
 from retriever.search import Retriever, index_is_current
 from retriever.staging import check_index_target
 
@@ -48,6 +49,8 @@ def _milvus_settings(args: argparse.Namespace) -> MilvusSettings:
         raise ValueError(
             "--milvus-uri, --milvus-database and --milvus-consistency go with --backend milvus"
         )
+    if args.milvus_uri and args.lexical == "milvus":
+        raise ValueError("--lexical milvus runs on Milvus Lite in the index folder, not a server")
     if (args.milvus_database or args.milvus_consistency) and not args.milvus_uri:
         raise ValueError("--milvus-database and --milvus-consistency go with --milvus-uri")
     return MilvusSettings(
@@ -58,12 +61,25 @@ def _milvus_settings(args: argparse.Namespace) -> MilvusSettings:
     )
 
 
+def _backends(args: argparse.Namespace, index: Path) -> BackendSettings | None:
+    """The engines of --backend and --lexical; a side not given keeps the engine the index
+    uses (the default for a new index). Neither given: None, the engines the index uses."""
+    if not args.backend and not args.lexical:
+        return None
+    try:
+        recorded = open_manifest(index).backends
+    except (IndexLoadError, OSError):
+        recorded = BackendSettings()
+    return BackendSettings(
+        dense=args.backend or recorded.dense, lexical=args.lexical or recorded.lexical
+    )
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     corpus, index = base_folders(args)
     check_index_target(index, corpus)  # before the model takes seconds
     chunking = ChunkSettings(max_chars=args.max_chars)
-    # No --backend: the engines the index already uses (retriever.search._backends_of).
-    backends = BackendSettings(dense=args.backend) if args.backend else None
+    backends = _backends(args, index)
     milvus = _milvus_settings(args)  # passed to the Milvus backend around the build
     if args.if_stale and index_is_current(
         index, corpus, args.model, chunking=chunking, backends=backends

@@ -18,7 +18,10 @@ DENSE_BACKENDS = {
     "faiss": "retriever.backends.faiss_dense:FaissDense",
     "milvus": "retriever.backends.milvus_dense:MilvusDense",  # Lite, or a server: its module
 }
-LEXICAL_BACKENDS = {"bm25s": "retriever.backends.bm25s_lexical:Bm25sLexical"}
+LEXICAL_BACKENDS = {
+    "bm25s": "retriever.backends.bm25s_lexical:Bm25sLexical",
+    "milvus": "retriever.backends.milvus_lexical:MilvusLexical",  # Milvus Lite's BM25
+}
 
 
 class UnknownBackendError(ValueError):

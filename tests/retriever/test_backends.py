@@ -1,9 +1,9 @@
 """One contract for every backend (issue 10), as txtai tests each of its ANN engines.
 
 The same tests run over every dense backend (FAISS flat and HNSW, Milvus Lite flat and HNSW)
-and every lexical backend (bm25s): a new engine is added to DENSE or LEXICAL below and must
-pass them all, and then nothing else in the engine changes. Ids are deliberately not
-0..n-1: an index that has been updated has gaps.
+and every lexical backend (bm25s, Milvus Lite's BM25): a new engine is added to DENSE or
+LEXICAL below and must pass them all, and then nothing else in the engine changes. Ids are
+deliberately not 0..n-1: an index that has been updated has gaps.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from retriever.backends import (
     faiss_dense,
     lexical_backend,
     milvus_dense,
+    milvus_lexical,
 )
 from retriever.backends.base import DenseBackend, LexicalBackend
 from retriever.config import LexicalSettings
@@ -65,6 +66,7 @@ DENSE: dict[str, Callable[[pytest.MonkeyPatch], type[DenseBackend]]] = {
 }
 LEXICAL: dict[str, Callable[[pytest.MonkeyPatch], type[LexicalBackend]]] = {
     "bm25s": lambda monkeypatch: bm25s_lexical.Bm25sLexical,
+    "milvus": lambda monkeypatch: milvus_lexical.MilvusLexical,  # Milvus Lite's BM25
 }
 
 

@@ -1,0 +1,117 @@
+"""The lexical backend on Milvus Lite's BM25 (retriever.backends.milvus_lexical) in whole
+indexes: built, searched, updated (a document added, one removed), loaded again from the
+folder, and asked through the hybrid path; and chosen on the command line.
+
+Its contract (search, scores, coverage, delete, save and load, updates ending where a fresh
+build starts) is tests/retriever/test_backends.py's, which runs over it too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from retriever import Retriever
+from retriever.backends import milvus_lexical
+from retriever.config import BackendSettings
+from retriever.index import Index
+from retriever.store import LEXICAL_FOLDER, MANIFEST
+
+WORDS = BackendSettings(lexical="milvus")
+QUESTIONS = ("行政助理的考勤报表", "苹果富含维生素", "办公室主任和行政主管", "热带水果香蕉")
+
+
+def bm25(retriever: Retriever, question: str) -> list[tuple[str, float]]:
+    return [(hit.text, hit.score) for hit in retriever.search(question, k=10, mode="bm25")]
+
+
+def built(corpus: Path, index: Path, embedder, backends: BackendSettings) -> Retriever:
+    Retriever.build(corpus, index, embedder=embedder, backends=backends)
+    return Retriever.load(index, embedder=embedder, cache_dir=index.parent / "cache")
+
+
+def test_a_build_keeps_its_words_in_milvus_and_scores_as_bm25s(
+    small_corpus: Path, tmp_path: Path, hashing_embedder
+) -> None:
+    milvus = built(small_corpus, tmp_path / "milvus", hashing_embedder, WORDS)
+    bm25s = built(small_corpus, tmp_path / "bm25s", hashing_embedder, BackendSettings())
+    manifest = json.loads((tmp_path / "milvus" / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["backends"] == {"dense": "faiss", "lexical": "milvus"}
+    assert (tmp_path / "milvus" / LEXICAL_FOLDER / "milvus.db").is_dir()
+    assert isinstance(milvus.index.lexical, milvus_lexical.MilvusLexical)
+    found = milvus.search("考勤报表什么时候交", k=1, mode="bm25")
+    assert "考勤报表" in found[0].text
+    assert milvus.search("量子计算", k=3, mode="bm25") == []
+    # The same words and formula: the same passages, the same scores as bm25s's.
+    for question in QUESTIONS:
+        ours, theirs = bm25(milvus, question), bm25(bm25s, question)
+        assert [text for text, _ in ours] == [text for text, _ in theirs]
+        assert [score for _, score in ours] == pytest.approx([s for _, s in theirs], rel=1e-4)
+
+
+def test_updates_add_and_remove_documents_and_reload_as_a_fresh_build(
+    small_corpus: Path, tmp_path: Path, hashing_embedder
+) -> None:
+    index = tmp_path / "index"
+    built(small_corpus, index, hashing_embedder, WORDS)
+    (small_corpus / "seal.txt").write_text(
+        "印章管理\n公司印章由行政部统一保管，使用印章必须填写用印申请单。\n", encoding="utf-8"
+    )
+    report = Retriever.build(small_corpus, index, embedder=hashing_embedder)  # no option
+    assert report.reused > 0 and report.read == ("seal.txt",)
+    added = Retriever.load(index, embedder=hashing_embedder, cache_dir=tmp_path / "cache")
+    assert "用印申请单" in added.search("用印申请单", k=1, mode="bm25")[0].text
+    (small_corpus / "fruit.md").unlink()
+    report = Retriever.build(small_corpus, index, embedder=hashing_embedder)
+    assert report.removed == ("fruit.md",)
+    updated = Retriever.load(index, embedder=hashing_embedder, cache_dir=tmp_path / "cache")
+    assert updated.index.manifest.backends == WORDS
+    assert updated.search("香蕉热带", k=3, mode="bm25") == []
+    assert updated.index.lexical.count == len(updated.index.chunks)
+    # Scores depend on the whole collection: after the updates they are a fresh build's.
+    fresh_corpus = shutil.copytree(small_corpus, tmp_path / "fresh_corpus")
+    fresh = built(fresh_corpus, tmp_path / "fresh", hashing_embedder, WORDS)
+    for question in (*QUESTIONS, "印章由谁保管"):
+        ours, theirs = bm25(updated, question), bm25(fresh, question)
+        assert [text for text, _ in ours] == [text for text, _ in theirs]
+        assert [score for _, score in ours] == pytest.approx([s for _, s in theirs], rel=1e-4)
+
+
+def test_the_hybrid_search_and_ask_run_over_milvus_bm25(
+    small_corpus: Path, tmp_path: Path, hashing_embedder
+) -> None:
+    retriever = built(small_corpus, tmp_path / "index", hashing_embedder, WORDS)
+    bm25s = built(small_corpus, tmp_path / "bm25s", hashing_embedder, BackendSettings())
+    question = "行政助理负责什么?"
+    hits = retriever.search(question, k=3)
+    assert "考勤" in hits[0].text
+    assert hits[0].bm25_score is not None and hits[0].bm25_score > 0
+    # Fusion sees the scores bm25s gives, so the hybrid ranking and the answer are bm25s's.
+    theirs = bm25s.search(question, k=3)
+    assert [(hit.text, hit.score) for hit in hits] == [(hit.text, hit.score) for hit in theirs]
+    answer = retriever.ask(question)
+    assert answer.found and "考勤" in answer.citations[0].hit.text
+    assert answer.answer == bm25s.ask(question).answer
+
+
+def test_the_command_line_builds_with_lexical_milvus(small_corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    refused = run_cli(
+        "build", "--corpus", str(small_corpus), "--index", str(index), "--lexical", "milvus",
+        "--backend", "milvus", "--milvus-uri", "http://127.0.0.1:1",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "Milvus Lite" in refused.stderr
+    result = run_cli(
+        "build", "--corpus", str(small_corpus), "--index", str(index), "--lexical", "milvus", "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["backends"] == {"dense": "faiss", "lexical": "milvus"}
+    lexical = Index.load(index).lexical
+    assert isinstance(lexical, milvus_lexical.MilvusLexical)
+    top = lexical.search("考勤报表", 1)[0][0]
+    assert "考勤报表" in Index.load(index).by_id[top].text
