@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +131,21 @@ def extract_text(data: bytes, suffix: str, name: str) -> tuple[str, str]:
 
 
 def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, str]:
-    """As `extract_text`, with the headings and units the file marks (retriever.readers)."""
+    """As `extract_text`, with the headings and units the file marks (retriever.readers).
+
+    A PDF, Word or HTML file's reading is kept a while (`_Kept`), so that an upload checked
+    by reading it (web/uploads.py) is not read again by the build that follows."""
+    if suffix not in DOCUMENT_SUFFIXES:
+        return _extract_document(data, suffix, name)
+    key = (hashlib.sha256(data).hexdigest(), suffix)
+    kept = _KEPT.get(key)
+    if kept is None:
+        kept = _extract_document(data, suffix, name)
+        _KEPT.put(key, kept)
+    return kept
+
+
+def _extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, str]:
     try:
         if suffix in (".pdf", ".docx"):
             kind = suffix[1:]
@@ -150,6 +166,34 @@ def extract_document(data: bytes, suffix: str, name: str) -> tuple[Extracted, st
     except Exception as error:  # a last resort: no file may fail in a way nobody foresaw
         logger.exception("reading %s failed", name)
         raise CorpusError(f"{name}: could not be read ({type(error).__name__})") from None
+
+
+class _Kept:
+    """The latest readings of documents by their bytes' sha256 and suffix, the least recent
+    dropped past KEPT_CHARS characters of text. Only readings that succeeded are kept: an
+    error names the file, and a reading is the same whatever the file's name."""
+
+    def __init__(self) -> None:
+        self._readings: OrderedDict[tuple[str, str], tuple[Extracted, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[Extracted, str] | None:
+        with self._lock:
+            if key in self._readings:
+                self._readings.move_to_end(key)
+            return self._readings.get(key)
+
+    def put(self, key: tuple[str, str], reading: tuple[Extracted, str]) -> None:
+        with self._lock:
+            self._readings[key] = reading
+            while sum(len(kept.text) for kept, _ in self._readings.values()) > KEPT_CHARS:
+                self._readings.popitem(last=False)
+
+
+# Characters of document text kept read (retriever.readers.MAX_TEXT_CHARS is one file's
+# limit, so the latest file is always kept): a few tens of MB at most.
+KEPT_CHARS = 10_000_000
+_KEPT = _Kept()
 
 
 def _records(text: str, relative: str) -> list[Document]:

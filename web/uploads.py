@@ -3,7 +3,9 @@
 A file is refused, with a message the page shows, when its name could reach outside the
 corpus folder or hide from the build, when its type is not one the build reads, when it is
 empty or too large, or when the engine cannot extract any text from it. The last check runs
-the same extraction the build runs, so a file accepted here is a file the build indexes.
+the same extraction the build runs, so a file accepted here is a file the build indexes;
+the build takes that reading of a PDF, Word or HTML file (retriever.corpus keeps it by the
+file's hash) rather than reading the file again.
 """
 
 from __future__ import annotations

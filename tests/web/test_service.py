@@ -100,3 +100,35 @@ def test_the_page_and_the_api_refuse_alike(
     # A conversation's base that is gone is said as such on the page (not another base's).
     expected = "已不存在" if status == 404 else refused.value.message
     assert expected in shown
+
+
+def test_an_uploaded_document_is_read_once(
+    small_corpus: Path, tmp_path: Path, hashing_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload's check reads a Word file (web/uploads.py) and the build that follows
+    takes that reading (retriever.corpus keeps it) instead of reading the file again."""
+    import docx
+
+    import retriever.corpus
+
+    corpus = small_corpus  # this test's own copy
+    index = tmp_path / "index"
+    Retriever.build(corpus, index, embedder=hashing_embedder)
+    library = Library(corpus, index, Retriever.load(index, embedder=hashing_embedder))
+    document = docx.Document()
+    document.add_paragraph("会议室的钥匙由前台保管，借用时登记。")
+    upload = tmp_path / "upload.docx"
+    document.save(upload)
+    readings: list[str] = []
+    extract = retriever.corpus.extract
+
+    def counted(kind: str, data: bytes):
+        readings.append(kind)
+        return extract(kind, data)
+
+    monkeypatch.setattr(retriever.corpus, "extract", counted)
+    (added,) = library.add([(upload, "钥匙.docx")])
+    assert added.ok, added.message
+    assert library.wait(library.rebuild()).error is None
+    assert readings == ["docx"]
+    assert any(source.path == "钥匙.docx" for source in library.retriever.manifest.sources)
