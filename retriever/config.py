@@ -10,13 +10,14 @@ built with. Search settings can change per load without a rebuild.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 # Models, evaluation indexes and jieba's dictionary are kept here (RETRIEVER_CACHE moves it).
@@ -123,8 +124,8 @@ def _named(error: ValidationError) -> str:
 
 
 class _Given(EnvSettingsSource):
-    """pydantic-settings' environment source over the mapping given: os.environ, or a test's.
-    Set but blank counts as unset: the default."""
+    """pydantic-settings' environment source over the mapping given (os.environ, or a
+    test's), its RETRIEVER_* variables only; set but blank counts as unset: the default."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         self._environ = environ
@@ -163,30 +164,22 @@ class FromEnvironment(BaseSettings):
             raise SettingsError(_named(error)) from None
 
 
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
+Stripped = BeforeValidator(lambda value: value.strip() if isinstance(value, str) else value)
 
 
-Stripped = BeforeValidator(_strip)
+def _env(name: str, default: Any, **limits: Any) -> Any:
+    """A field read from the variable `name`, with pydantic's limits (ge=1: at least 1)."""
+    return Field(default, validation_alias=name, **limits)
 
 
 class Environment(FromEnvironment):
-    """The engine's RETRIEVER_* variables.
+    """The engine's RETRIEVER_* variables: the cache of models, jieba's dictionary and
+    evaluation indexes, the other knowledge bases, the kernel and a Milvus server's token."""
 
-    | variable | default | what |
-    | --- | --- | --- |
-    | RETRIEVER_CACHE | .cache | models, jieba's dictionary, evaluation indexes |
-    | RETRIEVER_BASES | bases | the knowledge bases besides the default (retriever.bases) |
-    | RETRIEVER_KERNEL | measured | what runs the default model (retriever.kernels) |
-    | RETRIEVER_MILVUS_TOKEN | (none) | a Milvus server's token, for `build`; never saved |
-    """
-
-    cache: Path = Field(DEFAULT_CACHE, validation_alias="RETRIEVER_CACHE")
-    # None: retriever.bases.DEFAULT_ROOT (the web app: "bases" beside its index)
-    bases: Annotated[Path | None, Stripped] = Field(None, validation_alias="RETRIEVER_BASES")
-    # None: the kernel measured fastest on this machine
-    kernel: Annotated[str | None, Stripped] = Field(None, validation_alias=KERNEL_ENV)
-    milvus_token: str = Field("", repr=False, validation_alias=MILVUS_TOKEN_VARIABLE)
+    cache: Path = _env("RETRIEVER_CACHE", DEFAULT_CACHE)
+    bases: Annotated[Path | None, Stripped] = _env("RETRIEVER_BASES", None)  # None: DEFAULT_ROOT
+    kernel: Annotated[str | None, Stripped] = _env(KERNEL_ENV, None)  # None: the fastest here
+    milvus_token: str = _env(MILVUS_TOKEN_VARIABLE, "", repr=False)
 
     @classmethod
     def read(cls, environ: Mapping[str, str] = os.environ) -> Environment:
@@ -201,15 +194,13 @@ class GenerationSettings(FromEnvironment):
     """Where the model server of generated answers is (retriever/generation.py) and how long
     to wait for it. The key is never shown."""
 
-    base_url: Annotated[str, Stripped] = Field(validation_alias=GENERATE_URL)
-    model: Annotated[str, Stripped] = Field(validation_alias=GENERATE_MODEL)
-    api_key: str = Field("", repr=False, validation_alias="RETRIEVER_GENERATE_KEY")
+    base_url: Annotated[str, Stripped] = _env(GENERATE_URL, ...)
+    model: Annotated[str, Stripped] = _env(GENERATE_MODEL, ...)
+    api_key: str = _env("RETRIEVER_GENERATE_KEY", "", repr=False)
     # For the whole answer, and for the first piece of the stream and any gap between two.
-    timeout: float = Field(60.0, gt=0, lt=1e6, validation_alias="RETRIEVER_GENERATE_TIMEOUT")
-    first_token_timeout: float = Field(
-        20.0, gt=0, lt=1e6, validation_alias="RETRIEVER_GENERATE_FIRST_TOKEN_TIMEOUT"
-    )
-    max_tokens: int = Field(512, ge=1, lt=10**6, validation_alias="RETRIEVER_GENERATE_MAX_TOKENS")
+    timeout: float = _env("RETRIEVER_GENERATE_TIMEOUT", 60.0, gt=0, lt=1e6)
+    first_token_timeout: float = _env("RETRIEVER_GENERATE_FIRST_TOKEN_TIMEOUT", 20.0, gt=0, lt=1e6)
+    max_tokens: int = _env("RETRIEVER_GENERATE_MAX_TOKENS", 512, ge=1, lt=10**6)
 
     def __init__(self, *args: str, **values: Any) -> None:
         # Also as the dataclass it was: GenerationSettings(url, model, api_key=...).
@@ -224,9 +215,8 @@ class GenerationSettings(FromEnvironment):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> GenerationSettings | None:
-        """The settings RETRIEVER_GENERATE_* give, or None when no server is configured
-        (RETRIEVER_GENERATE_URL and RETRIEVER_GENERATE_MODEL both unset). Raises
-        SettingsError (a ValueError) naming the variable that is wrong."""
+        """The settings RETRIEVER_GENERATE_* give, or None when neither the URL nor the
+        model is set. Raises SettingsError (a ValueError) naming each wrong variable."""
         given = cls._given(environ)
         missing = [name for name in (GENERATE_URL, GENERATE_MODEL) if name not in given]
         if len(missing) == 2:
@@ -234,3 +224,127 @@ class GenerationSettings(FromEnvironment):
         if missing:
             raise SettingsError(f"{missing[0]} is needed too for generated answers")
         return cls._read(environ)
+
+
+KB = 1024
+MB = 1024 * 1024
+# Served to a network, far above what a person types (on loopback without a proxy: no limit).
+NETWORK_QUESTIONS_PER_MINUTE = 30
+# A rating and a comment are two entries; this bounds how fast one client grows the log.
+FEEDBACK_PER_MINUTE = 20
+# Each base holds up to the corpus quota and its index stays in memory once opened.
+MAX_BASES = 100
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How much the corpus may hold: documents, and their total size (the trash apart)."""
+
+    max_documents: int = 1000
+    max_bytes: int = 1024 * MB
+
+
+DEFAULT_QUOTA = Quota()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the app to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
+
+
+class WebSettings(FromEnvironment):
+    """The web app's RETRIEVER_* variables (web/settings.py's `Settings`), with the engine's
+    and generated answers'. Sizes are set in KB or MB; docs/SECURITY.md explains each."""
+
+    host: str = _env("RETRIEVER_HOST", "127.0.0.1")
+    port: int = _env("RETRIEVER_PORT", 7860, ge=1)
+    corpus: Path = _env("RETRIEVER_CORPUS", Path("corpus"))
+    index: Path = _env("RETRIEVER_INDEX", Path("index"))
+    access_file: Annotated[Path | None, Stripped] = _env("RETRIEVER_ACCESS_FILE", None)
+    # A request body is refused past these sizes before it is read (web/limits.py). Chat
+    # requests carry the conversation's earlier answers, some kilobytes each, hence 2 MB.
+    max_request_kb: int = _env("RETRIEVER_MAX_REQUEST_KB", 2048, ge=1)
+    max_upload_mb: int = _env("RETRIEVER_MAX_UPLOAD_MB", 200, ge=1)
+    max_held_uploads_mb: int = _env("RETRIEVER_MAX_HELD_UPLOADS_MB", 1024, ge=1)
+    max_documents: int = _env("RETRIEVER_MAX_DOCUMENTS", Quota.max_documents, ge=1)
+    max_corpus_mb: int = _env("RETRIEVER_MAX_CORPUS_MB", Quota.max_bytes // MB, ge=1)
+    # None: 0 (no limit) on a loopback host without trusted proxies, else 30.
+    question_rate: int | None = _env("RETRIEVER_QUESTIONS_PER_MINUTE", None, ge=0)
+    # Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto headers are believed; empty: none, the peer address is the client.
+    trusted_proxies: Annotated[str, Stripped] = _env("RETRIEVER_TRUSTED_PROXIES", "")
+    # The 👍/👎 log: its folder (None: "feedback" beside the index), entries a client may
+    # add a minute, and the log's size past which feedback is refused.
+    feedback: Annotated[Path | None, Stripped] = _env("RETRIEVER_FEEDBACK", None)
+    feedback_per_minute: int = _env("RETRIEVER_FEEDBACK_PER_MINUTE", FEEDBACK_PER_MINUTE, ge=0)
+    max_feedback_mb: int = _env("RETRIEVER_MAX_FEEDBACK_MB", 100, ge=1)
+    max_bases: int = _env("RETRIEVER_MAX_BASES", MAX_BASES, ge=0)
+    # Environment's RETRIEVER_CACHE and RETRIEVER_BASES (None: "bases" beside the index
+    # folder), and generated answers' server (None: answers are extractive only).
+    cache: Path = DEFAULT_CACHE
+    bases: Path | None = None
+    generation: GenerationSettings | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WebSettings:
+        engine = Environment.read(environ)
+        generation = GenerationSettings.from_env(environ)
+        return cls._read(environ, cache=engine.cache, bases=engine.bases, generation=generation)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, proxies: str) -> str:
+        for address in filter(None, (part.strip() for part in proxies.split(","))):
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address or network") from None
+        return proxies
+
+    @model_validator(mode="after")
+    def _own_folders(self) -> Self:
+        """The feedback log and the bases live apart: a build would index them inside the
+        corpus (a .jsonl is a record file), a rebuild replace them inside the index."""
+        for variable, folder in (
+            ("RETRIEVER_FEEDBACK", self.feedback_folder),
+            ("RETRIEVER_BASES", self.bases_folder),
+        ):
+            where = folder.resolve()
+            for name, other in (("RETRIEVER_CORPUS", self.corpus), ("RETRIEVER_INDEX", self.index)):
+                if where.is_relative_to(other.resolve()):
+                    raise ValueError(
+                        f"{variable}={str(folder)!r} is inside {name}={str(other)!r}: choose "
+                        f"a folder of its own, such as {folder.name or 'one'}/ beside the index"
+                    )
+            if where.exists() and not where.is_dir():
+                raise ValueError(f"{variable}={str(folder)!r} exists and is not a folder")
+        return self
+
+    @property
+    def questions_per_minute(self) -> int:
+        if self.question_rate is not None:
+            return self.question_rate
+        alone = is_loopback(self.host) and not self.trusted_proxies  # one person, here
+        return 0 if alone else NETWORK_QUESTIONS_PER_MINUTE
+
+    max_request_bytes = property(lambda self: self.max_request_kb * KB)
+    max_upload_bytes = property(lambda self: self.max_upload_mb * MB)
+    max_held_upload_bytes = property(lambda self: self.max_held_uploads_mb * MB)
+    max_feedback_bytes = property(lambda self: self.max_feedback_mb * MB)
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(max_documents=self.max_documents, max_bytes=self.max_corpus_mb * MB)
+
+    @property
+    def feedback_folder(self) -> Path:
+        return self.feedback or self.index.parent / "feedback"
+
+    @property
+    def bases_folder(self) -> Path:
+        return self.bases or self.index.parent / "bases"
