@@ -2,26 +2,29 @@
 
 Nothing is generated: every sentence of an answer is quoted from a passage, and its [n] marker
 is the number of that passage in the citation list, so a reader can check each claim. The
-`Answerer` needs only the candidates and hits of a search, the embedding model (to compare
-sentences with the question) and the answer check (retriever.answerability: whether the
-corpus answers at all); what it may quote of a passage, and how the quotes read together, is
-retriever.quoting. Another kind of answer (a generator, say) is another class with the
-same `answer` method (`Answering`), passed to `Retriever.load(answerer=...)`.
+`Answerer` needs only the question as the query stage read it (retriever.query.Query: its
+words, numbers, sides, whether it asks for a list or an opinion), the candidates and hits of
+a search, the embedding model (to compare sentences with the question) and the answer check
+(retriever.answerability: whether the corpus answers at all); what it may quote of a
+passage, and how the quotes read together, is retriever.quoting. Another kind of answer (a
+generator, say) is another class with the same `answer` method (`Answering`), passed to
+`Retriever.load(answerer=...)`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from retriever.answer_rules import asks_list, asks_opinion, bracket_fit, numbers_in
+from retriever.answer_rules import bracket_fit
 from retriever.answerability import AnswerCheck
 from retriever.comparison import Side
 from retriever.embedding import Embedder
+from retriever.query import Query, as_query
 from retriever.quoting import Chosen, Quote, as_read, joined, quotable, whole_list, with_subjects
 from retriever.searcher import Candidates, Hit
 from retriever.text import normalize
@@ -54,12 +57,10 @@ class Answering(Protocol):
 
     def answer(
         self,
-        question: str,
+        query: Query,
         searched: Candidates,
         hits: list[Hit],
         sides: list[Side] | None = None,
-        *,
-        shift: tuple[str, str] | None = None,
     ) -> Answer: ...
 
 
@@ -114,23 +115,27 @@ class Answerer:
 
     def answer(
         self,
-        question: str,
+        query: Query,
         searched: Candidates,
         hits: list[Hit],
         sides: list[Side] | None = None,
         *,
-        shift: tuple[str, str] | None = None,
+        shift: tuple[str, str] | None = None,  # TEMPORARY, until generation.py passes Queries
     ) -> Answer:
-        """The answer to `question` from `hits`, ranked from the search's candidates.
+        """The answer to `query` (retriever.query) from `hits`, ranked from the search's
+        candidates.
 
         `sides`: for a comparison question, each side and the passage that speaks of it
         (retriever.comparison). A side no passage speaks of is said to be missing; a side
-        the top passages do not speak of has its passage added to the sources. `shift`:
-        (the earlier subject, the new one) of a follow-up that asks the same of another
-        subject (retriever.followup): what speaks of the earlier one only is not quoted.
+        the top passages do not speak of has its passage added to the sources. A follow-up
+        that asks the same of another subject (`query.shift`, retriever.followup): what
+        speaks of the earlier subject only is not quoted.
         """
         assert searched.vector is not None, "answers need the question's vector"
-        judgement = self.check.judge(question, searched, hits)
+        if not isinstance(query, Query):  # TEMPORARY, as `shift`
+            query = replace(as_query(query), shift=shift)
+        question = query.text
+        judgement = self.check.judge(query, searched, hits)
         confidence = judgement.confidence
         if sides is not None:
             missing = [side.text for side in sides if side.evidence is None]
@@ -157,10 +162,10 @@ class Answerer:
                 at = len(hits) - 1
             if at not in considered:
                 considered.append(at)
-        candidates = quotable(hits, considered, opinions=asks_opinion(question))
+        candidates = quotable(hits, considered, opinions=query.asks_opinion)
         if not candidates or not judgement.found:
             return _not_found(question, hits, confidence)
-        prior = _prior(question, candidates, hits)
+        prior = _prior(query, candidates, hits)
         kept = _shortlist(candidates, prior, hits, sides)
         candidates = [candidates[i] for i in kept]
         scores = prior[kept] + self._similarity(searched.vector, candidates, hits)
@@ -171,7 +176,7 @@ class Answerer:
             for i in order[:MAX_SENTENCES]
             if scores[i] >= best - SENTENCE_MARGIN
         ]
-        if asks_list(question):
+        if query.asks_list:
             chosen = whole_list(chosen[0], hits) or chosen
         for side in sides or []:
             if not any(side.mentioned_in(as_read(hits, c)) for c in chosen):
@@ -179,8 +184,8 @@ class Answerer:
                 if speaking:
                     i = speaking[0]
                     chosen.append(Chosen(candidates[i][0], candidates[i][1], float(scores[i])))
-        if shift is not None:
-            earlier, new = (normalize(subject) for subject in shift)
+        if query.shift is not None:
+            earlier, new = (normalize(subject) for subject in query.shift)
             chosen = [
                 c
                 for c in chosen
@@ -242,20 +247,20 @@ class Answerer:
         return [kept[text] for text in texts]
 
 
-def _prior(question: str, candidates: list[tuple[int, Quote]], hits: list[Hit]) -> np.ndarray:
+def _prior(query: Query, candidates: list[tuple[int, Quote]], hits: list[Hit]) -> np.ndarray:
     """What a sentence's score holds besides its cosine: the share of question words it holds
     (with its heading), less how far its passage ranked below the best one, and the bracket
     rule's bonus or malus. Cheap, so it also picks the sentences worth embedding."""
     # Retrieval already weighed each passage as a whole; a sentence of a lower-ranked
     # passage must be clearly better to be preferred.
     behind = np.array([hits[0].score - hits[index].score for index, _ in candidates])
-    question_words = set(tokenize(question))
+    question_words = set(query.words)
     overlap = np.zeros(len(candidates), dtype=np.float32)
     if question_words:
         for i, (index, quote) in enumerate(candidates):
             words = set(tokenize(hits[index].heading + " " + quote.text))
             overlap[i] = len(question_words & words) / len(question_words)
-    numbers = numbers_in(question)
+    numbers = list(query.numbers)
     brackets = np.array([bracket_fit(numbers, quote.text) for _, quote in candidates])
     return 0.1 * overlap - behind + BRACKET_WEIGHT * brackets
 

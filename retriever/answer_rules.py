@@ -105,7 +105,11 @@ def _chinese_to_int(text: str) -> int | None:
 
 def numbers_in(question: str) -> list[float]:
     """The numbers a question names, Arabic (after width folding) or Chinese numerals."""
-    text = normalize(question)
+    return read_numbers(normalize(question))
+
+
+def read_numbers(text: str) -> list[float]:
+    """numbers_in's numbers of a text already normalised (retriever.query)."""
     found = [float(n) for n in _NUMBER.findall(text)]
     for numeral in _CHINESE_NUMBER.findall(text):
         value = _chinese_to_int(numeral)

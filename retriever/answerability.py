@@ -38,6 +38,7 @@ import numpy as np
 from retriever.answerability_fit import Evidence, background_vectors, load_fitted
 from retriever.answerability_lines import CHINESE, line_evidence
 from retriever.embedding import Embedder
+from retriever.query import Query, as_query
 from retriever.searcher import Candidates, Hit
 from retriever.words import content_words
 
@@ -56,10 +57,11 @@ class Judgement:
 
 
 def gather_evidence(
-    question: str, candidates: Candidates, hits: list[Hit], background: np.ndarray
+    question: str | Query, candidates: Candidates, hits: list[Hit], background: np.ndarray
 ) -> Evidence:
-    """The Evidence of a question from its candidates (stage 1 of the search, which found the
-    STANDOUT_RANK best cosines) and its ranked hits."""
+    """The Evidence of a question (its Query, retriever.query) from its candidates (stage 1
+    of the search, which found the STANDOUT_RANK best cosines) and its ranked hits."""
+    query = as_query(question)
     assert candidates.vector is not None, "the answer check needs the question's vector"
     cosines = sorted(candidates.dense.values(), reverse=True)
     nearest = cosines[0] if cosines else 0.0
@@ -76,14 +78,15 @@ def gather_evidence(
         padded = np.sort(np.concatenate((cosines, baseline)))[::-1]
         if len(padded):
             deep = min(deep, float(padded[min(STANDOUT_RANK, len(padded)) - 1]))
-    words = content_words(question)
-    if not CHINESE.search(question) or not words or not hits:
+    words = query.content
+    chinese = CHINESE.search(query.text)
+    if not chinese or not words or not hits:
         coverage = coverage_top3 = None
     else:
         held = [content_words(f"{hit.heading}\n{hit.text}") for hit in hits[:3]]
         coverage = len(words & held[0]) / len(words)
         coverage_top3 = len(words & set().union(*held)) / len(words)
-    lines = line_evidence(question, hits) if CHINESE.search(question) else None
+    lines = line_evidence(query, hits) if chinese else None
     return Evidence(
         nearest - typical, nearest - deep, coverage, coverage_top3, *(lines or (None,) * 3)
     )
@@ -120,7 +123,7 @@ class AnswerCheck:
             self._background = background_vectors(self.embedder, self.cache_dir)
         return self._background
 
-    def judge(self, question: str, candidates: Candidates, hits: list[Hit]) -> Judgement:
+    def judge(self, question: str | Query, candidates: Candidates, hits: list[Hit]) -> Judgement:
         if self.fitted is None:
             nearest = round(max(candidates.dense.values(), default=0.0), 4)
             return Judgement(nearest >= self.min_confidence, nearest)

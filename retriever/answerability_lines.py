@@ -29,6 +29,7 @@ import numpy as np
 from retriever.answer_rules import asks_list, is_row
 from retriever.background import background_passages
 from retriever.chunking import split_sentences
+from retriever.query import Query, as_query
 from retriever.searcher import Hit
 from retriever.stopwords_zh import STOPWORDS_ZH
 from retriever.text import normalize
@@ -157,7 +158,10 @@ def asked_kind(question: str) -> str | None:
     """The kind of answer a Chinese question asks for: "time", "name", "money", "share",
     "multiple", "number" (a number with the unit asked: "number 月" for 几个月, "number
     duration" for 多久), or None (any, or a list: retriever.answer_rules.asks_list)."""
-    text = normalize(question)
+    return _asked_kind(normalize(question))
+
+
+def _asked_kind(text: str) -> str | None:
     kind = next((kind for kind, pattern in _ASKS if pattern.search(text)), None)
     if kind == "number" and asks_list(text):  # 分几层, 哪几种: a list, numbered or not
         return None
@@ -232,7 +236,11 @@ def _words(text: str) -> set[str]:
 
 def question_terms(question: str) -> dict[str, float]:
     """The question's terms (module docstring), each with its weight."""
-    text = _ASKING.sub(" ", normalize(question))
+    return _terms(normalize(question))
+
+
+def _terms(normalized: str) -> dict[str, float]:
+    text = _ASKING.sub(" ", normalized)
     names = {match.group().replace(" ", "") for match in _NAMING.finditer(text)}
     text = _AMOUNT.sub(" ", _NAMING.sub(" ", text))
     words = _words(text)
@@ -252,13 +260,14 @@ def passage_lines(hit: Hit) -> tuple[str, list[str]]:
     return normalize(f"{hit.title}\n{hit.heading}"), lines
 
 
-def line_evidence(question: str, hits: list[Hit]) -> tuple[float, float, float] | None:
+def line_evidence(question: str | Query, hits: list[Hit]) -> tuple[float, float, float] | None:
     """(unheld, line coverage, answer line) of the module docstring; None without terms."""
-    terms = question_terms(question)
+    query = as_query(question)
+    terms = _terms(query.normalized)
     total = sum(terms.values())
     if not hits or total <= 0:
         return None
-    kind = asked_kind(question)
+    kind = _asked_kind(query.normalized)
     held_anywhere: set[str] = set()
     best = answer = 0.0
     for hit in hits[:LINE_PASSAGES]:

@@ -1,5 +1,8 @@
 """Follow-up questions: complete a short message from the conversation before searching.
 
+These are the rewriting rules of the query stage (retriever.query.read_query, which every
+question asked goes through); bench and tests use `complete_followup` on its own.
+
 The retriever answers one self-contained question at a time, so "那行政助理呢?" after
 "办公室主任的直接上级是谁?" must become "行政助理的直接上级是谁?" first. The rewrite is a
 few explainable rules over jieba's words, applied to each user message in turn, so that a

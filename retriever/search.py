@@ -28,11 +28,11 @@ from retriever.config import (
 )
 from retriever.corpus import file_hashes
 from retriever.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
-from retriever.followup import follow_up
 from retriever.fusion import Mode
 from retriever.index import Index, IndexInfo, open_manifest
 from retriever.manifest import Manifest
 from retriever.models import canonical_model_name
+from retriever.query import Query, read_query
 from retriever.rerank import Reranker
 from retriever.schema import REBUILD_HINT, IndexLoadError
 from retriever.searcher import (
@@ -41,7 +41,6 @@ from retriever.searcher import (
     QuestionError,
     Searcher,
     check_question,
-    search_text,
 )
 from retriever.store import StoredChunk
 
@@ -66,12 +65,26 @@ __all__ = [
 class Searched:
     """A question searched and ready to be answered: what every answerer takes."""
 
-    question: str  # completed from the conversation, if it was a follow-up
+    query: Query  # the question as read once by the query stage (retriever.query)
     candidates: Candidates
     hits: list[Hit]
     sides: list[Side] | None  # the two sides of a comparison (retriever.comparison)
-    shift: tuple[str, str] | None  # the follow-up's old and new subjects
-    earlier: tuple[str, ...] = ()  # the conversation's earlier questions, oldest first
+    _shift: object = None  # TEMPORARY, until 01:30: generation.py still passes a fifth field
+
+    @property
+    def question(self) -> str:
+        """The question searched: completed from the conversation, if it was a follow-up."""
+        return self.query.text
+
+    @property
+    def shift(self) -> tuple[str, str] | None:
+        """The follow-up's old and new subjects (retriever.followup)."""
+        return self.query.shift
+
+    @property
+    def earlier(self) -> tuple[str, ...]:
+        """The conversation's earlier questions, oldest first."""
+        return self.query.earlier
 
 
 class Retriever:
@@ -209,12 +222,12 @@ class Retriever:
             self.answerer if same_cut else None,
         )
 
-    def search(self, question: str, k: int = 5, *, mode: Mode = "hybrid") -> list[Hit]:
+    def search(self, question: str | Query, k: int = 5, *, mode: Mode = "hybrid") -> list[Hit]:
         """The k passages that best match the question, best first."""
         return self.search_batch([question], k, mode=mode)[0]
 
     def search_batch(
-        self, questions: list[str], k: int = 5, *, mode: Mode = "hybrid"
+        self, questions: Sequence[str | Query], k: int = 5, *, mode: Mode = "hybrid"
     ) -> list[list[Hit]]:
         """search() for many questions, with one embedding call for all of them."""
         return self.searcher.search_batch(questions, k, mode)
@@ -229,7 +242,7 @@ class Retriever:
     ) -> Answer:
         """An answer with [n] citations (retriever.answer). `earlier` are the user's earlier
         questions, oldest first: a follow-up ("那行政助理呢?") is completed from them
-        (retriever.followup) and answered of its new subject only; `Answer.question` is the
+        (retriever.query) and answered of its new subject only; `Answer.question` is the
         question as searched. `answerer` answers this question instead of the Retriever's
         own (a generating one, say: retriever.generation)."""
         return self.answer(self.searched(question, k, earlier=earlier), answerer)
@@ -238,21 +251,16 @@ class Retriever:
         """The answer to a question already searched (`searched`), by `answerer` or the
         Retriever's own."""
         return (answerer or self.answerer).answer(
-            searched.question,
-            searched.candidates,
-            searched.hits,
-            searched.sides,
-            shift=searched.shift,
+            searched.query, searched.candidates, searched.hits, searched.sides
         )
 
     def searched(self, question: str, k: int = 5, *, earlier: Sequence[str] = ()) -> Searched:
-        """The question completed from `earlier` if it is a follow-up, and searched: what an
-        answerer takes."""
-        followed = follow_up(question, earlier)
-        (candidates,) = self.searcher.candidates([followed.question], k, "hybrid")
+        """The question read by the query stage (retriever.query: completed from `earlier` if
+        it is a follow-up), and searched: what an answerer takes."""
+        query = read_query(question, earlier)
+        (candidates,) = self.searcher.candidates([query], k, "hybrid")
         hits = self.searcher.rank(candidates, k, "hybrid")
-        sides = find_sides(self.index, search_text(followed.question))
-        return Searched(followed.question, candidates, hits, sides, followed.shift, tuple(earlier))
+        return Searched(query, candidates, hits, find_sides(self.index, query))
 
     def is_stale(self, corpus_dir: Path | str) -> bool:
         """True when the corpus files differ from those the index was built from."""

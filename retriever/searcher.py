@@ -15,29 +15,25 @@ or fusion setting, which costs only the second stage.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from retriever.config import MAX_QUESTION_CHARS, FusionWeights, SearchSettings
+from retriever.config import FusionWeights, SearchSettings
 from retriever.embedding import Embedder
 from retriever.fusion import Candidates, Mode, fitted_weights, fuse
 from retriever.index import Index
 from retriever.passages import duplicate_key
+from retriever.query import Query, QuestionError, as_query, check_question, search_text
 from retriever.rerank import Candidate, Reranker
 from retriever.store import StoredChunk
-from retriever.text import normalize
 from retriever.words import telling_words
 
-# After NFKC, full-width ？！．～ are ? ! . ~; 。 and … stay as they are.
-_TRAILING_MARKS = re.compile(r"[\s?!.。…~]+$")
-
-
-class QuestionError(ValueError):
-    """A question that cannot be searched (empty, too long, not text); the message says why."""
+# Imported from here by callers written before the query stage had a module of its own.
+__all__ = ["Hit", "QuestionError", "Searcher", "check_question", "search_text", "title_words"]
 
 
 @dataclass(frozen=True)
@@ -108,14 +104,15 @@ class Searcher:
     def with_settings(self, **changes: Any) -> Searcher:
         return Searcher(self.index, self.embedder, replace(self.settings, **changes), self.reranker)
 
-    def search_batch(self, questions: list[str], k: int, mode: Mode) -> list[list[Hit]]:
+    def search_batch(self, questions: Sequence[str | Query], k: int, mode: Mode) -> list[list[Hit]]:
         """The k best passages for each question, best first."""
         return [self.rank(found, k, mode) for found in self.candidates(questions, k, mode)]
 
     def candidates(
-        self, questions: list[str], k: int, mode: Mode, *, progress: bool = False
+        self, questions: Sequence[str | Query], k: int, mode: Mode, *, progress: bool = False
     ) -> list[Candidates]:
-        """Stage 1 for many questions, with one embedding call for all of them.
+        """Stage 1 for many questions (plain ones are read as Queries: retriever.query), with
+        one embedding call for all of them.
 
         One call, as search_batch makes it: the int8 model quantises each batch's activations
         on their own scale, so a question's vector moves slightly with the batch it is
@@ -124,21 +121,21 @@ class Searcher:
         from tqdm import tqdm
 
         check_k(k)
-        asked = [check_question(question) for question in questions]
-        normalized = [search_text(question) for question in asked]
-        vectors = self.embedder.encode_queries(normalized) if mode != "bm25" else None
-        depth = max(self.settings.candidates, 2 * k)
-        searched = tqdm(
-            zip(asked, normalized, strict=True), "searching", len(asked), disable=not progress
+        queries = [as_query(question) for question in questions]
+        vectors = (
+            self.embedder.encode_queries([query.searched for query in queries])
+            if mode != "bm25"
+            else None
         )
+        depth = max(self.settings.candidates, 2 * k)
+        searched = tqdm(queries, "searching", len(queries), disable=not progress)
         return [
-            self._candidates(question, text, None if vectors is None else vectors[i], depth)
-            for i, (question, text) in enumerate(searched)
+            self._candidates(query, None if vectors is None else vectors[i], depth)
+            for i, query in enumerate(searched)
         ]
 
-    def _candidates(
-        self, question: str, normalized: str, vector: np.ndarray | None, depth: int
-    ) -> Candidates:
+    def _candidates(self, query: Query, vector: np.ndarray | None, depth: int) -> Candidates:
+        normalized = query.searched
         top = self.index.lexical.search(normalized, depth)
         candidates = {chunk_id for chunk_id, _ in top}
         dense: dict[int, float] = {}
@@ -151,14 +148,18 @@ class Searcher:
         lexical = {i: bm25.get(i, 0.0) for i in candidates}
         # The question's words, cut once for both shares, as BM25 cuts (retriever.words).
         search_mode = self.index.manifest.lexical.search_mode
-        words = telling_words(normalized, search_mode=search_mode)
+        words = (
+            set(query.telling)
+            if search_mode
+            else telling_words(normalized, search_mode=search_mode)
+        )
         coverage = self.index.lexical.coverage(words, candidates)
         chunks = self.index.by_id
         titles = {
             i: len(words & title_words(chunks[i].title, search_mode)) / len(words) if words else 0.0
             for i in candidates
         }
-        return Candidates(question, vector, dense, lexical, coverage, titles)
+        return Candidates(query.text.strip(), vector, dense, lexical, coverage, titles)
 
     def rank(self, candidates: Candidates, k: int, mode: Mode) -> list[Hit]:
         """Stage 2: fuse, rerank, and keep the first k passages that repeat none above."""
@@ -202,41 +203,6 @@ def title_words(title: str, search_mode: bool) -> frozenset[str]:
     return frozenset(telling_words(title, search_mode=search_mode))
 
 
-def search_text(question: str) -> str:
-    """What is searched for a question: its normalised form (retriever.text.normalize) less
-    trailing punctuation and spaces, so that 谁？, 谁? and 谁 find the same passages.
-
-    The model reads a question mark as part of the question (辦公室主任的直接上級是誰？ ranked
-    a passage about 上级领导机关交办事情 first, without the mark the right one), so the mark
-    the user typed must not decide. Without it, hybrid figures on the three evaluation sets
-    stayed within 0.005 of those with the marks as typed; always adding one cost dureader_demo
-    0.009 of hybrid R@1, and averaging the two forms' vectors 0.014 of its R@10.
-    """
-    normalized = normalize(question)
-    return _TRAILING_MARKS.sub("", normalized) or normalized
-
-
 def check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-
-
-def check_question(question: str) -> str:
-    """Refuse questions that cannot be searched, with a message a user can act on."""
-    if not isinstance(question, str) or not question.strip():
-        raise QuestionError("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QuestionError(
-            f"the question is {len(question)} characters long; the limit is "
-            f"{MAX_QUESTION_CHARS}: ask about one thing at a time"
-        )
-    try:
-        question.encode("utf-8")
-    except UnicodeEncodeError as error:
-        # A lone surrogate: JSON's "\ud800" escape, or bytes that are not UTF-8 on a command
-        # line (Python keeps them as surrogates). The text libraries downstream fail on it.
-        raise QuestionError(
-            f"the question is not valid Unicode text (character {error.start + 1} is a lone "
-            "surrogate, such as bytes that are not UTF-8 become): send it as UTF-8 text"
-        ) from None
-    return question.strip()

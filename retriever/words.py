@@ -101,8 +101,12 @@ def _write_dictionary(tokenizer, words_file: Path, counts_file: Path) -> None:
 
 def tokenize(text: str, *, search_mode: bool = True) -> list[str]:
     """Words of the normalised text; punctuation and whitespace dropped."""
+    return cut(normalize(text), search_mode=search_mode)
+
+
+def cut(normalized: str, *, search_mode: bool = True) -> list[str]:
+    """tokenize's words of a text already normalised (retriever.query reads a question once)."""
     jieba = load_jieba()
-    normalized = normalize(text)
     words = jieba.lcut_for_search(normalized) if search_mode else jieba.lcut(normalized)
     return [word for word in words if any(ch.isalnum() for ch in word)]
 
@@ -116,8 +120,9 @@ def telling_words(text: str, *, search_mode: bool = True) -> set[str]:
     """The content words that tell passages apart: single Chinese characters (做, 事, 人)
     left out too, as alone they are the most ambiguous words, and a passage holding one says
     little about what it means. Digits and Latin letters stay, even alone (第3条)."""
-    return {
-        word
-        for word in content_words(text, search_mode=search_mode)
-        if len(word) > 1 or not _HAN.fullmatch(word)
-    }
+    return telling(content_words(text, search_mode=search_mode))
+
+
+def telling(content: set[str]) -> set[str]:
+    """telling_words' choice among content words already cut."""
+    return {word for word in content if len(word) > 1 or not _HAN.fullmatch(word)}

@@ -1,5 +1,6 @@
-"""What every answerer keeps (retriever.answer.Answering), and that the app keeps the answerer,
-the reranker and the cache folder it was given across rebuilds and knowledge bases.
+"""What every answerer keeps (retriever.answer.Answering, which takes the question as the query
+stage read it: retriever.query.Query), and that the app keeps the answerer, the reranker and
+the cache folder it was given across rebuilds and knowledge bases.
 
 A new kind of answer (a generated one, say) is one module plus its line in ANSWERERS: the
 contract below is then checked for it as for the extractive one.
@@ -18,6 +19,7 @@ from retriever import Retriever
 from retriever.answer import Answer, Answerer, Answering, Citation
 from retriever.answerability import AnswerCheck
 from retriever.generation import GeneratingAnswerer, GenerationSettings, ModelServer
+from retriever.query import Query
 from retriever.searcher import Candidate
 from web.builds import Opener
 from web.libraries import Libraries
@@ -85,6 +87,22 @@ def _check(answer: Answer, retriever: Retriever) -> None:
 def test_every_answerer_keeps_the_contract(answering: Retriever, question: str) -> None:
     answer = answering.ask(question)
     assert isinstance(answer, Answer) and all(isinstance(c, Citation) for c in answer.citations)
+    _check(answer, answering)
+
+
+def test_every_answerer_takes_the_question_as_the_query_stage_read_it(
+    answering: Retriever,
+) -> None:
+    """`answer(query, candidates, hits, sides)`: the question read once (retriever.query), a
+    follow-up completed and a comparison's sides found before any answerer sees it."""
+    searched = answering.searched("那行政助理呢?", earlier=["办公室主任和行政主管哪个大?"])
+    query = searched.query
+    assert isinstance(query, Query)
+    assert query.text == "行政助理和行政主管哪个大?" and query.sides == ("行政助理", "行政主管")
+    assert query.shift == ("办公室主任", "行政助理")
+    answer = answering.answerer.answer(query, searched.candidates, searched.hits, searched.sides)
+    assert answer == answering.answer(searched)
+    assert answer.question == query.text
     _check(answer, answering)
 
 

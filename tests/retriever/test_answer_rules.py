@@ -22,8 +22,8 @@ from retriever.answer_rules import (
     needs_subject,
     numbers_in,
 )
-from retriever.comparison import compared
 from retriever.followup import complete_followup
+from retriever.query import compared
 from retriever.search import Retriever
 
 LEAVE_ROWS = [
