@@ -86,6 +86,18 @@ def real_retriever(real_index: Path):
     return Retriever.load(real_index, cache_dir=CACHE)
 
 
+def small_recall_check(monkeypatch: pytest.MonkeyPatch, passages: int = 32) -> None:
+    """Make RecallCheck.load() give the shipped recall check cut to its first `passages`
+    passages and the questions they answer (a third of each at 32): the same check, run by
+    the same code, on a third of the text to embed with every kernel."""
+    from retriever.kernels import RecallCheck
+
+    full = RecallCheck.load()
+    kept = [(q, a) for q, a in zip(full.questions, full.answers, strict=True) if a < passages]
+    check = RecallCheck(full.passages[:passages], [q for q, _ in kept], [a for _, a in kept])
+    monkeypatch.setattr(RecallCheck, "load", classmethod(lambda cls, path=None: check))
+
+
 def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import small_recall_check
 
 from bench.peers import PeersMissingError, check_peer_packages
 
@@ -127,10 +128,13 @@ def test_onnx_int8_builds_and_scores(cache: Path, tmp_path: Path) -> None:
     assert re.search(r"Rule .*: \*\*(passes|fails)\*\*", report)
 
 
-def test_kernels_times_each_kernel_this_cpu_offers(tmp_path: Path) -> None:
+def test_kernels_times_each_kernel_this_cpu_offers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bench.kernels import main
     from retriever.kernels import Cpu, available
 
+    small_recall_check(monkeypatch)  # each kernel embeds the check's text: a third of it
     output = tmp_path / "kernels.md"
     assert main(["--passages", "8", "--runs", "1", "--output", str(output)]) == 0
     rows = {
@@ -161,10 +165,15 @@ def test_scale_writes_tables_and_plots(cache: Path, tmp_path: Path) -> None:
     assert recalls and all(0.0 <= r <= 1.0 for r in recalls)
 
 
-def test_profile_build_times_every_stage(cache: Path, tmp_path: Path) -> None:
+def test_profile_build_times_every_stage(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bench.profile_build import main
     from retriever.kernels import Cpu, available
 
+    # Every kernel times 16 of the 60 passages (4 rounds each) and is scaled to all 60, as
+    # 512 are scaled to 100,000: the same report, a quarter of the embedding.
+    monkeypatch.setattr("bench.profile_build.SAMPLE", 16)
     output = tmp_path / "profile.md"
     assert main(["--size", "60", "--cache", str(cache), "--output", str(output)]) == 0
     report = output.read_text(encoding="utf-8")

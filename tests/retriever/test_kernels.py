@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CACHE, CORPUS
+from conftest import CACHE, CORPUS, small_recall_check
 from test_onnx_model import TEXTS  # lines of several lengths, a question among them
 
 from retriever import Retriever
@@ -21,6 +21,7 @@ from retriever.kernels import (
     MIN_COSINE,
     RECALL_CHECK,
     REFERENCE,
+    SAMPLE_CHARS,
     Cpu,
     KernelChoice,
     KernelError,
@@ -34,7 +35,7 @@ from retriever.kernels import (
     with_recall,
     write_choice,
 )
-from retriever.models import default_model_dir
+from retriever.models import default_model_dir, int8_model_dir
 
 EPYC = Cpu("AMD EPYC", ("avx2", "fma"))
 XEON = Cpu("Intel Xeon", ("avx2", "fma", "avx512f", "amx_tile", "amx_int8", "amx_bf16"))
@@ -179,52 +180,94 @@ def test_an_unknown_kernel_is_refused_by_name() -> None:
 # ------------------------------------------------------------ with the real model
 
 
+@pytest.fixture(scope="module")
+def reference_vectors() -> dict[str, np.ndarray]:
+    """The reference kernel's vectors of TEXTS, as queries and as passages: loaded and
+    computed once for every kernel compared with them."""
+    reference = load_embedder(cache_dir=CACHE, kernel=REFERENCE)
+    return {encode: getattr(reference, encode)(TEXTS) for encode in ENCODES}
+
+
+ENCODES = ("encode_queries", "encode_passages")
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_every_kernel_gives_the_models_vectors(kernel: str) -> None:
+def test_every_kernel_gives_the_models_vectors(
+    kernel: str, reference_vectors: dict[str, np.ndarray]
+) -> None:
     """Forced even where the CPU lacks bf16 (torch emulates it): the bound holds everywhere."""
     embedder = load_embedder(cache_dir=CACHE, kernel=kernel)
-    reference = load_embedder(cache_dir=CACHE, kernel=REFERENCE)
     assert embedder.kernel == kernel
-    for encode in ("encode_queries", "encode_passages"):
-        ours, theirs = getattr(embedder, encode)(TEXTS), getattr(reference, encode)(TEXTS)
+    for encode in ENCODES:
+        ours, theirs = getattr(embedder, encode)(TEXTS), reference_vectors[encode]
         assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-3)
         assert float(np.sum(ours * theirs, axis=1).min()) >= MIN_COSINE
 
 
 @pytest.fixture
-def saved_record():
-    """The cache's kernel record, put back after a test that measures or forces."""
-    path = record_path(default_model_dir(CACHE))
-    saved = path.read_bytes() if path.is_file() else None
-    yield path
-    if saved is None:
-        path.unlink(missing_ok=True)
-    else:
-        path.write_bytes(saved)
+def private_cache(tmp_path: Path) -> Path:
+    """A cache of the real default model whose kernel record is the test's own: the model's
+    files are the repository cache's (linked, not copied), the record is not. A test that
+    measures or forces never changes the record that other tests, running alongside (pytest
+    -n) or after, load the model by."""
+    cache = tmp_path / "cache"
+    for model in (default_model_dir(CACHE), int8_model_dir(CACHE)):
+        folder = cache / "models" / model.name
+        folder.mkdir(parents=True)
+        for entry in model.iterdir():
+            if entry.name != record_path(model).name and not entry.name.startswith("."):
+                (folder / entry.name).symlink_to(entry)
+    return cache
+
+
+def small_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measure as machine_kernel does, on less text and loading each kernel once: timed on 4
+    passages, recall checked on the check's questions about its first 32 passages, by the
+    real encoders. The full sizes are the shipped record's and bench.kernels'
+    (tests/bench/test_bench_smoke.py); here they would cost minutes."""
+    monkeypatch.setattr(
+        "retriever.embedding.sample_texts",
+        lambda passages: [text[:SAMPLE_CHARS] for text in passages[:4]],
+    )
+    small_recall_check(monkeypatch)
+    loaded: dict[tuple, object] = {}
+
+    def load_once(*args, **kwargs):
+        key = (args, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+        if key not in loaded:
+            loaded[key] = load_embedder(*args, **kwargs)
+        return loaded[key]
+
+    # Only machine_kernel's own loads (this module calls the real load_embedder).
+    monkeypatch.setattr("retriever.embedding.load_embedder", load_once)
 
 
 @pytest.mark.model
 def test_a_forced_kernel_is_recorded_and_used(
-    saved_record: Path, monkeypatch: pytest.MonkeyPatch
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(KERNEL_ENV, raising=False)
     # Two kernels are enough to check what is recorded and used; timing every kernel this
     # CPU offers is bench.kernels' (tests/bench/test_bench_smoke.py), and costs minutes here.
     two = ("torch-fp32", "onnx-int8")
     monkeypatch.setattr("retriever.embedding.available", lambda cpu: two)
-    choice = machine_kernel(CACHE, force="torch-fp32")
+    small_measurement(monkeypatch)
+    record = record_path(default_model_dir(private_cache))
+    choice = machine_kernel(private_cache, force="torch-fp32")
     assert choice.kernel == "torch-fp32" and choice.forced and choice.cpu == Cpu.this_machine()
     assert {m.kernel for m in choice.measurements} == set(two)
     assert all(m.recall_at_10 is not None for m in choice.measurements)
-    assert load_embedder(cache_dir=CACHE).kernel == "torch-fp32"
+    assert read_choice(default_model_dir(private_cache), choice.cpu) == choice  # recorded
+    assert load_embedder(cache_dir=private_cache).kernel == "torch-fp32"
     monkeypatch.setenv(KERNEL_ENV, "onnx-int8")  # the environment overrides the record
-    assert load_embedder(cache_dir=CACHE).kernel == "onnx-int8"
+    assert load_embedder(cache_dir=private_cache).kernel == "onnx-int8"
     monkeypatch.delenv(KERNEL_ENV)
-    remeasured = machine_kernel(CACHE, remeasure=True)
+    remeasured = machine_kernel(private_cache, remeasure=True)
     assert not remeasured.forced
     assert remeasured.kernel == fastest(remeasured.measurements)
-    assert json.loads(saved_record.read_text("utf-8"))["kernel"] == remeasured.kernel
+    assert json.loads(record.read_text("utf-8"))["kernel"] == remeasured.kernel
+    assert machine_kernel(private_cache) == remeasured  # read back, not measured again
 
 
 @pytest.mark.model
