@@ -25,14 +25,17 @@ count took 0.5 s a word at 10k passages): they are counted once per load from th
 texts, when first asked, and kept up to date by `add` and `delete`.
 
 Updates: a loaded index works on a private copy of `milvus.db` (retriever.backends.
-milvus_copies, as the dense Milvus backend). A passage deleted from a sealed segment (every
-passage of a loaded index is in one) still counts in Milvus Lite's BM25 statistics (the
-number of passages, their mean length, each word's passages), and compacting the collection
-did not change that; so `save` rebuilds the collection from the passages it holds once the
-deleted ones pass REBUILD_SHARE of them (0: after every update that deletes any), and the
-saved index scores as a fresh build of the same passages would. docs/milvus.md measures the
-drift without the rebuild and its cost. Milvus servers are not supported
-yet: the index's ownership of server collections (retriever.index) covers the dense side only.
+milvus_copies, as the dense Milvus backend). Milvus Lite scores each segment with its own
+BM25 statistics (passages, mean length, each word's passages), and every passage of a loaded
+index is in a sealed segment: passages an update adds go to a new segment, scored by the
+statistics of those few alone, and a passage deleted from a sealed one still counts in its
+segment's (compacting the collection changed neither). So `save` rebuilds the collection, one
+segment of the passages it holds, once the passages added to or deleted from a saved one pass
+REBUILD_SHARE of them (0: after every update), and the saved index scores as a fresh build
+of the same passages would. docs/milvus.md measures the drift without it, and its cost.
+
+Milvus servers are not supported yet: the index's ownership of server collections
+(retriever.index) covers the dense side only.
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ logger = logging.getLogger(__name__)
 COLLECTION = "passages"  # a new index's collection; a rebuilt one is "passages_<random>"
 ANALYSIS = "words"  # what new indexes store: "words" or "jieba" (retriever.backends.milvus_text)
 MAX_LIMIT = 16_384  # the most hits Milvus returns for one search
-# `save` rebuilds the collection once the passages deleted since it was made pass this share
-# of those it holds (0: after every update that deletes any; docs/milvus.md measures it).
+# `save` rebuilds the collection once the passages added or deleted since it was first saved
+# pass this share of those it holds (0: after every update; docs/milvus.md measures it).
 REBUILD_SHARE = 0.0
 
 
@@ -76,7 +79,7 @@ class MilvusLexical(LexicalBackend):
         analysis: str,
         marker: int | None,
         collection: str = COLLECTION,
-        deleted: int = 0,
+        changed: int | None = None,
     ) -> None:
         if analysis not in milvus_text.ANALYZERS:
             raise ValueError(f"unknown Milvus text analysis {analysis!r}")
@@ -84,7 +87,9 @@ class MilvusLexical(LexicalBackend):
         self._uri = uri  # the working copy's .db folder
         self._analysis = analysis
         self._collection = collection
-        self._deleted = deleted  # passages deleted since the collection was made
+        # Passages added or deleted since the collection was first saved; None before then
+        # (while all are in the one segment being written, whose statistics are kept whole).
+        self._changed = changed
         self._frequencies: Counter[str] | None = None  # passages holding each word, once read
         self._last: tuple[str, dict[int, float]] | None = None  # scores of the last question
         self._state: dict[str, Any] = {"client": None}
@@ -114,23 +119,24 @@ class MilvusLexical(LexicalBackend):
         if not (folder / DATA).is_dir():
             raise ValueError(f"{folder / DATA} is missing")
         working, marker = milvus_copies.new_working_copy()
-        collection, deleted = record["collection"], int(record.get("deleted", 0))
-        index = cls(settings, str(working / DATA), record["analysis"], marker, collection, deleted)
+        collection, changed = record["collection"], int(record.get("changed", 0))
+        index = cls(settings, str(working / DATA), record["analysis"], marker, collection, changed)
         shutil.copytree(folder / DATA, working / DATA)
         if not index._open().has_collection(collection):
             raise ValueError(f"{folder / DATA} holds no collection {collection!r}")
         return index
 
     def save(self, folder: Path) -> None:
-        if self._deleted and self._deleted > REBUILD_SHARE * self.count:
+        if self._changed and self._changed > REBUILD_SHARE * self.count:
             self.rebuild()
+        self._changed = self._changed or 0  # sealed from here on
         milvus_copies.release(self._state, self._uri, server=False)  # Lite writes out on close
         shutil.copytree(self._uri, folder / DATA, ignore=shutil.ignore_patterns("LOCK"))
         record = {
             "uri": None,
             "collection": self._collection,
             "analysis": self._analysis,
-            "deleted": self._deleted,
+            "changed": self._changed,
         }
         (folder / SETTINGS).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
@@ -139,10 +145,8 @@ class MilvusLexical(LexicalBackend):
         self._finalizer()
 
     def rebuild(self) -> None:
-        """Copy the passages into a new collection and drop the old one, so that BM25's
-        statistics are those of the passages held: Milvus Lite keeps counting a passage
-        deleted from a sealed segment (every passage of a loaded index) in them, and its
-        compaction did not change that (docs/milvus.md)."""
+        """Copy the passages into a new collection, one segment, and drop the old one, so
+        that BM25's statistics are those of all the passages held (module docstring)."""
         client, old = self._open(), self._collection
         new = f"{COLLECTION}_{uuid.uuid4().hex[:12]}"
         milvus_text.create_collection(client, new, self._analysis, self.settings)
@@ -155,7 +159,7 @@ class MilvusLexical(LexicalBackend):
         finally:
             iterator.close()
         client.drop_collection(old)
-        self._collection, self._deleted, self._last = new, 0, None
+        self._collection, self._changed, self._last = new, None, None
 
     # ---------------------------------------------------------------------------- reading
 
@@ -209,6 +213,8 @@ class MilvusLexical(LexicalBackend):
             client.insert(self._collection, rows)
         if self._frequencies is not None:
             self._count_words(stored, +1)
+        if self._changed is not None:
+            self._changed += len(ids)
         self._last = None
 
     def delete(self, ids: Collection[int]) -> None:
@@ -219,7 +225,8 @@ class MilvusLexical(LexicalBackend):
         held = self._held(ids)
         if held:
             self._open().delete(self._collection, ids=held)
-        self._deleted += len(held)
+        if self._changed is not None:
+            self._changed += len(held)
         self._last = None
 
     # ----------------------------------------------------------------------------- inside
