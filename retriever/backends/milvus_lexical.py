@@ -185,13 +185,15 @@ class MilvusLexical(LexicalBackend):
         if not texts or not words:
             return dict.fromkeys(texts, 0.0)
         # As bm25s_lexical's: each word weighs its BM25 inverse document frequency.
+        # Words are compared as the field holds them (milvus_text.key), nothing decoded.
         frequencies, passages = self._document_frequencies(), self.count
-        weights = {word: _idf(passages, frequencies.get(word, 0)) for word in set(words)}
+        keys = {milvus_text.key(word, self._analysis) for word in words}
+        weights = {key: _idf(passages, frequencies.get(key, 0)) for key in keys}
         total = sum(weights.values())
         shares = {}
         for i, text in texts.items():
-            held = set(self._words_of(text))
-            shares[i] = sum(w for word, w in weights.items() if word in held) / total
+            held = self._keys_of(text)
+            shares[i] = sum(w for key, w in weights.items() if key in held) / total
         return shares
 
     # ---------------------------------------------------------------------------- changes
@@ -298,11 +300,11 @@ class MilvusLexical(LexicalBackend):
     def _query(self, question: str) -> str:
         return milvus_text.query(question, self._analysis, self.settings.search_mode)
 
-    def _words_of(self, stored: str) -> Iterable[str]:
-        return milvus_text.words_of(stored, self._analysis, self.settings.search_mode)
+    def _keys_of(self, stored: str) -> set[str]:
+        return milvus_text.keys_of(stored, self._analysis, self.settings.search_mode)
 
     def _document_frequencies(self) -> Counter[str]:
-        """How many passages hold each word: counted from every stored text once."""
+        """How many passages hold each word (by its key): counted from every stored text once."""
         if self._frequencies is None:
             self._frequencies = Counter()
             iterator = self._open().query_iterator(
@@ -321,8 +323,8 @@ class MilvusLexical(LexicalBackend):
     def _count_words(self, stored: Iterable[str], sign: int) -> None:
         assert self._frequencies is not None
         for text in stored:
-            for word in set(self._words_of(text)):
-                self._frequencies[word] += sign
+            for key in self._keys_of(text):
+                self._frequencies[key] += sign
 
 
 def _idf(passages: int, holding: int) -> float:

@@ -17,7 +17,6 @@ Two analyses (recorded per index in `lexical/milvus.json`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -39,7 +38,7 @@ def stored(text: str, analysis: str, search_mode: bool) -> str:
     if analysis == "jieba":
         held = normalize(text)
     else:
-        held = " ".join(_spelled(word) for word in tokenize(text, search_mode=search_mode))
+        held = " ".join(spelled(word) for word in tokenize(text, search_mode=search_mode))
     if len(held.encode("utf-8")) <= MAX_TEXT:
         return held
     logger.warning("a passage's words are cut to Milvus's %d bytes", MAX_TEXT)
@@ -50,14 +49,19 @@ def query(question: str, analysis: str, search_mode: bool) -> str:
     """What Milvus analyses for a question ("" when nothing can match)."""
     if analysis == "jieba":
         return normalize(question).strip()
-    return " ".join(_spelled(word) for word in tokenize(question, search_mode=search_mode))
+    return " ".join(spelled(word) for word in tokenize(question, search_mode=search_mode))
 
 
-def words_of(held: str, analysis: str, search_mode: bool) -> Iterable[str]:
-    """The project's words of what the text field holds."""
+def key(word: str, analysis: str) -> str:
+    """A project word as the text field holds it."""
+    return word if analysis == "jieba" else spelled(word)
+
+
+def keys_of(held: str, analysis: str, search_mode: bool) -> set[str]:
+    """The distinct words (as `key` gives them) of what the text field holds."""
     if analysis == "jieba":
-        return tokenize(held, search_mode=search_mode)
-    return (_unspelled(token) for token in held.split())
+        return set(tokenize(held, search_mode=search_mode))
+    return set(held.split())
 
 
 def create_collection(client: Any, name: str, analysis: str, settings: LexicalSettings) -> None:
@@ -97,7 +101,7 @@ DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 @lru_cache(maxsize=200_000)
-def _spelled(word: str) -> str:
+def spelled(word: str) -> str:
     """A word as one token Milvus's standard tokenizer keeps whole: "w", then each character's
     code point in four base-36 digits (36**4 > 0x10FFFF)."""
     digits = []
@@ -107,6 +111,7 @@ def _spelled(word: str) -> str:
     return "w" + "".join(digits)
 
 
-def _unspelled(token: str) -> str:
+def unspelled(token: str) -> str:
+    """The word a token of the field spells (to read a stored text)."""
     body = token[1:]
     return "".join(chr(int(body[at : at + 4], 36)) for at in range(0, len(body), 4))

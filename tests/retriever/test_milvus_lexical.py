@@ -16,10 +16,11 @@ import pytest
 from conftest import run_cli
 
 from retriever import Retriever
-from retriever.backends import milvus_lexical
+from retriever.backends import milvus_lexical, milvus_text
 from retriever.config import BackendSettings
 from retriever.index import Index
 from retriever.store import LEXICAL_FOLDER, MANIFEST
+from retriever.words import tokenize
 
 WORDS = BackendSettings(lexical="milvus")
 QUESTIONS = ("行政助理的考勤报表", "苹果富含维生素", "办公室主任和行政主管", "热带水果香蕉")
@@ -122,3 +123,13 @@ def test_the_command_line_builds_with_lexical_milvus(small_corpus: Path, tmp_pat
     assert isinstance(lexical, milvus_lexical.MilvusLexical)
     top = lexical.search("考勤报表", 1)[0][0]
     assert "考勤报表" in Index.load(index).by_id[top].text
+
+
+def test_each_word_is_spelled_as_one_ascii_token_and_read_back() -> None:
+    for word in ("考勤", "中华人民共和国", "covid19", "第3条", "𠀋"):  # 𠀋: beyond U+FFFF
+        token = milvus_text.spelled(word)
+        assert token.isascii() and token.isalnum() and milvus_text.unspelled(token) == word
+    held = milvus_text.stored("行政助理负责考勤。", "words", search_mode=True)
+    words = [milvus_text.unspelled(token) for token in held.split()]
+    assert words == tokenize("行政助理负责考勤。")  # search mode: 行政, 助理, 行政助理, …
+    assert "行政助理" in words and "。" not in words
