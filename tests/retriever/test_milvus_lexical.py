@@ -106,7 +106,7 @@ def test_the_hybrid_search_and_ask_run_over_milvus_bm25(
     assert answer.answer == bm25s.ask(question).answer
 
 
-def test_the_command_line_builds_with_lexical_milvus(small_corpus: Path, tmp_path: Path) -> None:
+def test_the_command_line_puts_the_whole_index_in_milvus(small_corpus: Path, tmp_path) -> None:
     index = tmp_path / "index"
     refused = run_cli(
         "build", "--corpus", str(small_corpus), "--index", str(index), "--lexical", "milvus",
@@ -114,15 +114,17 @@ def test_the_command_line_builds_with_lexical_milvus(small_corpus: Path, tmp_pat
     )  # fmt: skip
     assert refused.returncode != 0 and "Milvus Lite" in refused.stderr
     result = run_cli(
-        "build", "--corpus", str(small_corpus), "--index", str(index), "--lexical", "milvus", "-q"
-    )
+        "build", "--corpus", str(small_corpus), "--index", str(index),
+        "--backend", "milvus", "--lexical", "milvus", "-q",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     manifest = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["backends"] == {"dense": "faiss", "lexical": "milvus"}
-    lexical = Index.load(index).lexical
-    assert isinstance(lexical, milvus_lexical.MilvusLexical)
-    top = lexical.search("考勤报表", 1)[0][0]
-    assert "考勤报表" in Index.load(index).by_id[top].text
+    assert manifest["backends"] == {"dense": "milvus", "lexical": "milvus"}
+    loaded = Index.load(index)  # two Milvus Lite databases open side by side
+    assert isinstance(loaded.lexical, milvus_lexical.MilvusLexical)
+    top = loaded.lexical.search("考勤报表", 1)[0][0]
+    assert "考勤报表" in loaded.by_id[top].text
+    assert loaded.dense.count == loaded.lexical.count == len(loaded.chunks)
 
 
 def test_each_word_is_spelled_as_one_ascii_token_and_read_back() -> None:
