@@ -12,8 +12,14 @@ MODEL := .cache/models/multilingual-e5-small/kernel.json
 run: index  ## start the chat page on http://127.0.0.1:7860
 	$(PY) app.py
 
+# Test files run on TEST_WORKERS processes (pytest-xdist), each file whole on one of them
+# (its module fixtures, such as a server, set up once), in the order pytest collects them:
+# the slow benchmark and end-to-end files first, the many quick ones last to even out the
+# end. Many tests wait on a server, a browser or a command, so two share a 2-core machine.
+TEST_WORKERS ?= 2
+
 test: lint $(MODEL) browser  ## lint, then every test, with the real model and browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 browser:  ## Debian's Chromium and CJK fonts for the browser tests (apt-get when missing)
 	scripts/install-browser.sh
