@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,7 +24,7 @@ from retriever.answer_rules import bracket_fit
 from retriever.answerability import AnswerCheck
 from retriever.comparison import Side
 from retriever.embedding import Embedder
-from retriever.query import Query, as_query
+from retriever.query import Query
 from retriever.quoting import Chosen, Quote, as_read, joined, quotable, whole_list, with_subjects
 from retriever.searcher import Candidates, Hit
 from retriever.text import normalize
@@ -119,8 +119,6 @@ class Answerer:
         searched: Candidates,
         hits: list[Hit],
         sides: list[Side] | None = None,
-        *,
-        shift: tuple[str, str] | None = None,  # TEMPORARY, until generation.py passes Queries
     ) -> Answer:
         """The answer to `query` (retriever.query) from `hits`, ranked from the search's
         candidates.
@@ -132,8 +130,6 @@ class Answerer:
         speaks of the earlier subject only is not quoted.
         """
         assert searched.vector is not None, "answers need the question's vector"
-        if not isinstance(query, Query):  # TEMPORARY, as `shift`
-            query = replace(as_query(query), shift=shift)
         question = query.text
         judgement = self.check.judge(query, searched, hits)
         confidence = judgement.confidence

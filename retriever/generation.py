@@ -25,6 +25,7 @@ from retriever.answer import Answer, Answering, Citation
 from retriever.answerability import AnswerCheck
 from retriever.comparison import Side
 from retriever.config import GenerationSettings
+from retriever.query import Query
 from retriever.search import Searched
 from retriever.searcher import Candidates, Hit
 
@@ -221,14 +222,12 @@ class GeneratingAnswerer:
 
     def answer(
         self,
-        question: str,
+        query: Query,
         searched: Candidates,
         hits: list[Hit],
         sides: list[Side] | None = None,
-        *,
-        shift: tuple[str, str] | None = None,
     ) -> Answer:
-        asked = Searched(question, searched, hits, sides, shift)
+        asked = Searched(query, searched, hits, sides)
         *_, settled = self.events(asked)
         assert isinstance(settled, Settled)
         return settled.answer
@@ -236,9 +235,7 @@ class GeneratingAnswerer:
     def events(self, asked: Searched) -> Iterator[Extracted | Piece | Settled]:
         """The extractive answer, then the generated text piece by piece, then the answer
         to show (always last). Closing the iterator early stops the generation."""
-        extracted = self.extractive.answer(
-            asked.question, asked.candidates, asked.hits, asked.sides, shift=asked.shift
-        )
+        extracted = self.extractive.answer(asked.query, asked.candidates, asked.hits, asked.sides)
         yield Extracted(extracted)
         if not extracted.found or not extracted.citations:
             yield Settled(replace(extracted, fallback="文档中没有找到答案，没有生成"))

@@ -69,7 +69,6 @@ class Searched:
     candidates: Candidates
     hits: list[Hit]
     sides: list[Side] | None  # the two sides of a comparison (retriever.comparison)
-    _shift: object = None  # TEMPORARY, until 01:30: generation.py still passes a fifth field
 
     @property
     def question(self) -> str:
