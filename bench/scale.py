@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.million import section_of
 from bench.peers import CACHE, DATASETS, REPO, Record, index_folder, read_records, write_records
 from bench.speed import run_child
 from retriever.backends.faiss_dense import HNSW_M
@@ -569,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(tables, part), path
             )
     output = args.output_dir / "scale.md"
-    output.write_text(report, encoding="utf-8")
+    # The million section is bench.million's: kept as it was.
+    kept = section_of(output.read_text(encoding="utf-8")) if output.is_file() else ""
+    output.write_text(report + ("\n" + kept + "\n" if kept else ""), encoding="utf-8")
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(tables.__dict__, indent=1), encoding="utf-8")
     return 0
