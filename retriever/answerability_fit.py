@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,8 @@ def background_vectors(embedder: Embedder, cache_dir: Path | None) -> np.ndarray
     vectors = embedder.encode_passages(background_passages()).astype(np.float32)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(".partial.npy")
+        # Named per process: two processes (a test run's workers, two apps) may embed at once.
+        partial = cached.with_name(f"{digest}.{os.getpid()}.partial.npy")
         np.save(partial, vectors)
         partial.replace(cached)
     return vectors

@@ -21,6 +21,7 @@ vectors to within that bound, so an index built on one is searched on another.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -250,6 +251,6 @@ def read_choice(model_dir: Path, cpu: Cpu) -> KernelChoice | None:
 def write_choice(model_dir: Path, choice: KernelChoice) -> None:
     """Write the record whole or not at all: a reader never sees half a file."""
     path = record_path(model_dir)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(choice.to_json(), indent=2) + "\n", encoding="utf-8")
     partial.replace(path)
