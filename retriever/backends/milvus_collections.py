@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +88,49 @@ def check(open_client: Callable[[], Any], uri: str, name: str, dim: int) -> None
         raise ValueError(f"Milvus at {uri} cannot open {name!r}: {error.message}") from error
 
 
-def copy_rows(client: Any, source: str, target: str) -> None:
-    """Insert every row of collection `source` into `target`."""
+def open_client(uri: str, collection: str, server: tuple[str, str] | None = None) -> Any:
+    """A client of `uri` with `collection` loaded if it is there: a server's, connected with
+    `server`'s (token, database), or Lite's in-process one when `server` is None."""
+    if server is not None:
+        client = connect(uri, *server)
+    else:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=uri)
+    if client.has_collection(collection):  # Lite opens collections released
+        client.load_collection(collection)
+    return client
+
+
+def insert_rows(
+    client: Any, collection: str, ids: Sequence[int], field: str, values: Sequence[Any]
+) -> None:
+    """Insert the rows {ID: id, field: value}, INSERT_BATCH to a call."""
+    for start in range(0, len(ids), INSERT_BATCH):
+        end = start + INSERT_BATCH
+        rows = [
+            {ID: int(i), field: value}
+            for i, value in zip(ids[start:end], values[start:end], strict=True)
+        ]
+        client.insert(collection, rows)
+
+
+def all_rows(client: Any, collection: str, fields: Sequence[str]) -> Iterator[list[dict]]:
+    """Every row of `collection` with `fields` only, INSERT_BATCH rows at a time."""
     iterator = client.query_iterator(
-        source, batch_size=INSERT_BATCH, output_fields=[ID, VECTOR], consistency_level=STRONG
+        collection, batch_size=INSERT_BATCH, output_fields=list(fields), consistency_level=STRONG
     )
     try:
         while batch := iterator.next():
-            client.insert(target, batch)
+            yield [{name: row[name] for name in fields} for row in batch]
     finally:
         iterator.close()
+
+
+def copy_rows(client: Any, source: str, target: str, fields: Sequence[str] = (ID, VECTOR)) -> None:
+    """Insert every row of collection `source` (its `fields`) into `target`."""
+    for batch in all_rows(client, source, fields):
+        client.insert(target, batch)
 
 
 def new_collection_name() -> str:

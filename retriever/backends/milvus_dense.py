@@ -43,12 +43,11 @@ import numpy as np
 
 from retriever.backends import milvus_collections, milvus_copies
 from retriever.backends.base import DenseBackend, Scored
-from retriever.backends.milvus_collections import ID, INSERT_BATCH, SETTINGS, VECTOR
+from retriever.backends.milvus_collections import ID, SETTINGS, VECTOR
 from retriever.backends.milvus_copies import DATA
 from retriever.backends.milvus_settings import (
     STRONG,
     MilvusSettings,
-    connect,
     current_settings,
     token_for,
 )
@@ -251,17 +250,7 @@ class MilvusDense(DenseBackend):
             return
         self._make_own()
         vectors = _float32(vectors)
-        client = self._open()
-        for start in range(0, len(ids), INSERT_BATCH):
-            rows = [
-                {ID: int(chunk_id), VECTOR: vector}
-                for chunk_id, vector in zip(
-                    ids[start : start + INSERT_BATCH],
-                    vectors[start : start + INSERT_BATCH],
-                    strict=True,
-                )
-            ]
-            client.insert(self._collection, rows)
+        milvus_collections.insert_rows(self._open(), self._collection, ids, VECTOR, vectors)
         self._fit()
 
     def delete(self, ids: Collection[int]) -> None:
@@ -278,15 +267,10 @@ class MilvusDense(DenseBackend):
         if not self._finalizer.alive:  # Lite would make a new, empty database in its place
             raise ValueError("this Milvus index is closed")
         if self._state["client"] is None:
-            if self._server:
-                client = connect(self._uri, self._settings.token, self._settings.database)
-            else:
-                from pymilvus import MilvusClient
-
-                client = MilvusClient(uri=self._uri)
-            if client.has_collection(self._collection):  # Lite opens collections released
-                client.load_collection(self._collection)
-            self._state["client"] = client
+            server = (self._settings.token, self._settings.database) if self._server else None
+            self._state["client"] = milvus_collections.open_client(
+                self._uri, self._collection, server
+            )
         return self._state["client"]
 
     def _create_collection(self) -> None:

@@ -51,9 +51,9 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from retriever.backends import milvus_copies, milvus_text
+from retriever.backends import milvus_collections, milvus_copies, milvus_text
 from retriever.backends.base import LexicalBackend, Scored
-from retriever.backends.milvus_collections import ID, INSERT_BATCH, SETTINGS
+from retriever.backends.milvus_collections import ID, SETTINGS
 from retriever.backends.milvus_copies import DATA
 from retriever.backends.milvus_settings import STRONG, current_settings
 from retriever.backends.milvus_text import SPARSE, TEXT
@@ -150,14 +150,7 @@ class MilvusLexical(LexicalBackend):
         client, old = self._open(), self._collection
         new = f"{COLLECTION}_{uuid.uuid4().hex[:12]}"
         milvus_text.create_collection(client, new, self._analysis, self.settings)
-        iterator = client.query_iterator(
-            old, batch_size=INSERT_BATCH, output_fields=[ID, TEXT], consistency_level=STRONG
-        )
-        try:
-            while batch := iterator.next():
-                client.insert(new, [{ID: row[ID], TEXT: row[TEXT]} for row in batch])
-        finally:
-            iterator.close()
+        milvus_collections.copy_rows(client, old, new, (ID, TEXT))
         client.drop_collection(old)
         self._collection, self._changed, self._last = new, None, None
 
@@ -202,17 +195,7 @@ class MilvusLexical(LexicalBackend):
         if not len(ids):
             return
         stored = [self._stored(text) for text in texts]
-        client = self._open()
-        for start in range(0, len(ids), INSERT_BATCH):
-            rows = [
-                {ID: int(i), TEXT: text}
-                for i, text in zip(
-                    ids[start : start + INSERT_BATCH],
-                    stored[start : start + INSERT_BATCH],
-                    strict=True,
-                )
-            ]
-            client.insert(self._collection, rows)
+        milvus_collections.insert_rows(self._open(), self._collection, ids, TEXT, stored)
         if self._frequencies is not None:
             self._count_words(stored, +1)
         if self._changed is not None:
@@ -238,12 +221,7 @@ class MilvusLexical(LexicalBackend):
         if not self._finalizer.alive:  # Lite would make a new, empty database in its place
             raise ValueError("this Milvus index is closed")
         if self._state["client"] is None:
-            from pymilvus import MilvusClient
-
-            client = MilvusClient(uri=self._uri)
-            if client.has_collection(self._collection):  # Lite opens collections released
-                client.load_collection(self._collection)
-            self._state["client"] = client
+            self._state["client"] = milvus_collections.open_client(self._uri, self._collection)
         return self._state["client"]
 
     def _all_scores(self, question: str) -> dict[int, float]:
@@ -307,17 +285,8 @@ class MilvusLexical(LexicalBackend):
         """How many passages hold each word (by its key): counted from every stored text once."""
         if self._frequencies is None:
             self._frequencies = Counter()
-            iterator = self._open().query_iterator(
-                self._collection,
-                batch_size=INSERT_BATCH,
-                output_fields=[TEXT],
-                consistency_level=STRONG,
-            )
-            try:
-                while batch := iterator.next():
-                    self._count_words((row[TEXT] for row in batch), +1)
-            finally:
-                iterator.close()
+            for batch in milvus_collections.all_rows(self._open(), self._collection, [TEXT]):
+                self._count_words((row[TEXT] for row in batch), +1)
         return self._frequencies
 
     def _count_words(self, stored: Iterable[str], sign: int) -> None:

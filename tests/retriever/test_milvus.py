@@ -275,7 +275,7 @@ def test_an_index_on_a_server_is_opened_with_the_environments_token_where_none_i
         tokens.append(token)
         raise ConnectionError("no server here")
 
-    monkeypatch.setattr(milvus_dense, "connect", connect)
+    monkeypatch.setattr(milvus_collections, "connect", connect)
     with pytest.raises(ConnectionError):
         milvus_dense.MilvusDense.load(dense)
     assert tokens == ["user:secret"]

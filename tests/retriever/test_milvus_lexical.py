@@ -48,10 +48,7 @@ def test_a_build_keeps_its_words_in_milvus_and_scores_as_bm25s(
     assert "考勤报表" in found[0].text
     assert milvus.search("量子计算", k=3, mode="bm25") == []
     # The same words and formula: the same passages, the same scores as bm25s's.
-    for question in QUESTIONS:
-        ours, theirs = bm25(milvus, question), bm25(bm25s, question)
-        assert [text for text, _ in ours] == [text for text, _ in theirs]
-        assert [score for _, score in ours] == pytest.approx([s for _, s in theirs], rel=1e-4)
+    same_bm25(milvus, bm25s, QUESTIONS)
 
 
 def test_updates_add_and_remove_documents_and_reload_as_a_fresh_build(
@@ -83,10 +80,15 @@ def test_updates_add_and_remove_documents_and_reload_as_a_fresh_build(
 def same_as_fresh(updated: Retriever, corpus: Path, folder: Path, embedder) -> None:
     """The updated index's BM25 rankings and scores are those of a fresh build of `corpus`."""
     fresh = built(shutil.copytree(corpus, folder / "corpus"), folder / "index", embedder, WORDS)
-    for question in (*QUESTIONS, "印章由谁保管"):
-        ours, theirs = bm25(updated, question), bm25(fresh, question)
-        assert [text for text, _ in ours] == [text for text, _ in theirs]
-        assert [score for _, score in ours] == pytest.approx([s for _, s in theirs], rel=1e-4)
+    same_bm25(updated, fresh, (*QUESTIONS, "印章由谁保管"))
+
+
+def same_bm25(ours: Retriever, theirs: Retriever, questions: tuple[str, ...]) -> None:
+    """Both give each question the same BM25 passages in the same order, with equal scores."""
+    for question in questions:
+        got, expected = bm25(ours, question), bm25(theirs, question)
+        assert [text for text, _ in got] == [text for text, _ in expected]
+        assert [score for _, score in got] == pytest.approx([s for _, s in expected], rel=1e-4)
 
 
 def test_the_hybrid_search_and_ask_run_over_milvus_bm25(
