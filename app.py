@@ -2,9 +2,9 @@
 
 Run with `make run` (builds what is missing first) or `python app.py`; it serves
 http://127.0.0.1:7860, the page at / and the JSON API at /api/ (see web/api.py). Settings come
-from the environment (web/settings.py); with RETRIEVER_ACCESS_FILE the page asks for a login
-and the API for a token (web/access.py, docs/SECURITY.md). The app itself is built by
-web/server.py's `create_app`.
+from the environment (retriever.config's WebSettings); with RETRIEVER_ACCESS_FILE the page
+asks for a login and the API for a token (web/access.py, docs/SECURITY.md). The app itself is
+built by web/server.py's `create_app`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import logging
 import uvicorn
 
 from retriever import IndexLoadError
+from retriever.config import SettingsError, WebSettings
 from web.access import AccessError
 from web.builds import Opener
 from web.server import create_app
-from web.settings import Settings, SettingsError
 
 
 def main(opener: Opener | None = None) -> None:
@@ -26,7 +26,7 @@ def main(opener: Opener | None = None) -> None:
     for name in ("retriever", "web"):  # our own progress lines, without the libraries' chatter
         logging.getLogger(name).setLevel(logging.INFO)
     try:
-        settings = Settings.from_env()
+        settings = WebSettings.from_env()
         app = create_app(settings, opener=opener)
     except (SettingsError, AccessError) as error:
         raise SystemExit(f"not starting: {error}") from None

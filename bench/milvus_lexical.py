@@ -55,8 +55,8 @@ from retriever.evaluation import (
     score,
 )
 from retriever.passages import lexical_text
+from retriever.query import search_text
 from retriever.search import Retriever
-from retriever.searcher import search_text
 
 SETS = ("cmrc2018_dev", "dureader_demo", "drcd_test")
 VALIDATION = "dureader_faq"

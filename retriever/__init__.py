@@ -12,11 +12,12 @@ from retriever.bases import Base, BaseError, Bases
 from retriever.building import BuildReport
 from retriever.config import BackendSettings, ChunkSettings, LexicalSettings, SearchSettings
 from retriever.index import IndexInfo
+from retriever.query import QuestionError
 from retriever.quoting import Quote
 from retriever.rerank import Candidate, Reranker
 from retriever.schema import IndexLoadError
 from retriever.search import Retriever
-from retriever.searcher import Hit, QuestionError
+from retriever.searcher import Hit
 from retriever.staging import IndexFolderError
 
 __all__ = [

@@ -9,8 +9,8 @@ import os
 import sys
 
 from retriever.cli import parser
+from retriever.query import QuestionError
 from retriever.schema import IndexLoadError
-from retriever.search import QuestionError
 from retriever.text import CorpusError
 
 

@@ -1,8 +1,7 @@
 """Every setting, in one place: those of an index and of a search as frozen dataclasses,
 and every RETRIEVER_* variable as a field of a pydantic-settings class: the engine's
 (`Environment`), generated answers' (`GenerationSettings`) and the web app's
-(`WebSettings`, which web/settings.py names `Settings`). docs/settings.md lists every one
-with its default.
+(`WebSettings`). docs/settings.md lists every one with its default.
 
 Index settings are saved in the manifest: an index is searched with the settings it was
 built with. Search settings can change per load without a rebuild.
@@ -258,8 +257,8 @@ def is_loopback(host: str) -> bool:
 
 
 class WebSettings(FromEnvironment):
-    """The web app's RETRIEVER_* variables (web/settings.py's `Settings`), with the engine's
-    and generated answers'. Sizes are set in KB or MB; docs/SECURITY.md explains each."""
+    """The web app's RETRIEVER_* variables, with the engine's and generated answers'.
+    Sizes are set in KB or MB; docs/SECURITY.md explains each."""
 
     host: str = _env("RETRIEVER_HOST", "127.0.0.1")
     port: int = _env("RETRIEVER_PORT", 7860, ge=1)

@@ -38,9 +38,7 @@ from retriever.schema import REBUILD_HINT, IndexLoadError
 from retriever.searcher import (
     Candidates,
     Hit,
-    QuestionError,
     Searcher,
-    check_question,
 )
 from retriever.store import StoredChunk
 
@@ -54,9 +52,7 @@ __all__ = [
     "Hit",
     "IndexInfo",
     "Mode",
-    "QuestionError",
     "Retriever",
-    "check_question",
     "index_is_current",
 ]
 

@@ -27,13 +27,13 @@ from retriever.embedding import Embedder
 from retriever.fusion import Candidates, Mode, fitted_weights, fuse
 from retriever.index import Index
 from retriever.passages import duplicate_key
-from retriever.query import Query, QuestionError, as_query, check_question, search_text
+from retriever.query import Query, as_query
 from retriever.rerank import Candidate, Reranker
 from retriever.store import StoredChunk
 from retriever.words import telling_words
 
 # Imported from here by callers written before the query stage had a module of its own.
-__all__ = ["Hit", "QuestionError", "Searcher", "check_question", "search_text", "title_words"]
+__all__ = ["Hit", "Searcher", "title_words"]
 
 
 @dataclass(frozen=True)

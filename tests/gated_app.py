@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402
 from retriever import Retriever  # noqa: E402
+from retriever.config import WebSettings  # noqa: E402
 from web.builds import Opener, ProgressEmbedder  # noqa: E402
-from web.settings import Settings  # noqa: E402
 
 GATE_VARIABLE = "QA_TEST_BUILD_GATE"
 
@@ -36,7 +36,7 @@ def held_while(gate: Path) -> Callable[[int, int], None]:
 
 
 if __name__ == "__main__":
-    settings = Settings.from_env()
+    settings = WebSettings.from_env()
     model = Retriever.load(settings.index, cache_dir=settings.cache).embedder
     gated = ProgressEmbedder(model, held_while(Path(os.environ[GATE_VARIABLE])))
     app.main(Opener(gated, settings.cache))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from retriever.bases import DEFAULT, BadBaseName, check_name
+from retriever.config import is_loopback
 from web.credentials import (
     hash_password,
     hash_token,
@@ -46,7 +47,6 @@ from web.credentials import (
     unknown_user_hash,
     verify_password,
 )
-from web.settings import is_loopback
 
 
 class Role(enum.IntEnum):

@@ -25,9 +25,9 @@ from retriever.bases import (
     Bases,
     BaseTrashEntry,
 )
+from retriever.config import MAX_BASES
 from web.access import Identity
 from web.library import Library
-from web.settings import MAX_BASES
 
 
 class TooManyBases(BaseError):

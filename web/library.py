@@ -17,6 +17,7 @@ from pathlib import Path
 
 from retriever import IndexLoadError, Retriever
 from retriever.bases import DEFAULT, Base
+from retriever.config import DEFAULT_QUOTA, Quota
 from retriever.trash import (
     DocumentError,
     NoSuchDocument,
@@ -31,7 +32,6 @@ from retriever.trash import (
 )
 from web.builds import LOADING, READING, BuildState, Opener, build_index, embedded_state
 from web.outcomes import DocumentRow, Outcome, document_rows, write_failed
-from web.settings import DEFAULT_QUOTA, Quota
 from web.uploads import UploadError, check_content, check_name, check_quota
 
 logger = logging.getLogger(__name__)

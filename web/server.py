@@ -21,6 +21,7 @@ from gradio.utils import get_upload_folder
 from starlette.routing import Mount
 
 from retriever.bases import DEFAULT
+from retriever.config import WebSettings
 from retriever.generation import ModelServer
 from web import conversations
 from web.access import check_host, load_access, page_user
@@ -41,7 +42,6 @@ from web.page import WATCH_IDLE_SECONDS, Page
 from web.page_bases import CONFIRM_SECONDS, DELETE_LABEL, base_label
 from web.preview import BasePreviews, Previews
 from web.service import Service
-from web.settings import Settings
 from web.upload_guard import UploadGuard
 from web.uploads import UPLOAD_SUFFIXES
 
@@ -60,7 +60,7 @@ SCRIPTS = [
 JS = "() => {\n" + "\n".join(f"({script})();" for script in SCRIPTS) + "\n}"
 
 
-def create_app(settings: Settings, *, opener: Opener | None = None) -> FastAPI:
+def create_app(settings: WebSettings, *, opener: Opener | None = None) -> FastAPI:
     """The app `settings` describe. Raises SettingsError or AccessError (web.access) for
     settings it may not serve with, before the model loads, and IndexLoadError (saying how
     to build one) when the index cannot be used.

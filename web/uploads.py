@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from retriever.config import Quota
 from retriever.corpus import DOCUMENT_SUFFIXES, MAX_FILE_BYTES, TEXT_SUFFIXES, extract_text
 from retriever.text import CorpusError
 from web.outcomes import DocumentRow
 from web.questions import is_text
 from web.reasons import file_reason
-from web.settings import Quota
 
 # Every document format the build reads; .jsonl record files are for evaluation sets.
 UPLOAD_SUFFIXES = TEXT_SUFFIXES + DOCUMENT_SUFFIXES

@@ -18,7 +18,7 @@ from conftest import ROOT
 
 from retriever import QuestionError, Retriever
 from retriever.__main__ import main
-from retriever.search import check_question
+from retriever.query import check_question
 
 pytestmark = pytest.mark.model
 

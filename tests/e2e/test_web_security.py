@@ -1,6 +1,6 @@
 """Bad input against the web layer: paths in Gradio events, roles, limits, upload names, trash.
 
-First the pieces alone, in-process and fast (web/access.py, web/settings.py, web/limits.py,
+First the pieces alone, in-process and fast (web/access.py, retriever/config.py, web/limits.py,
 web/browser_uploads.py). Then two real servers (app.py with the real model and index): one as
 `make run` serves, on loopback without access control, with small limits; one with an access
 file, on 0.0.0.0. Every server case asserts the status, the message, and that nothing
@@ -28,7 +28,7 @@ from conftest import ROOT
 from web_server import app_environment, running_app, snapshot
 
 from retriever.bases import DEFAULT
-from retriever.config import MAX_QUESTION_CHARS
+from retriever.config import MAX_QUESTION_CHARS, SettingsError, WebSettings
 from web.access import (
     ANONYMOUS,
     Access,
@@ -43,7 +43,6 @@ from web.browser_uploads import COOKIE, BrowserUploads
 from web.credentials import hash_password, hash_token, new_token
 from web.limits import BodyLimit, QuestionLimit
 from web.refusals import EDITORS_ONLY, MANAGERS_ONLY
-from web.settings import Settings, SettingsError
 from web.upload_guard import EDITORS_UPLOAD, NO_LENGTH, REFUSED, UploadGuard
 
 SECRET = "金库密码是七三九一"  # in the canary: must never be readable through the app
@@ -185,22 +184,22 @@ def test_without_credentials_only_loopback_is_served(
 def test_behind_a_proxy_credentials_are_needed_even_on_loopback() -> None:
     with pytest.raises(AccessError, match="RETRIEVER_TRUSTED_PROXIES is set"):
         check_host("127.0.0.1", Access(), behind_proxy=True)
-    proxied = Settings.from_env({"RETRIEVER_TRUSTED_PROXIES": "127.0.0.1"})
+    proxied = WebSettings.from_env({"RETRIEVER_TRUSTED_PROXIES": "127.0.0.1"})
     assert proxied.questions_per_minute == 30
 
 
 def test_settings_defaults_and_refusals() -> None:
-    local = Settings.from_env({})
+    local = WebSettings.from_env({})
     assert local.host == "127.0.0.1" and local.questions_per_minute == 0
     assert local.max_request_bytes == 2048 * 1024 and local.max_upload_bytes == 200 * 1024**2
-    assert Settings.from_env({"RETRIEVER_HOST": "0.0.0.0"}).questions_per_minute == 30
-    assert Settings.from_env({"RETRIEVER_MAX_CORPUS_MB": "5"}).quota.max_bytes == 5 * 1024**2
+    assert WebSettings.from_env({"RETRIEVER_HOST": "0.0.0.0"}).questions_per_minute == 30
+    assert WebSettings.from_env({"RETRIEVER_MAX_CORPUS_MB": "5"}).quota.max_bytes == 5 * 1024**2
     with pytest.raises(SettingsError, match="RETRIEVER_MAX_UPLOAD_MB='lots'"):
-        Settings.from_env({"RETRIEVER_MAX_UPLOAD_MB": "lots"})
+        WebSettings.from_env({"RETRIEVER_MAX_UPLOAD_MB": "lots"})
     with pytest.raises(SettingsError, match="at least 1"):
-        Settings.from_env({"RETRIEVER_MAX_REQUEST_KB": "0"})
+        WebSettings.from_env({"RETRIEVER_MAX_REQUEST_KB": "0"})
     with pytest.raises(SettingsError, match="not an IP address"):
-        Settings.from_env({"RETRIEVER_TRUSTED_PROXIES": "10.0.0.1, proxy.local"})
+        WebSettings.from_env({"RETRIEVER_TRUSTED_PROXIES": "10.0.0.1, proxy.local"})
 
 
 def test_the_question_limit_counts_a_sliding_minute() -> None:

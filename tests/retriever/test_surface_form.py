@@ -16,7 +16,7 @@ from functools import cache
 import pytest
 from conftest import ROOT
 
-from retriever.searcher import search_text
+from retriever.query import search_text
 
 
 @cache

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from retriever import Answer, Citation, Hit, IndexInfo, QuestionError, Quote, Retriever
 from retriever.bases import DEFAULT
-from retriever.config import MAX_QUESTION_CHARS
+from retriever.config import MAX_QUESTION_CHARS, MB, Quota, SettingsError, WebSettings
 from retriever.corpus import extract_text
 from retriever.followup import FollowUp, complete_followup, follow_up, subject_of
 from retriever.text import CorpusError
@@ -59,7 +59,6 @@ from web.refusals import MANAGERS_ONLY
 from web.render import answer_html, answer_text, preview_html
 from web.render_library import documents_html, info_html, trash_html
 from web.service import Service
-from web.settings import MB, Quota, Settings, SettingsError
 from web.uploads import UploadError, check_content, check_name
 
 # ------------------------------------------------------------------- follow-ups
@@ -1289,19 +1288,19 @@ def test_the_page_stores_a_rating_and_says_so(library: Library, tmp_path: Path) 
 
 
 def test_the_feedback_folder_lives_apart_from_the_corpus_and_the_index(tmp_path: Path) -> None:
-    default = Settings.from_env({"RETRIEVER_INDEX": str(tmp_path / "data" / "index")})
+    default = WebSettings.from_env({"RETRIEVER_INDEX": str(tmp_path / "data" / "index")})
     assert default.feedback_folder == tmp_path / "data" / "feedback"
-    assert Settings().feedback_folder == Path("feedback")
+    assert WebSettings().feedback_folder == Path("feedback")
     for inside in ["corpus/feedback", "index/fb"]:
         with pytest.raises(SettingsError, match="choose a folder of its own"):
-            Settings.from_env(
+            WebSettings.from_env(
                 {
                     "RETRIEVER_CORPUS": str(tmp_path / "corpus"),
                     "RETRIEVER_INDEX": str(tmp_path / "index"),
                     "RETRIEVER_FEEDBACK": str(tmp_path / inside),
                 }
             )
-    assert Settings.from_env({"RETRIEVER_FEEDBACK_PER_MINUTE": "0"}).feedback_per_minute == 0
+    assert WebSettings.from_env({"RETRIEVER_FEEDBACK_PER_MINUTE": "0"}).feedback_per_minute == 0
 
 
 # ------------------------------------------------------------------- conversations

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from web_server import snapshot
 
 from retriever import Retriever
+from retriever.config import SettingsError, WebSettings
 from web.access import load_access
 from web.api import api_router
 from web.credentials import hash_token
@@ -29,7 +30,6 @@ from web.library import CLOSED, Library
 from web.limits import FeedbackLimit, QuestionLimit
 from web.preview import BasePreviews, Previews
 from web.service import Service
-from web.settings import Settings, SettingsError
 
 EDITOR = {"Authorization": "Bearer editor-token"}
 READER = {"Authorization": "Bearer reader-token"}
@@ -325,16 +325,16 @@ def test_a_rename_waits_for_the_rebuild_of_the_base(small_corpus: Path, tmp_path
 
 
 def test_the_bases_folder_is_beside_the_index_unless_set(tmp_path: Path) -> None:
-    default = Settings.from_env({"RETRIEVER_INDEX": str(tmp_path / "data" / "index")})
+    default = WebSettings.from_env({"RETRIEVER_INDEX": str(tmp_path / "data" / "index")})
     assert default.bases_folder == tmp_path / "data" / "bases" and default.max_bases == 100
-    assert Settings().bases_folder == Path("bases")
-    chosen = Settings.from_env(
+    assert WebSettings().bases_folder == Path("bases")
+    chosen = WebSettings.from_env(
         {"RETRIEVER_BASES": str(tmp_path / "kb"), "RETRIEVER_MAX_BASES": "5"}
     )
     assert chosen.bases_folder == tmp_path / "kb" and chosen.max_bases == 5
     for inside in ["corpus/bases", "index/bases"]:
         with pytest.raises(SettingsError, match=r"RETRIEVER_BASES=.* is inside"):
-            Settings.from_env(
+            WebSettings.from_env(
                 {
                     "RETRIEVER_CORPUS": str(tmp_path / "corpus"),
                     "RETRIEVER_INDEX": str(tmp_path / "index"),

@@ -27,6 +27,7 @@ from starlette.testclient import TestClient
 
 from retriever import Answer, Citation, Hit, Quote
 from retriever.bases import DEFAULT
+from retriever.config import MB
 from web.access import Access, Identity, Role, load_access
 from web.api import api_router
 from web.citations import Citations
@@ -36,7 +37,6 @@ from web.feedback_export import export, export_zip
 from web.feedback_log import FeedbackError, FeedbackLog
 from web.limits import FeedbackLimit, QuestionLimit
 from web.service import Service
-from web.settings import MB
 
 HYPERLINK = '=HYPERLINK("http://example.com/x","点这里")'
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
