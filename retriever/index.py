@@ -15,7 +15,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from retriever.backends import DENSE_BACKENDS, dense_backend, lexical_backend
+from retriever.backends import (
+    DENSE_BACKENDS,
+    LEXICAL_BACKENDS,
+    dense_backend,
+    lexical_backend,
+)
 from retriever.backends.base import DenseBackend, LexicalBackend
 from retriever.corpus import Skipped
 from retriever.manifest import Manifest
@@ -89,13 +94,11 @@ class Index:
 
     @classmethod
     def create(cls, manifest: Manifest) -> Index:
-        """An index without passages, with the backends `manifest` names."""
-        return cls(
-            manifest,
-            [],
-            dense_backend(manifest.backends.dense).create(manifest.model_dim),
-            lexical_backend(manifest.backends.lexical).create(manifest.lexical),
-        )
+        """An index without passages, with the backends `manifest` names. The lexical side
+        first: it refuses a Milvus server without BM25 before anything is made there."""
+        lexical = lexical_backend(manifest.backends.lexical).create(manifest.lexical)
+        dense = dense_backend(manifest.backends.dense).create(manifest.model_dim)
+        return cls(manifest, [], dense, lexical)
 
     @classmethod
     def load(cls, folder: Path) -> Index:
@@ -140,10 +143,16 @@ class Index:
         when `folder` is not an index folder a build may replace (retriever.staging).
         """
 
-        replaced = _kept_outside(folder)  # read before the swap removes the old index
-        ours = replaced is not None and replaced[0] is type(self.dense)
-        self.dense.claim(folder, replaced[1] if ours and replaced is not None else None)
-        collections = self.dense.collections()
+        sides = {DENSE_FOLDER: self.dense, LEXICAL_FOLDER: self.lexical}
+        # What the replaced index keeps outside, read before the swap removes it.
+        replaced = {side: _kept_outside(folder, side) for side in sides}
+        for side, backend in sides.items():
+            before = replaced[side]
+            ours = before is not None and before[0] is type(backend)
+            _hook(backend, "claim")(folder, before[1] if ours and before is not None else None)
+        collections = tuple(
+            name for backend in sides.values() for name in _hook(backend, "collections")()
+        )
 
         def write(staging: Path) -> Manifest:
             write_chunks(staging, self.passages)
@@ -155,12 +164,14 @@ class Index:
             return write_manifest(staging, complete)
 
         written = replace_folder(folder, write)
-        # The index owns what it keeps outside its folder: the replaced index's collections
-        # that the new one does not own go (the backend keeps those not this folder's).
-        self.dense.installed()
-        if replaced is not None:
-            backend, record = replaced
-            backend.release(record, folder, keep=collections)
+        # The index owns what it keeps outside its folder, on both sides: the replaced
+        # index's collections that the new one does not own go (the backend keeps those
+        # not this folder's).
+        for backend in sides.values():
+            _hook(backend, "installed")()
+        for before in replaced.values():
+            if before is not None:
+                before[0].release(before[1], folder, keep=collections)
         return written
 
     @cached_property
@@ -173,16 +184,32 @@ class Index:
         return {chunk.id: chunk for chunk in self.chunks if chunk.id is not None}
 
 
-def _kept_outside(folder: Path) -> tuple[type[DenseBackend], Any] | None:
-    """The dense backend of the index in `folder` and what it keeps outside the folder (a
-    server's collection), or None: nothing, or no index there that can tell."""
+def _kept_outside(folder: Path, side: str) -> tuple[Any, Any] | None:
+    """The `side` ("dense" or "lexical") backend of the index in `folder` and what it keeps
+    outside the folder (a server's collections), or None: nothing, or no index there that
+    can tell."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        name = manifest["backends"]["dense"]
+        name = manifest["backends"][side]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if name not in DENSE_BACKENDS:
+    registry, load = (
+        (DENSE_BACKENDS, dense_backend)
+        if side == DENSE_FOLDER
+        else (LEXICAL_BACKENDS, lexical_backend)
+    )
+    if name not in registry:
         return None
-    backend = dense_backend(name)
-    record = backend.outside(folder / DENSE_FOLDER)
+    backend = load(name)
+    outside = getattr(backend, "outside", None)
+    record = outside(folder / side) if outside is not None else None
     return None if record is None else (backend, record)
+
+
+# A backend's steps for what it keeps outside the folder (DenseBackend's, which have the
+# docstrings, and MilvusLexical's); a backend without them keeps nothing outside.
+_NOTHING = {"claim": lambda folder, replaced: None, "collections": tuple, "installed": lambda: None}
+
+
+def _hook(backend: DenseBackend | LexicalBackend, step: str) -> Any:
+    return getattr(backend, step, None) or _NOTHING[step]

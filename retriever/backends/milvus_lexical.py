@@ -1,5 +1,7 @@
 """Lexical backend "milvus": BM25 by Milvus's own BM25 function, in Milvus Lite in the index
-folder (`lexical/milvus.db`), so that both sides of an index can live in Milvus.
+folder (`lexical/milvus.db`), or on a Milvus server (2.5 or later, or milvus-lite's server)
+when `configured(MilvusSettings(uri=...))` says so, as for the dense Milvus backend: so that
+both sides of an index can live in Milvus.
 
 The collection: the chunk id (primary key), a VARCHAR field with an analyzer, a BM25
 Function from it into a SPARSE_FLOAT_VECTOR field, and a SPARSE_INVERTED_INDEX on that with
@@ -24,7 +26,7 @@ milvus-lite 3.2.2 returns it as a negative distance (best first, most negative) 
 count took 0.5 s a word at 10k passages): they are counted once per load from the stored
 texts, when first asked, and kept up to date by `add` and `delete`.
 
-Updates: a loaded index works on a private copy of `milvus.db` (retriever.backends.
+Updates: a loaded Lite index works on a private copy of `milvus.db` (retriever.backends.
 milvus_copies, as the dense Milvus backend). Milvus Lite scores each segment with its own
 BM25 statistics (passages, mean length, each word's passages), and every passage of a loaded
 index is in a sealed segment: passages an update adds go to a new segment, scored by the
@@ -34,8 +36,11 @@ segment of the passages it holds, once the passages added to or deleted from a s
 REBUILD_SHARE of them (0: after every update), and the saved index scores as a fresh build
 of the same passages would. docs/milvus.md measures the drift without it, and its cost.
 
-Milvus servers are not supported yet: the index's ownership of server collections
-(retriever.index) covers the dense side only.
+On a server, as with the dense backend (retriever.backends.milvus_collections), each build
+writes its own collection, which the index owns (milvus_text.ServerCollections), and
+`lexical/milvus.json` names the server (never the token). A loaded index's first change
+copies its collection into a new one, one segment being written, so that the saved index
+again scores as a fresh build. `create` refuses a server older than 2.5 (no BM25 function).
 """
 
 from __future__ import annotations
@@ -51,25 +56,27 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from pymilvus import MilvusException
+
 from retriever.backends import milvus_collections, milvus_copies, milvus_text
 from retriever.backends.base import LexicalBackend, Scored
 from retriever.backends.milvus_collections import ID, SETTINGS
 from retriever.backends.milvus_copies import DATA
-from retriever.backends.milvus_settings import STRONG, current_settings
-from retriever.backends.milvus_text import SPARSE, TEXT
+from retriever.backends.milvus_settings import STRONG, MilvusSettings, current_settings
+from retriever.backends.milvus_text import TEXT
 from retriever.config import LexicalSettings
 
 logger = logging.getLogger(__name__)
 
 COLLECTION = "passages"  # a new index's collection; a rebuilt one is "passages_<random>"
 ANALYSIS = "words"  # what new indexes store: "words" or "jieba" (retriever.backends.milvus_text)
-MAX_LIMIT = 16_384  # the most hits Milvus returns for one search
+MAX_LIMIT = milvus_text.MAX_LIMIT
 # `save` rebuilds the collection once the passages added or deleted since it was first saved
 # pass this share of those it holds (0: after every update; docs/milvus.md measures it).
 REBUILD_SHARE = 0.0
 
 
-class MilvusLexical(LexicalBackend):
+class MilvusLexical(milvus_text.ServerCollections, LexicalBackend):
     name = "milvus"
 
     def __init__(
@@ -80,11 +87,15 @@ class MilvusLexical(LexicalBackend):
         marker: int | None,
         collection: str = COLLECTION,
         changed: int | None = None,
+        server: MilvusSettings | None = None,
     ) -> None:
         if analysis not in milvus_text.ANALYZERS:
             raise ValueError(f"unknown Milvus text analysis {analysis!r}")
         self.settings = settings
-        self._uri = uri  # the working copy's .db folder
+        self._uri = uri  # the working copy's .db folder, or the server's URI
+        self._server = server  # None: Milvus Lite
+        self._owned = True  # False for a server collection that a saved index reads
+        self._retired: str | None = None  # on a server: the replaced index's collection
         self._analysis = analysis
         self._collection = collection
         # Passages added or deleted since the collection was first saved; None before then
@@ -94,50 +105,66 @@ class MilvusLexical(LexicalBackend):
         self._last: tuple[str, dict[int, float]] | None = None  # scores of the last question
         self._state: dict[str, Any] = {"client": None}
         self._finalizer = weakref.finalize(
-            self, milvus_copies.close, self._state, uri, False, marker, os.getpid()
+            self, milvus_copies.close, self._state, uri, bool(server), marker, os.getpid()
         )
 
     # ------------------------------------------------------------------- create, load, save
 
     @classmethod
     def create(cls, settings: LexicalSettings, analysis: str = "") -> Self:
-        if current_settings().uri:
-            raise ValueError(
-                "the Milvus lexical backend runs on Milvus Lite in the index folder only; "
-                "keep bm25s for words with a Milvus server"
-            )
+        analysis, server = analysis or ANALYSIS, current_settings()
         milvus_copies.remove_dead_copies()
-        folder, marker = milvus_copies.new_working_copy()
-        index = cls(settings, str(folder / DATA), analysis or ANALYSIS, marker)
-        milvus_text.create_collection(index._open(), COLLECTION, analysis or ANALYSIS, settings)
+        if server.uri:
+            name = milvus_collections.new_collection_name()
+            index = cls(settings, server.uri, analysis, None, name, server=server)
+            client = index._open()
+            milvus_text.check_bm25(client.get_server_version(), server.uri)
+            milvus_text.drop_dead_builds(client)
+        else:
+            folder, marker = milvus_copies.new_working_copy()
+            index = cls(settings, str(folder / DATA), analysis, marker)
+        index._create_collection()
         return index
 
     @classmethod
     def load(cls, folder: Path, settings: LexicalSettings) -> Self:
         milvus_copies.remove_dead_copies()
         record = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
-        if not (folder / DATA).is_dir():
-            raise ValueError(f"{folder / DATA} is missing")
-        working, marker = milvus_copies.new_working_copy()
         collection, changed = record["collection"], int(record.get("changed", 0))
-        index = cls(settings, str(working / DATA), record["analysis"], marker, collection, changed)
-        shutil.copytree(folder / DATA, working / DATA)
-        if not index._open().has_collection(collection):
-            raise ValueError(f"{folder / DATA} holds no collection {collection!r}")
+        if uri := record.get("uri"):
+            server = milvus_text.server_of(record)
+            index = cls(settings, uri, record["analysis"], None, collection, changed, server)
+            index._owned = False
+            where = f"Milvus at {uri}"
+        else:
+            if not (folder / DATA).is_dir():
+                raise ValueError(f"{folder / DATA} is missing")
+            working, marker = milvus_copies.new_working_copy()
+            index = cls(settings, str(working / DATA), record["analysis"], marker, collection)
+            index._changed = changed
+            shutil.copytree(folder / DATA, working / DATA)
+            where = str(folder / DATA)
+        try:
+            if not index._open().has_collection(collection):
+                raise ValueError(f"{where} holds no collection {collection!r}")
+        except MilvusException as error:  # as ValueError, which the index says to rebuild
+            raise ValueError(f"{where} cannot open {collection!r}: {error.message}") from error
         return index
 
     def save(self, folder: Path) -> None:
         if self._changed and self._changed > REBUILD_SHARE * self.count:
             self.rebuild()
         self._changed = self._changed or 0  # sealed from here on
-        milvus_copies.release(self._state, self._uri, server=False)  # Lite writes out on close
-        shutil.copytree(self._uri, folder / DATA, ignore=shutil.ignore_patterns("LOCK"))
-        record = {
-            "uri": None,
-            "collection": self._collection,
-            "analysis": self._analysis,
-            "changed": self._changed,
-        }
+        record: dict[str, Any] = {"uri": self._server.uri if self._server else None}
+        if self._server:  # seal the writes and read them back Strong once (as milvus_dense)
+            self._open().flush(self._collection)
+            self._count(STRONG)
+            record.update(database=self._server.database, consistency=self._server.consistency)
+            record["retired"] = self._retired
+        else:
+            milvus_copies.release(self._state, self._uri, server=False)  # written out on close
+            shutil.copytree(self._uri, folder / DATA, ignore=shutil.ignore_patterns("LOCK"))
+        record.update(collection=self._collection, analysis=self._analysis, changed=self._changed)
         (folder / SETTINGS).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
     def close(self) -> None:
@@ -145,26 +172,33 @@ class MilvusLexical(LexicalBackend):
         self._finalizer()
 
     def rebuild(self) -> None:
-        """Copy the passages into a new collection, one segment, and drop the old one, so
-        that BM25's statistics are those of all the passages held (module docstring)."""
+        """Copy the passages into a new collection, one segment, and drop the old one (on a
+        server, only if it is this build's), so that BM25's statistics are those of all the
+        passages held (module docstring)."""
         client, old = self._open(), self._collection
-        new = f"{COLLECTION}_{uuid.uuid4().hex[:12]}"
-        milvus_text.create_collection(client, new, self._analysis, self.settings)
+        if self._server:
+            milvus_text.drop_dead_builds(client)
+            new = milvus_collections.new_collection_name()
+        else:
+            new = f"{COLLECTION}_{uuid.uuid4().hex[:12]}"
+        self._collection = new
+        self._create_collection()
         milvus_collections.copy_rows(client, old, new, (ID, TEXT))
-        client.drop_collection(old)
-        self._collection, self._changed, self._last = new, None, None
+        if self._owned:
+            client.drop_collection(old)
+        self._owned, self._changed, self._last = True, None, None
 
     # ---------------------------------------------------------------------------- reading
 
     @property
     def count(self) -> int:
+        return self._count(self._level())
+
+    def _count(self, level: str) -> int:
         rows = self._open().query(
-            self._collection, filter="", output_fields=["count(*)"], consistency_level=STRONG
+            self._collection, filter="", output_fields=["count(*)"], consistency_level=level
         )
         return int(rows[0]["count(*)"])
-
-    def search(self, question: str, k: int) -> list[Scored]:
-        return self._search(question, k)
 
     def scores(self, question: str, ids: Collection[int]) -> dict[int, float]:
         held = self._held(ids)
@@ -181,7 +215,7 @@ class MilvusLexical(LexicalBackend):
         # Words are compared as the field holds them (milvus_text.key), nothing decoded.
         frequencies, passages = self._document_frequencies(), self.count
         keys = {milvus_text.key(word, self._analysis) for word in words}
-        weights = {key: _idf(passages, frequencies.get(key, 0)) for key in keys}
+        weights = {key: milvus_text.idf(passages, frequencies.get(key, 0)) for key in keys}
         total = sum(weights.values())
         shares = {}
         for i, text in texts.items():
@@ -195,6 +229,7 @@ class MilvusLexical(LexicalBackend):
         if not len(ids):
             return
         stored = [self._stored(text) for text in texts]
+        self._make_own()
         milvus_collections.insert_rows(self._open(), self._collection, ids, TEXT, stored)
         if self._frequencies is not None:
             self._count_words(stored, +1)
@@ -209,6 +244,7 @@ class MilvusLexical(LexicalBackend):
             self._count_words(self._texts(ids).values(), -1)
         held = self._held(ids)
         if held:
+            self._make_own()
             self._open().delete(self._collection, ids=held)
         if self._changed is not None:
             self._changed += len(held)
@@ -221,8 +257,28 @@ class MilvusLexical(LexicalBackend):
         if not self._finalizer.alive:  # Lite would make a new, empty database in its place
             raise ValueError("this Milvus index is closed")
         if self._state["client"] is None:
-            self._state["client"] = milvus_collections.open_client(self._uri, self._collection)
+            server = (self._server.token, self._server.database) if self._server else None
+            self._state["client"] = milvus_collections.open_client(
+                self._uri, self._collection, server
+            )
         return self._state["client"]
+
+    def _create_collection(self) -> None:
+        milvus_text.create_collection(
+            self._open(), self._collection, self._analysis, self.settings, server=bool(self._server)
+        )
+
+    def _level(self) -> str:
+        """Reads of a loaded server collection use the index's consistency; a build's, and
+        Lite's, Strong (so that a build reads what it wrote)."""
+        return STRONG if self._owned or self._server is None else self._server.consistency
+
+    def _make_own(self) -> None:
+        """On a server, copy a loaded collection into a new one before the first change, so
+        the collection the served index reads is never changed (Lite works on a copy)."""
+        if not self._owned:
+            logger.info("copying Milvus collection %s for an update", self._collection)
+            self.rebuild()
 
     def _all_scores(self, question: str) -> dict[int, float]:
         """Every matching passage's score (the best MAX_LIMIT), the last question's kept.
@@ -230,47 +286,30 @@ class MilvusLexical(LexicalBackend):
         Not a search filtered to the given ids: milvus-lite 3.2.2 then takes the statistics
         (passages, each word's passages) of the filtered ones only, and scores differ."""
         if self._last is None or self._last[0] != question:
-            self._last = (question, dict(self._search(question, MAX_LIMIT)))
+            self._last = (question, dict(self.search(question, MAX_LIMIT)))
         return self._last[1]
 
-    def _search(self, question: str, k: int) -> list[Scored]:
+    def search(self, question: str, k: int) -> list[Scored]:
         query = self._query(question)
         if not query or k <= 0:
             return []
-        hits = self._open().search(
-            self._collection,
-            data=[query],
-            anns_field=SPARSE,
-            limit=min(k, MAX_LIMIT),
-            output_fields=[ID],
-            search_params={"metric_type": "BM25"},
-            consistency_level=STRONG,
-        )
+        hits = milvus_text.search(self._open(), self._collection, query, k, self._level())
         scale = 1.0 + self.settings.k1  # Milvus's factor that bm25s's Lucene variant drops
-        found = [(int(hit["id"]), abs(float(hit["distance"])) / scale) for hit in hits[0]]
+        found = [(i, distance / scale) for i, distance in hits]
         return sorted((hit for hit in found if hit[1] > 0), key=lambda hit: -hit[1])
 
     def _held(self, ids: Collection[int]) -> list[int]:
-        if not ids:
-            return []
-        rows = self._open().query(
-            self._collection,
-            ids=[int(i) for i in ids],
-            output_fields=[ID],
-            consistency_level=STRONG,
-        )
-        return [int(row[ID]) for row in rows]
+        return list(self._texts(ids, with_text=False))
 
-    def _texts(self, ids: Collection[int]) -> dict[int, str]:
+    def _texts(self, ids: Collection[int], with_text: bool = True) -> dict[int, str]:
         if not ids:
             return {}
+        fields = [ID, TEXT] if with_text else [ID]
         rows = self._open().query(
-            self._collection,
-            ids=[int(i) for i in ids],
-            output_fields=[ID, TEXT],
-            consistency_level=STRONG,
-        )
-        return {int(row[ID]): row[TEXT] for row in rows}
+            self._collection, ids=[int(i) for i in ids], output_fields=fields,
+            consistency_level=self._level(),
+        )  # fmt: skip
+        return {int(row[ID]): row.get(TEXT, "") for row in rows}
 
     def _stored(self, text: str) -> str:
         return milvus_text.stored(text, self._analysis, self.settings.search_mode)
@@ -294,10 +333,3 @@ class MilvusLexical(LexicalBackend):
         for text in stored:
             for key in self._keys_of(text):
                 self._frequencies[key] += sign
-
-
-def _idf(passages: int, holding: int) -> float:
-    """BM25's inverse document frequency of a word that `holding` of `passages` hold."""
-    import math
-
-    return math.log1p((passages - holding + 0.5) / (holding + 0.5))

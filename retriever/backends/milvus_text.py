@@ -1,5 +1,6 @@
 """What the Milvus lexical backend (retriever.backends.milvus_lexical) keeps in its text field,
-and its collection's schema: the text, a BM25 Function into a sparse vector, its index.
+and its collection's schema: the text, a BM25 Function into a sparse vector, its index; and
+on a server, which builds' collections are dead.
 
 Two analyses (recorded per index in `lexical/milvus.json`):
 
@@ -12,16 +13,29 @@ Two analyses (recorded per index in `lexical/milvus.json`):
 - "jieba": the normalised text, cut by Milvus's own jieba analyzer. Its cuts differ from
   the project's (no search mode, punctuation kept as words); on the validation questions it
   ranked below "words" (docs/milvus.md), and is kept to compare.
+
+On a server, a lexical collection is named and owned as a dense one is (retriever.backends.
+milvus_collections): `zh_retriever_<random>`, marked with the index folder it is saved for.
+Its builder is marked under its own property, BUILDER, which the dense side's sweep of dead
+builds does not read, since that sweep keeps only the collections the folder's dense side
+names: `drop_dead_builds` here is the same sweep over the lexical side.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import re
+import socket
+from collections.abc import Collection
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from retriever.backends.milvus_collections import ID
-from retriever.backends.milvus_settings import STRONG
+from retriever.backends import milvus_collections
+from retriever.backends.milvus_collections import COLLECTION_PREFIX, ID, INDEX_FOLDER, SETTINGS
+from retriever.backends.milvus_settings import STRONG, MilvusSettings, token_for
 from retriever.config import LexicalSettings
 from retriever.text import normalize
 from retriever.words import tokenize
@@ -31,6 +45,9 @@ logger = logging.getLogger(__name__)
 TEXT, SPARSE = "text", "sparse"
 ANALYZERS = {"words": {"tokenizer": "standard"}, "jieba": {"tokenizer": "jieba"}}
 MAX_TEXT = 65_535  # bytes a VARCHAR holds
+MAX_LIMIT = 16_384  # the most hits Milvus returns for one search
+BUILDER = "zh_retriever.lexical_builder"  # "host pid start-time" while a build's
+BM25_SINCE = (2, 5)  # the first Milvus release with the BM25 function
 
 
 def stored(text: str, analysis: str, search_mode: bool) -> str:
@@ -64,9 +81,12 @@ def keys_of(held: str, analysis: str, search_mode: bool) -> set[str]:
     return set(held.split())
 
 
-def create_collection(client: Any, name: str, analysis: str, settings: LexicalSettings) -> None:
+def create_collection(
+    client: Any, name: str, analysis: str, settings: LexicalSettings, *, server: bool = False
+) -> None:
     """Make collection `name`: the chunk id, the text analysed as `analysis` says, the BM25
-    Function into a sparse vector, and its index scoring with `settings`' k1 and b."""
+    Function into a sparse vector, and its index scoring with `settings`' k1 and b. On a
+    server, marked as this process's build from the start."""
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -94,7 +114,136 @@ def create_collection(client: Any, name: str, analysis: str, settings: LexicalSe
         metric_type="BM25",
         params={"bm25_k1": settings.k1, "bm25_b": settings.b},
     )
-    client.create_collection(name, schema=schema, index_params=params, consistency_level=STRONG)
+    properties = {BUILDER: milvus_collections.this_builder()} if server else {}
+    client.create_collection(
+        name,
+        schema=schema,
+        index_params=params,
+        consistency_level=STRONG,
+        properties=properties,
+    )
+
+
+def search(client: Any, collection: str, query: str, k: int, level: str) -> list[tuple[int, float]]:
+    """The (at most) k best (id, Milvus's BM25 score) for what `query` gives. milvus-lite
+    3.2.2 returns the score as a negative distance, Milvus 2.5 servers positive: its absolute
+    value, as BM25 is never negative."""
+    hits = client.search(
+        collection,
+        data=[query],
+        anns_field=SPARSE,
+        limit=min(k, MAX_LIMIT),
+        output_fields=[ID],
+        search_params={"metric_type": "BM25"},
+        consistency_level=level,
+    )
+    return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in hits[0]]
+
+
+def idf(passages: int, holding: int) -> float:
+    """BM25's inverse document frequency of a word that `holding` of `passages` hold."""
+    return math.log1p((passages - holding + 0.5) / (holding + 0.5))
+
+
+def server_of(record: dict[str, Any]) -> MilvusSettings:
+    """The server a saved index's `milvus.json` names, with its token (never saved)."""
+    return MilvusSettings(
+        uri=record["uri"],
+        token=token_for(record["uri"]),
+        database=record.get("database", ""),
+        consistency=record.get("consistency", STRONG),
+    )
+
+
+def check_bm25(version: str, uri: str) -> None:
+    """Refuse a server older than Milvus 2.5 (`version` as get_server_version gives it:
+    "v2.4.17"; milvus-lite's server says "milvus_lite-3.2.2" and has BM25)."""
+    found = re.match(r"v?(\d+)\.(\d+)\.", version)
+    if found and (int(found[1]), int(found[2])) < BM25_SINCE:
+        raise ValueError(
+            f"the Milvus server at {uri} is {version}, which has no BM25 function "
+            f"(Milvus 2.5 and later have it): build with --lexical bm25s, which keeps the "
+            f"words in the index folder, or use a Milvus 2.5+ server"
+        )
+
+
+def unmark_builder(client: Any, name: str) -> None:
+    """Its index is swapped in: collection `name` is no longer a build's."""
+    try:
+        client.alter_collection_properties(name, properties={BUILDER: ""})
+    except Exception:  # it stays marked; a sweep still keeps it (its folder names it)
+        logger.warning("cannot unmark Milvus collection %s", name)
+
+
+def drop_dead_builds(client: Any) -> None:
+    """Drop the lexical collections that builds on this host left when they died before
+    their index was swapped in (milvus_collections.drop_dead_builds, for this side)."""
+    host = socket.gethostname()
+    for name in client.list_collections():
+        if not name.startswith(COLLECTION_PREFIX):
+            continue
+        try:
+            properties = milvus_collections._properties(client, name)
+        except Exception:  # dropped meanwhile
+            continue
+        builder = properties.get(BUILDER, "").split()
+        if len(builder) != 3 or builder[0] != host:
+            continue
+        if milvus_collections._process_alive(builder[1], builder[2]):
+            continue
+        folder = properties.get(INDEX_FOLDER)
+        if folder and _names_collection(Path(folder), name):
+            continue  # swapped in, then the builder died before unmarking it
+        logger.warning("dropping Milvus collection %s, left by a build that died", name)
+        client.drop_collection(name)
+
+
+class ServerCollections:
+    """The collections a lexical index keeps on a server, as MilvusDense's (which has the
+    docstrings): retriever.index.Index.save calls these around the swap. Mixed into
+    MilvusLexical, whose `_server` (None for Lite), `_owned`, `_collection`, `_retired` and
+    `_open()` they read."""
+
+    _server: MilvusSettings | None
+    _owned: bool
+    _collection: str
+    _retired: str | None
+
+    def _open(self) -> Any: ...
+
+    def collections(self) -> tuple[str, ...]:
+        if not self._server:
+            return ()
+        return tuple(name for name in (self._collection, self._retired) if name)
+
+    def claim(self, index_folder: Path, replaced: dict[str, Any] | None) -> None:
+        if not self._server:
+            return
+        if self._owned:
+            milvus_collections.mark_index_folder(self._open(), self._collection, index_folder)
+        here = (self._server.uri, self._server.database)
+        if replaced is not None and (replaced.get("uri"), replaced.get("database", "")) == here:
+            self._retired = milvus_collections.retired_by(replaced, self._collection)
+
+    def installed(self) -> None:
+        if self._server and self._owned:
+            unmark_builder(self._open(), self._collection)
+
+    @classmethod
+    def outside(cls, folder: Path) -> dict[str, Any] | None:
+        return milvus_collections.server_record(folder)
+
+    @classmethod
+    def release(cls, record: dict[str, Any], index_folder: Path, keep: Collection[str]) -> None:
+        milvus_collections.release(record, index_folder, keep)
+
+
+def _names_collection(index_folder: Path, collection: str) -> bool:
+    try:
+        record = json.loads((index_folder / "lexical" / SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("collection") == collection
 
 
 DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -4,9 +4,12 @@ the whole module; every test uses its own index folders and collections on it.
 
 Build, search, ask, add a document, remove one, rebuild from scratch, kill -9 during an
 update (the previous index answers after it, and the dead build's collection goes at the
-next build), and two indexes on one server, each owning its collections. The plumbing runs
-in-process with the stand-in embedder (conftest.HashingEmbedder); one path, the CLI with the
-real default model, builds the shipped corpus on the server and updates it.
+next build), and two indexes on one server, each owning its collections. The same for the
+words (`--lexical milvus`, Milvus's BM25 function, which milvus-lite's server has): BM25
+results equal bm25s's through updates, and the lexical collections are owned as the dense
+ones are; a server without BM25 (older than 2.5) is refused before anything is made. The
+plumbing runs in-process with the stand-in embedder (conftest.HashingEmbedder); one path,
+the CLI with the real default model, builds the shipped corpus on the server and updates it.
 
 Not covered here: PyPI's `milvus` package (an embedded Milvus 2.3.5 standalone). Its
 components listen on every interface unless each is configured otherwise, and it pins
@@ -34,13 +37,15 @@ from conftest import CORPUS, KEY_PASSAGE, KEY_QUESTION, ROOT, copy_tree, run_cli
 from pymilvus import MilvusException
 
 from retriever import Retriever
-from retriever.backends import milvus_collections, milvus_copies
+from retriever.backends import milvus_collections, milvus_copies, milvus_text
 from retriever.backends.milvus_dense import MilvusDense
+from retriever.backends.milvus_lexical import MilvusLexical
 from retriever.backends.milvus_settings import MilvusSettings, configured
 from retriever.config import BackendSettings, ChunkSettings
-from retriever.store import DENSE_FOLDER, MANIFEST
+from retriever.store import DENSE_FOLDER, LEXICAL_FOLDER, MANIFEST
 
 MILVUS = BackendSettings(dense="milvus")
+BOTH = BackendSettings(dense="milvus", lexical="milvus")  # the words on the server too
 NEW_DOCUMENT = "印章管理制度.txt"
 NEW_TEXT = (
     "公司印章由行政部统一保管，使用印章必须填写用印申请单，经部门经理签字后方可盖章。"
@@ -143,11 +148,20 @@ def ours(client) -> set[str]:
     }
 
 
-def recorded(index: Path) -> tuple[str, list[str]]:
-    """The collection dense/milvus.json names, and the manifest's list."""
-    dense = json.loads((index / DENSE_FOLDER / milvus_collections.SETTINGS).read_text())
+def recorded(index: Path, side: str = DENSE_FOLDER) -> tuple[str, list[str]]:
+    """The collection dense/milvus.json (or lexical/'s) names, and the manifest's list."""
+    saved = json.loads((index / side / milvus_collections.SETTINGS).read_text())
     manifest = json.loads((index / MANIFEST).read_text())
-    return dense["collection"], manifest["collections"]
+    return saved["collection"], manifest["collections"]
+
+
+def has_bm25(client) -> bool:
+    """Whether the server has Milvus's BM25 function (milvus-lite's and 2.5+ have it)."""
+    try:
+        milvus_text.check_bm25(client.get_server_version(), "")
+    except ValueError:
+        return False
+    return True
 
 
 def count(client, collection: str) -> int:
@@ -227,8 +241,75 @@ def test_add_remove_and_rebuild_from_scratch_keep_two_collections_at_most(
     assert hits[0].source == NEW_DOCUMENT
 
 
-# A build in a child process that stops at `argv[4]` (after the backend took the new
-# vectors, or in the middle of saving) and says so, to be killed there.
+def same_bm25(ours: Retriever, theirs: Retriever) -> None:
+    """Both rank each question's passages alike by BM25, with equal scores."""
+    for question in ("苹果富含维生素", "办公室主任和行政主管", NEW_QUESTION, "香蕉 热带"):
+        got, expected = (
+            [(hit.text, hit.score) for hit in one.search(question, k=10, mode="bm25")]
+            for one in (ours, theirs)
+        )
+        assert [text for text, _ in got] == [text for text, _ in expected], question
+        assert [score for _, score in got] == pytest.approx([s for _, s in expected], rel=1e-4)
+
+
+def test_the_words_on_the_server_score_as_bm25s_through_updates(
+    server, client, settings, small_corpus: Path, tmp_path: Path, hashing_embedder
+) -> None:
+    """--lexical milvus on the server: each build's words go to a collection of their own,
+    which the index owns as it owns its vectors' (listed in the manifest, the replaced one
+    retired for one build, then dropped), and BM25 answers as bm25s's does."""
+    if not has_bm25(client):
+        pytest.skip("a server without BM25 (Milvus 2.3, 2.4)")
+    index, reference = tmp_path / "index", tmp_path / "bm25s"
+
+    def build() -> tuple[Retriever, str, list[str]]:
+        Retriever.build(small_corpus, index, embedder=hashing_embedder, backends=BOTH)
+        Retriever.build(small_corpus, reference, embedder=hashing_embedder)  # faiss, bm25s
+        loaded = Retriever.load(index, embedder=hashing_embedder)
+        same_bm25(loaded, Retriever.load(reference, embedder=hashing_embedder))
+        words, listed = recorded(index, LEXICAL_FOLDER)
+        assert listed[0] == recorded(index)[0] and words in listed  # both sides listed
+        return loaded, words, listed
+
+    served, first, listed = build()
+    assert isinstance(served.index.lexical, MilvusLexical) and first in ours(client)
+    saved = json.loads((index / LEXICAL_FOLDER / milvus_collections.SETTINGS).read_text())
+    assert saved["uri"] == server and "token" not in saved
+    assert not (index / LEXICAL_FOLDER / milvus_copies.DATA).exists()  # nothing of Lite's
+    properties = client.describe_collection(first)["properties"]
+    assert properties[milvus_collections.INDEX_FOLDER] == str(index.resolve())
+    assert properties.get(milvus_text.BUILDER, "") == ""  # no longer a build's
+    assert served.search("苹果", k=1)[0].source == "fruit.md"
+    assert served.ask("办公室主任和行政主管哪个大?").found
+
+    (small_corpus / NEW_DOCUMENT).write_text(NEW_TEXT, encoding="utf-8")
+    added, second, listed = build()
+    assert added.search(NEW_QUESTION, k=1)[0].source == NEW_DOCUMENT
+    assert listed[2:] == [second, first] and {first, second} <= ours(client)
+    assert served.search("苹果", k=1, mode="bm25")[0].source == "fruit.md"  # the retired one
+
+    (small_corpus / "fruit.md").unlink()
+    removed, third, listed = build()
+    assert listed[2:] == [third, second]
+    assert ours(client) & {first, second, third} == {second, third}  # two builds on: gone
+    assert "fruit.md" not in {hit.source for hit in removed.search("苹果 香蕉", k=10)}
+    assert removed.index.lexical.count == count(client, third) == 3
+
+
+def test_a_server_without_bm25_is_refused_before_anything_is_made(
+    client, settings, small_corpus: Path, tmp_path: Path, hashing_embedder, monkeypatch
+) -> None:
+    """Milvus 2.3 and 2.4 have no BM25 function: --lexical milvus names the version and
+    says to use bm25s, and leaves nothing on the server."""
+    monkeypatch.setattr(type(client), "get_server_version", lambda self, **_: "v2.4.17")
+    before = ours(client)
+    with pytest.raises(ValueError, match=r"v2\.4\.17, which has no BM25.*--lexical bm25s"):
+        Retriever.build(small_corpus, tmp_path / "index", embedder=hashing_embedder, backends=BOTH)
+    assert ours(client) == before and not (tmp_path / "index" / MANIFEST).exists()
+
+
+# A build in a child process whose `argv[6]` side stops at `argv[4]` (after the backend took
+# the new vectors or words, or in the middle of saving) and says so, to be killed there.
 STOPPED_BUILD = textwrap.dedent(
     """
     import sys, time
@@ -237,10 +318,11 @@ STOPPED_BUILD = textwrap.dedent(
     from conftest import HashingEmbedder
     from retriever import Retriever
     from retriever.backends.milvus_dense import MilvusDense
+    from retriever.backends.milvus_lexical import MilvusLexical
     from retriever.backends.milvus_settings import MilvusSettings, configured
 
-    where = sys.argv[4]
-    original = getattr(MilvusDense, where)
+    where, Backend = sys.argv[4], MilvusDense if sys.argv[6] == "dense" else MilvusLexical
+    original = getattr(Backend, where)
 
     def stop(self, *args):
         result = original(self, *args) if where == "add" else None
@@ -248,24 +330,30 @@ STOPPED_BUILD = textwrap.dedent(
         time.sleep(600)
         return result
 
-    setattr(MilvusDense, where, stop)
+    setattr(Backend, where, stop)
     with configured(MilvusSettings(uri=sys.argv[3])):
         Retriever.build(Path(sys.argv[1]), Path(sys.argv[2]), embedder=HashingEmbedder())
     """
 )
 
 
-@pytest.mark.parametrize("where", ["add", "save"])
+@pytest.mark.parametrize(
+    ("side", "where"), [(DENSE_FOLDER, "add"), (DENSE_FOLDER, "save"), (LEXICAL_FOLDER, "save")]
+)
 def test_kill_9_during_an_update_leaves_the_previous_index_answering(
-    server, client, settings, small_corpus: Path, tmp_path: Path, hashing_embedder, where
+    server, client, settings, small_corpus: Path, tmp_path: Path, hashing_embedder, side, where
 ) -> None:
+    if side == LEXICAL_FOLDER and not has_bm25(client):
+        pytest.skip("a server without BM25 (Milvus 2.3, 2.4)")
     index = tmp_path / "index"
-    Retriever.build(small_corpus, index, embedder=hashing_embedder, backends=MILVUS)
-    before, _ = recorded(index)
+    backends = MILVUS if side == DENSE_FOLDER else BOTH
+    Retriever.build(small_corpus, index, embedder=hashing_embedder, backends=backends)
+    before, _ = recorded(index, side)
     (small_corpus / NEW_DOCUMENT).write_text(NEW_TEXT, encoding="utf-8")
 
+    tests = ROOT / "tests"
     child = subprocess.Popen(
-        [sys.executable, "-c", STOPPED_BUILD, small_corpus, index, server, where, ROOT / "tests"],
+        [sys.executable, "-c", STOPPED_BUILD, small_corpus, index, server, where, tests, side],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -281,14 +369,14 @@ def test_kill_9_during_an_update_leaves_the_previous_index_answering(
     assert dead != before and dead in ours(client)  # what the killed build left
 
     retriever = Retriever.load(index, embedder=hashing_embedder)
-    assert recorded(index)[0] == before
+    assert recorded(index, side)[0] == before
     assert retriever.search("苹果", k=1)[0].source == "fruit.md"
     assert NEW_DOCUMENT not in {hit.source for hit in retriever.search(NEW_QUESTION, k=10)}
 
     report = Retriever.build(small_corpus, index, embedder=hashing_embedder)
     assert report.read == (NEW_DOCUMENT,)
-    after, listed = recorded(index)
-    assert listed == [after, before]  # the dead build's is no part of the index
+    after, listed = recorded(index, side)
+    assert {after, before} <= set(listed) and dead not in listed  # the dead build's is not
     assert dead not in ours(client) and {before, after} <= ours(client)
     assert Retriever.load(index, embedder=hashing_embedder).search(NEW_QUESTION, k=1)[0].source == (
         NEW_DOCUMENT
@@ -302,10 +390,12 @@ def test_two_indexes_on_one_server_each_own_their_collections(
     other_corpus.mkdir()
     (other_corpus / NEW_DOCUMENT).write_text(NEW_TEXT, encoding="utf-8")
     one, two = tmp_path / "one", tmp_path / "two"
-    Retriever.build(small_corpus, one, embedder=hashing_embedder, backends=MILVUS)
-    Retriever.build(other_corpus, two, embedder=hashing_embedder, backends=MILVUS)
-    first_one, first_two = recorded(one)[0], recorded(two)[0]
-    assert first_one != first_two
+    backends = BOTH if has_bm25(client) else MILVUS  # each side's collections, where it can
+    Retriever.build(small_corpus, one, embedder=hashing_embedder, backends=backends)
+    Retriever.build(other_corpus, two, embedder=hashing_embedder, backends=backends)
+    first_one, first_two = set(recorded(one)[1]), set(recorded(two)[1])
+    assert len(first_one) == len(first_two) == (2 if backends == BOTH else 1)
+    assert not first_one & first_two
 
     # A copy of index one names one's collection but does not own it.
     copied = copy_tree(one, tmp_path / "copy")
@@ -313,12 +403,13 @@ def test_two_indexes_on_one_server_each_own_their_collections(
     Retriever.build(small_corpus, copied, embedder=hashing_embedder)
     (small_corpus / "more.txt").write_text("橙子富含维生素C和膳食纤维。", encoding="utf-8")
     Retriever.build(small_corpus, copied, embedder=hashing_embedder)
-    assert first_one in ours(client)  # one's, so the copy's updates kept it
+    assert first_one <= ours(client)  # one's, so the copy's updates kept them
     for text in ("橙子富含维生素C。", "橙子富含维生素C和膳食纤维。"):
         (small_corpus / "more.txt").write_text(text, encoding="utf-8")
         Retriever.build(small_corpus, one, embedder=hashing_embedder)
-    assert first_one not in ours(client)  # one's own updates dropped it
-    assert {recorded(one)[0], recorded(copied)[0], first_two} <= ours(client)
+    assert not first_one & ours(client)  # one's own updates dropped them
+    assert set(recorded(one)[1] + recorded(copied)[1]) | first_two <= ours(client)
+    assert set(recorded(two)[1]) == first_two  # two's, untouched
     assert Retriever.load(copied, embedder=hashing_embedder).search("橙子", k=1)[0].source == (
         "more.txt"
     )

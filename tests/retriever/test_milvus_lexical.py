@@ -1,6 +1,8 @@
 """The lexical backend on Milvus Lite's BM25 (retriever.backends.milvus_lexical) in whole
 indexes: built, searched, updated (a document added, one removed), loaded again from the
-folder, and asked through the hybrid path; and chosen on the command line.
+folder, and asked through the hybrid path; and chosen on the command line. On a Milvus
+server (milvus-lite's), the same and the collections' ownership are
+tests/e2e/test_milvus_server.py's; here, which server versions are refused.
 
 Its contract (search, scores, coverage, delete, save and load, updates ending where a fresh
 build starts) is tests/retriever/test_backends.py's, which runs over it too.
@@ -110,11 +112,6 @@ def test_the_hybrid_search_and_ask_run_over_milvus_bm25(
 
 def test_the_command_line_puts_the_whole_index_in_milvus(small_corpus: Path, tmp_path) -> None:
     index = tmp_path / "index"
-    refused = run_cli(
-        "build", "--corpus", str(small_corpus), "--index", str(index), "--lexical", "milvus",
-        "--backend", "milvus", "--milvus-uri", "http://127.0.0.1:1",
-    )  # fmt: skip
-    assert refused.returncode != 0 and "Milvus Lite" in refused.stderr
     result = run_cli(
         "build", "--corpus", str(small_corpus), "--index", str(index),
         "--backend", "milvus", "--lexical", "milvus", "-q",
@@ -137,3 +134,11 @@ def test_each_word_is_spelled_as_one_ascii_token_and_read_back() -> None:
     words = [milvus_text.unspelled(token) for token in held.split()]
     assert words == tokenize("行政助理负责考勤。")  # search mode: 行政, 助理, 行政助理, …
     assert "行政助理" in words and "。" not in words
+
+
+def test_a_server_older_than_2_5_is_refused_naming_its_version_and_the_fix() -> None:
+    for version in ("v2.3.5", "v2.4.17", "2.4.0"):
+        with pytest.raises(ValueError, match=rf"{version}, which has no BM25.*--lexical bm25s"):
+            milvus_text.check_bm25(version, "http://127.0.0.1:19530")
+    for version in ("v2.5.4", "v2.6.0", "v3.0.0", "milvus_lite-3.2.2", ""):
+        milvus_text.check_bm25(version, "http://127.0.0.1:19530")  # BM25 there (or unknown)
