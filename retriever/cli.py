@@ -114,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
             "python -m retriever build --backend milvus",
             "python -m retriever build --backend milvus --milvus-uri http://127.0.0.1:19530",
             "python -m retriever build --backend milvus --lexical milvus   all in Milvus Lite",
+            "python -m retriever build --backend milvus --lexical milvus "
+            "--milvus-uri http://127.0.0.1:19530   all on a Milvus 2.5+ server",
         ],
     )
     build.add_argument("--corpus", help="folder of source files (corpus)")
@@ -133,13 +135,15 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--backend",
         choices=sorted(DENSE_BACKENDS),
-        help="dense engine: faiss, or milvus (Milvus Lite in the index folder); default: what "
+        help="dense engine: faiss, or milvus (Milvus Lite in the index folder, or a server at "
+        "--milvus-uri); default: what "
         f"the index uses, {BackendSettings().dense} for a new one",
     )
     build.add_argument(
         "--lexical",
         choices=sorted(LEXICAL_BACKENDS),
-        help="BM25 engine: bm25s, or milvus (Milvus Lite's BM25 in the index folder); "
+        help="BM25 engine: bm25s, or milvus (Milvus's BM25: Lite in the index folder, or a "
+        "2.5+ server at --milvus-uri); "
         f"default: what the index uses, {BackendSettings().lexical} for a new one",
     )
     build.add_argument(

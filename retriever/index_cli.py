@@ -45,12 +45,11 @@ def embedder(args: argparse.Namespace):
 def _milvus_settings(args: argparse.Namespace) -> MilvusSettings:
     """The --milvus-* options (and the token in RETRIEVER_MILVUS_TOKEN, kept out of `ps`)."""
     given = args.milvus_uri or args.milvus_database or args.milvus_consistency
-    if given and args.backend != "milvus":
+    if given and "milvus" not in (args.backend, args.lexical):
         raise ValueError(
-            "--milvus-uri, --milvus-database and --milvus-consistency go with --backend milvus"
+            "--milvus-uri, --milvus-database and --milvus-consistency go with --backend milvus "
+            "or --lexical milvus"
         )
-    if args.milvus_uri and args.lexical == "milvus":
-        raise ValueError("--lexical milvus runs on Milvus Lite in the index folder, not a server")
     if (args.milvus_database or args.milvus_consistency) and not args.milvus_uri:
         raise ValueError("--milvus-database and --milvus-consistency go with --milvus-uri")
     return MilvusSettings(

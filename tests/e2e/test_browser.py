@@ -670,6 +670,9 @@ def test_a_knowledge_base_is_created_filled_and_asked_on_the_page(window) -> Non
     delete_base(window)
     window.locator("#base-outcome").get_by_text(f"知识库「{name}」已移到知识库回收站").wait_for()
     assert window.locator("#base input").input_value() == DEFAULT_LABEL
+    # The outcome comes before the side's state (its documents and deleted bases, in one
+    # update): the deleted base can be chosen once its documents have left the list.
+    window.locator("#documents").get_by_text("差旅.txt").wait_for(state="detached")
     window.locator("#deleted-bases input").click()
     window.get_by_role("option", name=re.compile(f"^{name}（")).click()
     window.locator("#restore-base").click()
