@@ -124,39 +124,14 @@ def prepare(size: int, work: Path, *, quick: bool) -> None:
     np.save(work / "truth.npy", truth)
 
 
-RETRIED: list[str] = []  # what the Milvus Lite stand-in below had to recover from
-
-
 def backend_class(engine: str):
     if engine == "faiss":
         from retriever.backends.faiss_dense import FaissDense
 
         return FaissDense
-    from pymilvus import MilvusException
-
     from retriever.backends.milvus_dense import MilvusDense
 
-    class RetriedIndexMilvusDense(MilvusDense):
-        """The backend, except that `_fit` survives pymilvus's retry of a long create_index.
-
-        Building HNSW over 300,000 vectors in Milvus Lite took minutes in one create_index
-        call; Milvus Lite's gRPC server answered the client's keepalive pings with GOAWAY
-        (too_many_pings), pymilvus retried the call, and the retry failed with "index already
-        exists for field 'vector'" (code 35), the first call's index being there. The
-        backend stops there; this stand-in checks the index kind and loads the collection,
-        which is what `_fit` would have done next, so the rest can be measured."""
-
-        def _fit(self) -> None:
-            try:
-                super()._fit()
-            except MilvusException as error:
-                if error.code != 35:
-                    raise
-                self._kind = None
-                RETRIED.append(f"create_index retried: {self._index_kind()} is there")
-                self._open().load_collection(self._collection)
-
-    return RetriedIndexMilvusDense
+    return MilvusDense
 
 
 def child_build(engine: str, work: Path) -> dict[str, Any]:
@@ -179,7 +154,6 @@ def child_build(engine: str, work: Path) -> dict[str, Any]:
         "disk_mb": folder_mb(folder),
         "build_peak_mb": peak_mb(),
         "vectors_mb": vectors.nbytes / 2**20,
-        "recovered": RETRIED,
     }
 
 
@@ -230,7 +204,6 @@ def child_serve(engine: str, work: Path, runs: int) -> dict[str, Any]:
         "add_document_s": add_s,
         "add_document_save_s": update_save_s,
         "update_peak_mb": peak_mb(),
-        "recovered_on_update": RETRIED,
     }
 
 

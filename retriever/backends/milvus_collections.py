@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
@@ -41,6 +42,12 @@ COLLECTION_PREFIX = "zh_retriever_"  # every server collection this backend make
 # and the index folder it was saved for.
 BUILDER = "zh_retriever.builder"  # "host pid start-time"
 INDEX_FOLDER = "zh_retriever.index"  # the index folder's absolute path
+# The Lite client's channel sends no keepalive pings (gRPC's "never"). pymilvus's default, a
+# ping every 10 s, made Milvus Lite's in-process server answer GOAWAY ("too_many_pings") when
+# the pings piled up during a create_index of minutes (issue 23); a connection to a server
+# in this same process has nothing to keep alive.
+LITE_CHANNEL = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
+INDEX_EXISTS = 35  # Milvus Lite's code for "index already exists" (IndexAlreadyExists)
 
 
 def create(client: Any, name: str, dim: int, *, server: bool) -> None:
@@ -70,6 +77,49 @@ def index_params(client: Any, kind: str) -> Any:
     return params
 
 
+def make_index(client: Any, name: str, kind: str) -> None:
+    """Give collection `name`'s vector field a `kind` index (it has none) and load it with
+    the index built. pymilvus sends a call again when its connection drops; the second call
+    of a create_index finds the first one's index, which is the one asked for: success, once
+    `describe_index` shows it is. The load waits for the build: Milvus Lite builds under the
+    collection's lock, which a load takes too, and a server's is waited for here."""
+    from pymilvus import MilvusException
+
+    try:
+        client.create_index(name, index_params(client, kind))
+    except MilvusException as error:
+        if not _already_exists(error) or not _is_index(client.describe_index(name, VECTOR), kind):
+            raise
+        logger.warning(
+            "Milvus collection %s: create_index was retried; its %s index is there", name, kind
+        )
+        _wait_built(client, name)
+    client.load_collection(name)
+
+
+def _already_exists(error: Exception) -> bool:
+    message = str(getattr(error, "message", error)).lower()
+    return getattr(error, "code", None) == INDEX_EXISTS or "already exist" in message
+
+
+def _is_index(described: dict[str, Any] | None, kind: str) -> bool:
+    """Whether `describe_index`'s answer is the index `index_params` makes for `kind` (the
+    build parameters where it reports them: Milvus Lite 3.2 does not)."""
+    if not described or (described.get("index_type"), described.get("metric_type")) != (kind, "IP"):
+        return False
+    wanted = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION} if kind == "HNSW" else {}
+    reported = {**(described.get("params") or {}), **described}
+    return all(str(reported[key]) == str(value) for key, value in wanted.items() if key in reported)
+
+
+def _wait_built(client: Any, name: str, poll_s: float = 1.0) -> None:
+    """Until `describe_index` says the vector index of collection `name` is built."""
+    while (state := str(client.describe_index(name, VECTOR).get("state", ""))) != "Finished":
+        if state == "Failed":
+            raise RuntimeError(f"Milvus could not build the index of {name!r}")
+        time.sleep(poll_s)
+
+
 def check(open_client: Callable[[], Any], uri: str, name: str, dim: int) -> None:
     """Check that collection `name` is there with `dim`-dim vectors; `open_client` connects
     (and loads it). Milvus's own errors become ValueError, which the index turns into
@@ -96,7 +146,7 @@ def open_client(uri: str, collection: str, server: tuple[str, str] | None = None
     else:
         from pymilvus import MilvusClient
 
-        client = MilvusClient(uri=uri)
+        client = MilvusClient(uri=uri, grpc_options=LITE_CHANNEL)
     if client.has_collection(collection):  # Lite opens collections released
         client.load_collection(collection)
     return client

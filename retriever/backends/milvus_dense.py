@@ -302,8 +302,7 @@ class MilvusDense(DenseBackend):
         client = self._open()
         client.release_collection(self._collection)
         client.drop_index(self._collection, VECTOR)
-        client.create_index(self._collection, milvus_collections.index_params(client, wanted))
-        client.load_collection(self._collection)
+        milvus_collections.make_index(client, self._collection, wanted)  # and loads it
         self._kind = wanted
 
     def _make_own(self) -> None:

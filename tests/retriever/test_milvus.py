@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import CACHE, CORPUS, KEY_PASSAGE, KEY_QUESTION, USER_QUESTIONS, copy_tree, run_cli
+from pymilvus import MilvusException
 
 from retriever import Retriever
 from retriever.backends import milvus_collections, milvus_copies, milvus_dense
@@ -138,6 +140,7 @@ def test_milvus_that_cannot_open_its_collection_is_a_load_error(
 HOLDER = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from retriever.backends.milvus_dense import MilvusDense
 dense = MilvusDense.load(Path(sys.argv[1]))
 print("open", dense.count, flush=True)
@@ -288,3 +291,59 @@ def test_an_index_on_a_server_is_opened_with_the_environments_token_where_none_i
         assert token_for(server) == "cli"
     monkeypatch.delenv("RETRIEVER_MILVUS_TOKEN")
     assert token_for(server) == ""
+
+
+EXISTS = "index already exists for field 'vector'; call drop_index first"
+
+
+@pytest.fixture
+def retried(monkeypatch: pytest.MonkeyPatch, temp_dir: Path) -> dict[str, Any]:
+    """Issue 23: Lite clients whose 2nd create_index (the 1st: the new collection's) makes index
+    `made` (None: the one asked), then fails as pymilvus's retry did at 300k. HNSW from 50."""
+    monkeypatch.setattr(milvus_dense, "HNSW_THRESHOLD", 50)
+    fault: dict[str, Any] = {"made": None, "code": 35, "message": EXISTS, "calls": 0}
+
+    def open_client(*args: Any, real_open=milvus_collections.open_client) -> Any:
+        client = fault["client"] = real_open(*args)
+
+        def create_index(name: str, params: Any, real=client.create_index, **kwargs: Any) -> None:
+            if fault["made"]:
+                params = milvus_collections.index_params(client, fault["made"])
+            real(name, params, **kwargs)
+            fault["calls"] += 1
+            if fault["calls"] == 2:
+                raise MilvusException(code=fault["code"], message=fault["message"])
+
+        client.create_index = create_index
+        return client
+
+    monkeypatch.setattr(milvus_collections, "open_client", open_client)
+    return fault
+
+
+def test_a_retried_create_index_that_finds_its_index_builds(retried, tmp_path: Path) -> None:
+    """The switch to HNSW survives the retry: HNSW, loaded, exact on 120 vectors, saved and
+    loaded. The Lite client sends no keepalive pings (the GOAWAY was "too_many_pings")."""
+    ids, rows = [5 * i + 3 for i in range(120)], np.random.default_rng(23).normal(size=(120, 16))
+    vectors = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    index = milvus_dense.MilvusDense.create(16)
+    index.add(ids, vectors)  # FLAT → HNSW, and the create_index is retried
+    client, name = retried["client"], index._collection
+    assert retried["calls"] == 2 and index.count == 120
+    assert client.describe_index(name, milvus_collections.VECTOR)["index_type"] == "HNSW"
+    assert client.get_load_state(name)["state"].name == "Loaded"
+    assert client._handler._grpc_options["grpc.keepalive_time_ms"] == 2**31 - 1  # "never"
+    queries = [*vectors[[0, 77]], *vectors[5:13, ::-1]]  # 2 vectors held, 8 not
+    found = [[i for i, _ in index.search(query, 10)] for query in queries]
+    assert found == [[ids[r] for r in np.argsort(-(vectors @ q))[:10]] for q in queries]
+    index.save(tmp_path / "dense")
+    loaded = milvus_dense.MilvusDense.load(tmp_path / "dense")
+    assert loaded._index_kind() == "HNSW"
+    assert [[i for i, _ in loaded.search(query, 10)] for query in queries] == found
+
+
+@pytest.mark.parametrize(("made", "code", "message"), [("FLAT", 35, EXISTS), (None, 1, "lost")])
+def test_other_create_index_failures_stay_errors(retried, made, code: int, message: str) -> None:
+    retried.update(made=made, code=code, message=message)
+    with pytest.raises(MilvusException, match=message):
+        milvus_dense.MilvusDense.create(16).add(list(range(60)), np.full((60, 16), 0.25))
