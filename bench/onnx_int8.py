@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     limit, corpus_limit = (10, 40) if args.quick else (None, None)
-    passages = 32 if args.quick else args.passages
+    passages = 8 if args.quick else args.passages
     runs = 1 if args.quick else args.runs
 
     # Models come from the default cache (they are shared); indexes go to --cache.
