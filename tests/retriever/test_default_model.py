@@ -7,7 +7,6 @@ later runs reuse it, so only the first run pays the ~10 s build.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -186,11 +185,9 @@ def test_ranks_the_answer_above_an_unrelated_passage(model) -> None:
 def test_ensure_is_idempotent(model_dir: Path) -> None:
     files = [model_dir, *sorted(model_dir.rglob("*"))]
     before = {path: path.stat().st_mtime_ns for path in files}
-    started = time.perf_counter()
     again = ensure_default_model(CACHE_DIR)
-    elapsed = time.perf_counter() - started
     assert again == model_dir
-    assert elapsed < 0.5, f"second call took {elapsed:.2f} s: it rebuilt"
+    # Not rebuilt: no file written again (a rebuild rewrites every file).
     assert {path: path.stat().st_mtime_ns for path in files} == before
 
 

@@ -324,7 +324,7 @@ def test_bomb_costs_little_time_and_memory(tmp_path: Path, name: str) -> None:
     )
     measured = json.loads(run.stdout)
     assert measured["documents"] == ["good.txt"] and measured["skipped"] == [name]
-    assert measured["seconds"] < 3
+    assert measured["seconds"] < 30  # it took 142 s before; about 1 s now (a loose bound)
     assert measured["peak_mb"] < 150
     assert 0 < measured["children_peak_mb"] < 150  # read in a child, which stayed small
 
@@ -334,7 +334,9 @@ def test_a_file_over_the_time_limit_is_killed_and_skipped(tmp_path: Path, monkey
     slow = b"<div>" * 400_000 + b"</div>" * 400_000  # about 10 s to parse here
     start = time.perf_counter()
     reason = skip_reason(tmp_path, "slow.html", lambda path: path.write_bytes(slow))
-    assert time.perf_counter() - start < 4
+    # Killed at the limit, not parsed to the end: a bound between the two, loose enough for
+    # a busy machine (a test times nothing closer than that).
+    assert time.perf_counter() - start < 6
     assert "reading it took over 1 s, the limit for one file" in reason
     assert extraction_children() == []
 
