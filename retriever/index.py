@@ -149,10 +149,8 @@ class Index:
         for side, backend in sides.items():
             before = replaced[side]
             ours = before is not None and before[0] is type(backend)
-            _hook(backend, "claim")(folder, before[1] if ours and before is not None else None)
-        collections = tuple(
-            name for backend in sides.values() for name in _hook(backend, "collections")()
-        )
+            backend.claim(folder, before[1] if ours and before is not None else None)
+        collections = tuple(name for backend in sides.values() for name in backend.collections())
 
         def write(staging: Path) -> Manifest:
             write_chunks(staging, self.passages)
@@ -168,7 +166,7 @@ class Index:
         # index's collections that the new one does not own go (the backend keeps those
         # not this folder's).
         for backend in sides.values():
-            _hook(backend, "installed")()
+            backend.installed()
         for before in replaced.values():
             if before is not None:
                 before[0].release(before[1], folder, keep=collections)
@@ -201,15 +199,5 @@ def _kept_outside(folder: Path, side: str) -> tuple[Any, Any] | None:
     if name not in registry:
         return None
     backend = load(name)
-    outside = getattr(backend, "outside", None)
-    record = outside(folder / side) if outside is not None else None
+    record = backend.outside(folder / side)
     return None if record is None else (backend, record)
-
-
-# A backend's steps for what it keeps outside the folder (DenseBackend's, which have the
-# docstrings, and MilvusLexical's); a backend without them keeps nothing outside.
-_NOTHING = {"claim": lambda folder, replaced: None, "collections": tuple, "installed": lambda: None}
-
-
-def _hook(backend: DenseBackend | LexicalBackend, step: str) -> Any:
-    return getattr(backend, step, None) or _NOTHING[step]

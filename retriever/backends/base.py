@@ -32,7 +32,38 @@ from retriever.config import LexicalSettings
 Scored = tuple[int, float]  # (chunk id, score)
 
 
-class DenseBackend(ABC):
+class KeptOutside:
+    """What a backend keeps outside the index folder (a server's collections), for both
+    sides. The defaults are for a backend whose data is all in the folder;
+    retriever.index.Index.save calls them around the swap."""
+
+    def collections(self) -> tuple[str, ...]:
+        """The collections outside the folder that the index owns, for the manifest."""
+        return ()
+
+    def claim(self, index_folder: Path, replaced: Any | None) -> None:
+        """Called before the index is saved for `index_folder`, with what `outside` read of
+        the index it replaces (None: nothing, or another backend's)."""
+        return None
+
+    def installed(self) -> None:
+        """Called once the saved index is swapped in."""
+        return None
+
+    @classmethod
+    def outside(cls, folder: Path) -> Any | None:
+        """What the index saved in side folder `folder` keeps outside it (read before a swap
+        replaces it), or None."""
+        return None
+
+    @classmethod
+    def release(cls, record: Any, index_folder: Path, keep: Collection[str]) -> None:
+        """Once the index in `index_folder` is replaced: free what `outside` returned for
+        the replaced one, except the collections in `keep` (the new index's `collections`)."""
+        return None
+
+
+class DenseBackend(KeptOutside, ABC):
     """Unit vectors by chunk id, searched by inner product, which is their cosine."""
 
     name: ClassVar[str]  # the name it is registered and recorded under
@@ -76,37 +107,8 @@ class DenseBackend(ABC):
     def scores(self, query: np.ndarray, ids: Collection[int]) -> dict[int, float]:
         """The exact cosine of `query` with each of `ids` the index holds."""
 
-    # What a backend keeps outside the index folder (a server's collections). The defaults
-    # are for a backend whose data is all in the folder; retriever.index.Index.save calls
-    # them around the swap.
 
-    def collections(self) -> tuple[str, ...]:
-        """The collections outside the folder that the index owns, for the manifest."""
-        return ()
-
-    def claim(self, index_folder: Path, replaced: Any | None) -> None:
-        """Called before the index is saved for `index_folder`, with what `outside` read of
-        the index it replaces (None: nothing, or another backend's)."""
-        return None
-
-    def installed(self) -> None:
-        """Called once the saved index is swapped in."""
-        return None
-
-    @classmethod
-    def outside(cls, folder: Path) -> Any | None:
-        """What the index saved in dense folder `folder` keeps outside it (read before a swap
-        replaces it), or None."""
-        return None
-
-    @classmethod
-    def release(cls, record: Any, index_folder: Path, keep: Collection[str]) -> None:
-        """Once the index in `index_folder` is replaced: free what `outside` returned for
-        the replaced one, except the collections in `keep` (the new index's `collections`)."""
-        return None
-
-
-class LexicalBackend(ABC):
+class LexicalBackend(KeptOutside, ABC):
     """Passage texts by chunk id, searched by BM25 over jieba's words (or the engine's own
     analysis of Chinese, as long as it agrees with it well enough to fuse)."""
 
