@@ -62,7 +62,9 @@ KNOWN_PREFIXES: dict[str, tuple[str, str]] = {
 
 # The model an index is built with when none is named, on this machine's kernel.
 DEFAULT_EMBEDDER = DEFAULT_MODEL_NAME
-# Names the kernel for every load of the default model, as --kernel does for one command.
+# A model folder holds one of these (sentence-transformers' or transformers' own file): a
+# folder without either is refused before torch is imported.
+MODEL_MARKS = ("modules.json", "config.json")
 
 # Texts per forward pass: larger batches pad more on uneven Chinese passages, smaller ones
 # lose matrix efficiency. On a 2-core CPU torch was fastest at 32.
@@ -137,6 +139,11 @@ def load_embedder(
     elif name.startswith(("/", ".")) and not Path(name).is_dir():
         # No hub name starts so: say it now, not after importing torch (seconds).
         raise ModelLoadError(f"no model named {name!r}: there is no such folder")
+    elif Path(name).is_dir() and not any((Path(name) / f).is_file() for f in MODEL_MARKS):
+        raise ModelLoadError(
+            f"no model named {name!r}: the folder holds no {' or '.join(MODEL_MARKS)}, so it "
+            "is not a sentence-transformers or transformers model"
+        )
     return SentenceTransformerEmbedder.load(
         name,
         cache_dir=cache_dir,
