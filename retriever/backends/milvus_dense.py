@@ -23,9 +23,9 @@ Two places the data can live, with the same code (MilvusClient takes either URI)
   sees all of it. docs/milvus.md has the figures and what was tested on a real server.
 
 The index kind follows the count as FAISS's does (faiss_dense.py): exact search (FLAT)
-below HNSW_THRESHOLD vectors, HNSW (M=32) from there on; metric IP on unit vectors, which is
-the cosine. `scores` fetches the given ids' vectors and takes their inner products here:
-exact cosines, whatever the index kind.
+below HNSW_THRESHOLD vectors, HNSW (M=32; Milvus Lite 3.2 keeps its own M=16) from there on;
+metric IP on unit vectors, which is the cosine. `scores` fetches the given ids' vectors and
+takes their inner products here: exact cosines, whatever the index kind.
 """
 
 from __future__ import annotations
