@@ -1,34 +1,19 @@
 """A Milvus collection's life: made (its schema and index kind), checked when an index is
-loaded, copied for an update; and on a server, which index owns it and when it is dropped.
-
-Each build writes its own collection (`zh_retriever_<random>`): an update copies the previous
-collection into a new one before changing anything, so the index being served is never
-changed under it and a crash mid-update leaves it whole. A collection being built carries its
-builder (host, pid, start time) as a property, and the index folder it is saved for.
-`dense/milvus.json` (SETTINGS) in the index folder names the collection the index reads.
-
-The replaced index's collection is kept for one more build (it is "retired"), so that a
-process still serving the replaced index (the page until it has loaded the new one, or while
-a CLI build swaps the folder under it) goes on answering; once the new index is swapped in,
-the replaced index's collections that the new one does not own are dropped, if they belong
-to this folder (never another index's, nor a copied folder's original). So an index owns at
-most two collections. A collection whose builder died before its index was swapped in (a
-killed build) is dropped by the next build on that host.
+loaded, copied for an update. Each build writes its own collection (`zh_retriever_<random>`
+on a server): an update copies the previous collection into a new one before changing
+anything, so the index being served is never changed under it. Which index owns a server's
+collection, and when it is dropped: retriever.backends.milvus_owners.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from retriever.backends.milvus_settings import STRONG, connect, token_for
+from retriever.backends.milvus_settings import STRONG, connect
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +23,6 @@ HNSW_EF_CONSTRUCTION = 40  # FAISS's default, so both engines build the same kin
 INSERT_BATCH = 5_000  # rows per insert call: keeps each gRPC message well under its limit
 SETTINGS = "milvus.json"  # {"uri": server URI or null for Lite, "collection", "dim", ...}
 COLLECTION_PREFIX = "zh_retriever_"  # every server collection this backend makes
-# Collection properties on a server: who is building it (until its index is swapped in),
-# and the index folder it was saved for.
-BUILDER = "zh_retriever.builder"  # "host pid start-time"
-INDEX_FOLDER = "zh_retriever.index"  # the index folder's absolute path
 # The Lite client's channel sends no keepalive pings (gRPC's "never"). pymilvus's default, a
 # ping every 10 s, made Milvus Lite's in-process server answer GOAWAY ("too_many_pings") when
 # the pings piled up during a create_index of minutes (issue 23); a connection to a server
@@ -50,16 +31,14 @@ LITE_CHANNEL = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_with
 INDEX_EXISTS = 35  # Milvus Lite's code for "index already exists" (IndexAlreadyExists)
 
 
-def create(client: Any, name: str, dim: int, *, server: bool) -> None:
-    """Make collection `name` for `dim`-dim vectors, with a FLAT index."""
+def create(client: Any, name: str, dim: int, properties: dict[str, str]) -> None:
+    """Make collection `name` for `dim`-dim vectors, with a FLAT index and `properties`
+    (a server collection's builder: milvus_owners)."""
     from pymilvus import DataType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field(ID, DataType.INT64, is_primary=True)
     schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-    # Marked as this process's build from the start, so a crash at any point leaves a
-    # collection the next build can tell is dead.
-    properties = {BUILDER: this_builder()} if server else {}
     client.create_collection(
         name,
         schema=schema,
@@ -185,126 +164,3 @@ def copy_rows(client: Any, source: str, target: str, fields: Sequence[str] = (ID
 
 def new_collection_name() -> str:
     return f"{COLLECTION_PREFIX}{uuid.uuid4().hex[:16]}"
-
-
-def this_builder() -> str:
-    """This process, as a collection's BUILDER property names it."""
-    return f"{socket.gethostname()} {os.getpid()} {_start_time(os.getpid())}"
-
-
-def server_record(dense_folder: Path) -> dict[str, Any] | None:
-    """What the index saved in `dense_folder` keeps on a server (its SETTINGS), or None."""
-    try:
-        settings = json.loads((dense_folder / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(settings, dict) or not settings.get("uri"):
-        return None
-    return settings
-
-
-def retired_by(replaced: dict[str, Any], collection: str) -> str | None:
-    """The collection that a new index reading `collection` retires, when it replaces the
-    index `replaced` describes on the same server: the replaced index's collection, or the
-    one that index retired if it is saved again unchanged."""
-    if replaced.get("collection") == collection:
-        return replaced.get("retired")
-    return replaced.get("collection")
-
-
-def mark_index_folder(client: Any, name: str, index_folder: Path) -> None:
-    """Mark collection `name` as the index folder's, so that the folder's later builds may
-    drop it once replaced."""
-    client.alter_collection_properties(name, properties={INDEX_FOLDER: str(index_folder.resolve())})
-
-
-def unmark_builder(open_client: Callable[[], Any], name: str) -> None:
-    """Its index is swapped in: collection `name` is no longer a build's."""
-    try:  # emptied, not dropped: Milvus 2.3 cannot drop a collection property
-        open_client().alter_collection_properties(name, properties={BUILDER: ""})
-    except Exception:  # it stays marked; a sweep still keeps it (its folder names it)
-        logger.warning("cannot unmark Milvus collection %s", name)
-
-
-def release(record: dict[str, Any], index_folder: Path, keep: Collection[str]) -> None:
-    """After the index in `index_folder` was replaced: drop the replaced index's collections
-    (`record`, from `server_record`) unless the new index uses them (`keep`) or they are not
-    this folder's (a copied index folder names its original's collection)."""
-    names = [record.get("collection"), record.get("retired")]
-    gone = [name for name in names if isinstance(name, str) and name not in keep]
-    if not gone:
-        return
-    client = connect(record["uri"], token_for(record["uri"]), record.get("database", ""))
-    try:
-        for collection in gone:
-            _drop_if_owned(client, collection, index_folder)
-    finally:
-        client.close()
-
-
-def drop_dead_builds(client: Any) -> None:
-    """Drop the collections that builds on this host left when they died before their index
-    was swapped in: marked with a builder that is not running, and not named by the index
-    folder they were saved for."""
-    host = socket.gethostname()
-    for name in client.list_collections():
-        if not name.startswith(COLLECTION_PREFIX):
-            continue
-        try:
-            properties = _properties(client, name)
-        except Exception:  # dropped meanwhile
-            continue
-        builder = properties.get(BUILDER, "").split()
-        if len(builder) != 3 or builder[0] != host or _process_alive(builder[1], builder[2]):
-            continue
-        folder = properties.get(INDEX_FOLDER)
-        if folder and _names_collection(Path(folder), name):
-            continue  # swapped in, then the builder died before unmarking it
-        logger.warning("dropping Milvus collection %s, left by a build that died", name)
-        client.drop_collection(name)
-
-
-def _drop_if_owned(client: Any, collection: str, index_folder: Path) -> None:
-    try:
-        if not client.has_collection(collection):
-            return
-        owner = _properties(client, collection).get(INDEX_FOLDER)
-        if owner != str(index_folder.resolve()):
-            logger.info("keeping Milvus collection %s: it is %s's", collection, owner)
-            return
-        logger.info("dropping Milvus collection %s, no longer used by %s", collection, owner)
-        client.drop_collection(collection)
-    except Exception as error:  # the new index is in; a leftover is only a leftover
-        logger.warning("cannot drop replaced Milvus collection %s: %s", collection, error)
-
-
-def _properties(client: Any, collection: str) -> dict[str, str]:
-    properties = client.describe_collection(collection).get("properties") or {}
-    return {str(key): str(value) for key, value in dict(properties).items()}
-
-
-def _start_time(pid: int | str) -> str:
-    """The process's start time in clock ticks after boot ("-" where /proc cannot say), so
-    that a pid reused by another process is not taken for the builder."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "-"
-    return stat_line.rsplit(")", 1)[1].split()[19]
-
-
-def _process_alive(pid: str, started: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        pass
-    except ValueError:
-        return True  # not a pid we wrote: keep the collection
-    return started == "-" or _start_time(pid) in (started, "-")
-
-
-def _names_collection(index_folder: Path, collection: str) -> bool:
-    record = server_record(index_folder / "dense")
-    return record is not None and record.get("collection") == collection

@@ -41,7 +41,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from retriever.backends import milvus_collections, milvus_copies
+from retriever.backends import milvus_collections, milvus_copies, milvus_owners
 from retriever.backends.base import DenseBackend, Scored
 from retriever.backends.milvus_collections import ID, SETTINGS, VECTOR
 from retriever.backends.milvus_copies import DATA
@@ -59,8 +59,9 @@ HNSW_EF_SEARCH = 128
 MAX_LIMIT = 16_384  # the most hits Milvus returns for one search
 
 
-class MilvusDense(DenseBackend):
+class MilvusDense(milvus_owners.ServerCollections, DenseBackend):
     name = "milvus"
+    _mark = milvus_owners.BUILDER
 
     def __init__(
         self,
@@ -104,7 +105,7 @@ class MilvusDense(DenseBackend):
                 owned=True,
                 settings=settings,
             )
-            milvus_collections.drop_dead_builds(index._open())
+            milvus_owners.drop_dead_builds(index._open())
         else:
             folder, marker = milvus_copies.new_working_copy()
             index = cls(str(folder / DATA), "chunks", dim, server=False, owned=True, marker=marker)
@@ -158,45 +159,8 @@ class MilvusDense(DenseBackend):
         copy now rather than when garbage-collected. The backend cannot be used after."""
         self._finalizer()
 
-    # ------------------------------------------------- the collections a server index owns
-
-    def collections(self) -> tuple[str, ...]:
-        """The collection it reads and the one it retired (the replaced index's), which is
-        kept until the next build, for the processes still serving the replaced index."""
-        if not self._server:
-            return ()
-        return tuple(name for name in (self._collection, self._retired) if name)
-
-    def claim(self, index_folder: Path, replaced: dict[str, Any] | None) -> None:
-        """Mark the collection as the index folder's before it is saved there, so that the
-        folder's later builds may drop it once replaced; and note the replaced index's
-        collection (on this server) as retired."""
-        if not self._server:
-            return
-        if self._owned:
-            milvus_collections.mark_index_folder(self._open(), self._collection, index_folder)
-        same_server = replaced is not None and (
-            replaced.get("uri"),
-            replaced.get("database", ""),
-        ) == (self._uri, self._settings.database)
-        if same_server and replaced is not None:
-            self._retired = milvus_collections.retired_by(replaced, self._collection)
-
-    def installed(self) -> None:
-        """The index is swapped in: the collection is no longer a build's."""
-        if self._server and self._owned:
-            milvus_collections.unmark_builder(self._open, self._collection)
-
-    @classmethod
-    def outside(cls, folder: Path) -> dict[str, Any] | None:
-        """What the index saved in dense folder `folder` keeps on a server, or None."""
-        return milvus_collections.server_record(folder)
-
-    @classmethod
-    def release(cls, record: dict[str, Any], index_folder: Path, keep: Collection[str]) -> None:
-        """After the index in `index_folder` was replaced: drop the replaced index's
-        collections that the new index does not use and that are this folder's."""
-        milvus_collections.release(record, index_folder, keep)
+    def _on_server(self) -> tuple[str, str] | None:
+        return (self._uri, self._settings.database) if self._server else None
 
     # ---------------------------------------------------------------------------- reading
 
@@ -274,7 +238,8 @@ class MilvusDense(DenseBackend):
         return self._state["client"]
 
     def _create_collection(self) -> None:
-        milvus_collections.create(self._open(), self._collection, self._dim, server=self._server)
+        properties = milvus_owners.building() if self._server else {}
+        milvus_collections.create(self._open(), self._collection, self._dim, properties)
         self._kind = "FLAT"
 
     def _open_existing(self) -> None:
@@ -313,7 +278,7 @@ class MilvusDense(DenseBackend):
             return
         self._index_kind()  # the loaded collection's kind, read before the name changes
         old, client = self._collection, self._open()
-        milvus_collections.drop_dead_builds(client)
+        milvus_owners.drop_dead_builds(client)
         self._collection = milvus_collections.new_collection_name()
         logger.info("copying Milvus collection %s to %s for an update", old, self._collection)
         self._create_collection()  # FLAT; _fit below makes it HNSW if its size asks

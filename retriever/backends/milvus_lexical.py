@@ -37,7 +37,7 @@ REBUILD_SHARE of them (0: after every update), and the saved index scores as a f
 of the same passages would. docs/milvus.md measures the drift without it, and its cost.
 
 On a server, as with the dense backend (retriever.backends.milvus_collections), each build
-writes its own collection, which the index owns (milvus_text.ServerCollections), and
+writes its own collection, which the index owns (milvus_owners.ServerCollections), and
 `lexical/milvus.json` names the server (never the token). A loaded index's first change
 copies its collection into a new one, one segment being written, so that the saved index
 again scores as a fresh build. `create` refuses a server older than 2.5 (no BM25 function).
@@ -58,13 +58,14 @@ from typing import Any, Self
 
 from pymilvus import MilvusException
 
-from retriever.backends import milvus_collections, milvus_copies, milvus_text
+from retriever.backends import milvus_collections, milvus_copies, milvus_owners, milvus_text
 from retriever.backends.base import LexicalBackend, Scored
 from retriever.backends.milvus_collections import ID, SETTINGS
 from retriever.backends.milvus_copies import DATA
 from retriever.backends.milvus_settings import STRONG, MilvusSettings, current_settings
 from retriever.backends.milvus_text import TEXT
 from retriever.config import LexicalSettings
+from retriever.store import LEXICAL_FOLDER
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ MAX_LIMIT = milvus_text.MAX_LIMIT
 REBUILD_SHARE = 0.0
 
 
-class MilvusLexical(milvus_text.ServerCollections, LexicalBackend):
+class MilvusLexical(milvus_owners.ServerCollections, LexicalBackend):
     name = "milvus"
+    _mark = milvus_text.BUILDER
 
     def __init__(
         self,
@@ -119,7 +121,7 @@ class MilvusLexical(milvus_text.ServerCollections, LexicalBackend):
             index = cls(settings, server.uri, analysis, None, name, server=server)
             client = index._open()
             milvus_text.check_bm25(client.get_server_version(), server.uri)
-            milvus_text.drop_dead_builds(client)
+            milvus_owners.drop_dead_builds(client, milvus_text.BUILDER, LEXICAL_FOLDER)
         else:
             folder, marker = milvus_copies.new_working_copy()
             index = cls(settings, str(folder / DATA), analysis, marker)
@@ -177,7 +179,7 @@ class MilvusLexical(milvus_text.ServerCollections, LexicalBackend):
         passages held (module docstring)."""
         client, old = self._open(), self._collection
         if self._server:
-            milvus_text.drop_dead_builds(client)
+            milvus_owners.drop_dead_builds(client, milvus_text.BUILDER, LEXICAL_FOLDER)
             new = milvus_collections.new_collection_name()
         else:
             new = f"{COLLECTION}_{uuid.uuid4().hex[:12]}"
@@ -251,6 +253,9 @@ class MilvusLexical(milvus_text.ServerCollections, LexicalBackend):
         self._last = None
 
     # ----------------------------------------------------------------------------- inside
+
+    def _on_server(self) -> tuple[str, str] | None:
+        return (self._server.uri, self._server.database) if self._server else None
 
     def _open(self):
         """The client of the working copy (its in-process server started when first used)."""

@@ -1,6 +1,5 @@
 """What the Milvus lexical backend (retriever.backends.milvus_lexical) keeps in its text field,
-and its collection's schema: the text, a BM25 Function into a sparse vector, its index; and
-on a server, which builds' collections are dead.
+and its collection's schema: the text, a BM25 Function into a sparse vector, its index.
 
 Two analyses (recorded per index in `lexical/milvus.json`):
 
@@ -15,26 +14,22 @@ Two analyses (recorded per index in `lexical/milvus.json`):
   ranked below "words" (docs/milvus.md), and is kept to compare.
 
 On a server, a lexical collection is named and owned as a dense one is (retriever.backends.
-milvus_collections): `zh_retriever_<random>`, marked with the index folder it is saved for.
-Its builder is marked under its own property, BUILDER, which the dense side's sweep of dead
-builds does not read, since that sweep keeps only the collections the folder's dense side
-names: `drop_dead_builds` here is the same sweep over the lexical side.
+milvus_owners): `zh_retriever_<random>`, marked with the index folder it is saved for.
+Its builder is marked under its own property, BUILDER: milvus_owners' sweep of dead
+builds, run for each side with its property and folder, keeps a collection the folder's
+side names, so the dense sweep must not see a live lexical collection as a dead build.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
-import socket
-from collections.abc import Collection
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from retriever.backends import milvus_collections
-from retriever.backends.milvus_collections import COLLECTION_PREFIX, ID, INDEX_FOLDER, SETTINGS
+from retriever.backends import milvus_owners
+from retriever.backends.milvus_collections import ID
 from retriever.backends.milvus_settings import STRONG, MilvusSettings, token_for
 from retriever.config import LexicalSettings
 from retriever.text import normalize
@@ -114,7 +109,7 @@ def create_collection(
         metric_type="BM25",
         params={"bm25_k1": settings.k1, "bm25_b": settings.b},
     )
-    properties = {BUILDER: milvus_collections.this_builder()} if server else {}
+    properties = milvus_owners.building(BUILDER) if server else {}
     client.create_collection(
         name,
         schema=schema,
@@ -165,85 +160,6 @@ def check_bm25(version: str, uri: str) -> None:
             f"(Milvus 2.5 and later have it): build with --lexical bm25s, which keeps the "
             f"words in the index folder, or use a Milvus 2.5+ server"
         )
-
-
-def unmark_builder(client: Any, name: str) -> None:
-    """Its index is swapped in: collection `name` is no longer a build's."""
-    try:
-        client.alter_collection_properties(name, properties={BUILDER: ""})
-    except Exception:  # it stays marked; a sweep still keeps it (its folder names it)
-        logger.warning("cannot unmark Milvus collection %s", name)
-
-
-def drop_dead_builds(client: Any) -> None:
-    """Drop the lexical collections that builds on this host left when they died before
-    their index was swapped in (milvus_collections.drop_dead_builds, for this side)."""
-    host = socket.gethostname()
-    for name in client.list_collections():
-        if not name.startswith(COLLECTION_PREFIX):
-            continue
-        try:
-            properties = milvus_collections._properties(client, name)
-        except Exception:  # dropped meanwhile
-            continue
-        builder = properties.get(BUILDER, "").split()
-        if len(builder) != 3 or builder[0] != host:
-            continue
-        if milvus_collections._process_alive(builder[1], builder[2]):
-            continue
-        folder = properties.get(INDEX_FOLDER)
-        if folder and _names_collection(Path(folder), name):
-            continue  # swapped in, then the builder died before unmarking it
-        logger.warning("dropping Milvus collection %s, left by a build that died", name)
-        client.drop_collection(name)
-
-
-class ServerCollections:
-    """The collections a lexical index keeps on a server, as MilvusDense's (which has the
-    docstrings): retriever.index.Index.save calls these around the swap. Mixed into
-    MilvusLexical, whose `_server` (None for Lite), `_owned`, `_collection`, `_retired` and
-    `_open()` they read."""
-
-    _server: MilvusSettings | None
-    _owned: bool
-    _collection: str
-    _retired: str | None
-
-    def _open(self) -> Any: ...
-
-    def collections(self) -> tuple[str, ...]:
-        if not self._server:
-            return ()
-        return tuple(name for name in (self._collection, self._retired) if name)
-
-    def claim(self, index_folder: Path, replaced: dict[str, Any] | None) -> None:
-        if not self._server:
-            return
-        if self._owned:
-            milvus_collections.mark_index_folder(self._open(), self._collection, index_folder)
-        here = (self._server.uri, self._server.database)
-        if replaced is not None and (replaced.get("uri"), replaced.get("database", "")) == here:
-            self._retired = milvus_collections.retired_by(replaced, self._collection)
-
-    def installed(self) -> None:
-        if self._server and self._owned:
-            unmark_builder(self._open(), self._collection)
-
-    @classmethod
-    def outside(cls, folder: Path) -> dict[str, Any] | None:
-        return milvus_collections.server_record(folder)
-
-    @classmethod
-    def release(cls, record: dict[str, Any], index_folder: Path, keep: Collection[str]) -> None:
-        milvus_collections.release(record, index_folder, keep)
-
-
-def _names_collection(index_folder: Path, collection: str) -> bool:
-    try:
-        record = json.loads((index_folder / "lexical" / SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("collection") == collection
 
 
 DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"

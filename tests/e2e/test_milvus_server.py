@@ -37,7 +37,7 @@ from conftest import CORPUS, KEY_PASSAGE, KEY_QUESTION, ROOT, copy_tree, run_cli
 from pymilvus import MilvusException
 
 from retriever import Retriever
-from retriever.backends import milvus_collections, milvus_copies, milvus_text
+from retriever.backends import milvus_collections, milvus_copies, milvus_owners, milvus_text
 from retriever.backends.milvus_dense import MilvusDense
 from retriever.backends.milvus_lexical import MilvusLexical
 from retriever.backends.milvus_settings import MilvusSettings, configured
@@ -188,8 +188,8 @@ def test_build_search_and_ask_on_the_server(
     assert saved["uri"] == server and saved["consistency"] == "Bounded"
     assert "token" not in saved
     properties = client.describe_collection(collection)["properties"]
-    assert properties[milvus_collections.INDEX_FOLDER] == str(index.resolve())
-    assert properties.get(milvus_collections.BUILDER, "") == ""  # no longer a build's
+    assert properties[milvus_owners.INDEX_FOLDER] == str(index.resolve())
+    assert properties.get(milvus_owners.BUILDER, "") == ""  # no longer a build's
 
     retriever = Retriever.load(index, embedder=hashing_embedder)
     assert retriever.search("苹果", k=1)[0].source == "fruit.md"
@@ -277,7 +277,7 @@ def test_the_words_on_the_server_score_as_bm25s_through_updates(
     assert saved["uri"] == server and "token" not in saved
     assert not (index / LEXICAL_FOLDER / milvus_copies.DATA).exists()  # nothing of Lite's
     properties = client.describe_collection(first)["properties"]
-    assert properties[milvus_collections.INDEX_FOLDER] == str(index.resolve())
+    assert properties[milvus_owners.INDEX_FOLDER] == str(index.resolve())
     assert properties.get(milvus_text.BUILDER, "") == ""  # no longer a build's
     assert served.search("苹果", k=1)[0].source == "fruit.md"
     assert served.ask("办公室主任和行政主管哪个大?").found
