@@ -13,9 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retriever.config import KERNEL_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
 CACHE = ROOT / ".cache"
+# The real model runs on one kernel in every test and every process a test starts, whatever
+# kernel `make model` chose for this machine (an Intel CPU with AMX picks torch-bf16, whose
+# processes spend seconds importing torch): onnx-int8, which other CPUs choose. Each kernel,
+# and the choice itself, is tested in tests/retriever/test_kernels.py; set RETRIEVER_KERNEL
+# to run the suite on another.
+os.environ.setdefault(KERNEL_ENV, "onnx-int8")
 
 
 class HashingEmbedder:
@@ -247,9 +255,12 @@ USER_QUESTIONS = [
 ]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`python -m retriever ARGS` in a process of its own, with the repository's cache."""
+def run_cli(*args: str, machine_kernel: bool = False) -> subprocess.CompletedProcess:
+    """`python -m retriever ARGS` in a process of its own, with the repository's cache; with
+    `machine_kernel`, on the kernel chosen for this machine rather than the tests' one."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "RETRIEVER_CACHE": str(CACHE)}
+    if machine_kernel:
+        environment.pop(KERNEL_ENV, None)
     return subprocess.run(
         [sys.executable, "-m", "retriever", *args],
         capture_output=True,

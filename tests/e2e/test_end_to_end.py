@@ -82,7 +82,7 @@ def test_cli_builds_on_a_forced_kernel_and_searches_on_the_machines(tmp_path) ->
     result = run_cli("info", "--index", str(index), "--corpus", "corpus")
     assert "run on torch-fp32 (torch 2.13.0" in result.stdout, result.stdout
 
-    result = run_cli("ask", KEY_QUESTION, "--json", "--index", str(index))
+    result = run_cli("ask", KEY_QUESTION, "--json", "--index", str(index), machine_kernel=True)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["found"] is True and KEY_PASSAGE in answer["answer"]
