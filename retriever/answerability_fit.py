@@ -5,6 +5,7 @@ Evidence they weigh, and the background passages embedded by the model in use.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -117,21 +118,29 @@ def load_fitted(model: str, path: Path = FITTED) -> FittedModel | None:
 
 def background_vectors(embedder: Embedder, cache_dir: Path | None) -> np.ndarray:
     """The background passages embedded by `embedder`: computed once per model and kernel,
-    kept in `cache_dir` (about 10 s for the default model on 2 cores), or in memory without
-    one."""
+    kept in `cache_dir` (up to a minute for the default model on 2 cores), or in memory
+    without one."""
     text = BACKGROUND_TEXT.read_bytes()
     digest = hashlib.sha256(text + f"{embedder.name} {embedder.kernel}".encode()).hexdigest()[:16]
-    cached = None if cache_dir is None else Path(cache_dir) / "background" / f"{digest}.npy"
-    if cached is not None and cached.is_file():
-        vectors = np.load(cached)
-        if vectors.shape[1:] == (embedder.dim,):
-            return vectors
-    logger.info("embedding the answer check's background passages for %s (once)", embedder.name)
-    vectors = embedder.encode_passages(background_passages()).astype(np.float32)
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        # Named per process: two processes (a test run's workers, two apps) may embed at once.
+    if cache_dir is None:
+        return _embed_background(embedder)
+    cached = Path(cache_dir) / "background" / f"{digest}.npy"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # One process embeds while the others (a test run's workers, two apps starting) wait for
+    # its file, rather than each spending the same minute of CPU at once.
+    with open(cached.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the system frees it when this process dies
+        if cached.is_file():
+            vectors = np.load(cached)
+            if vectors.shape[1:] == (embedder.dim,):
+                return vectors
+        vectors = _embed_background(embedder)
         partial = cached.with_name(f"{digest}.{os.getpid()}.partial.npy")
         np.save(partial, vectors)
-        partial.replace(cached)
+        partial.replace(cached)  # whole or not at all, should this process die writing
     return vectors
+
+
+def _embed_background(embedder: Embedder) -> np.ndarray:
+    logger.info("embedding the answer check's background passages for %s (once)", embedder.name)
+    return embedder.encode_passages(background_passages()).astype(np.float32)

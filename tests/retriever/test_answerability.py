@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,6 +137,29 @@ def test_background_vectors_are_embedded_once_and_cached(hashing_embedder, tmp_p
     assert calls == [len(background_passages())]
     np.testing.assert_array_equal(first, second)
     assert len(list((tmp_path / "background").glob("*.npy"))) == 1
+
+
+def test_background_vectors_asked_for_at_once_are_embedded_once(hashing_embedder, tmp_path) -> None:
+    """Two at once (a test run's workers, two apps starting): one embeds, the other waits
+    for its file and reads it."""
+    calls = []
+    started = threading.Event()
+    encode = hashing_embedder.encode_passages
+
+    def slow(texts, **kwargs):
+        calls.append(len(texts))
+        started.set()
+        time.sleep(0.5)  # long enough for the other thread to reach the lock
+        return encode(texts, **kwargs)
+
+    hashing_embedder.encode_passages = slow
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(background_vectors, hashing_embedder, tmp_path)
+        started.wait(timeout=10)
+        second = pool.submit(background_vectors, hashing_embedder, tmp_path)
+        vectors = [first.result(), second.result()]
+    assert calls == [len(background_passages())]
+    np.testing.assert_array_equal(*vectors)
 
 
 def test_a_model_without_a_fit_answers_with_its_cosine(hashing_embedder) -> None:
