@@ -148,8 +148,7 @@ class Index:
         replaced = {side: _kept_outside(folder, side) for side in sides}
         for side, backend in sides.items():
             before = replaced[side]
-            ours = before is not None and before[0] is type(backend)
-            backend.claim(folder, before[1] if ours and before is not None else None)
+            backend.claim(folder, before[1] if before and before[0] is type(backend) else None)
         collections = tuple(name for backend in sides.values() for name in backend.collections())
 
         def write(staging: Path) -> Manifest:

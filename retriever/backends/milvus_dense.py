@@ -49,7 +49,7 @@ from retriever.backends.milvus_settings import (
     STRONG,
     MilvusSettings,
     current_settings,
-    token_for,
+    saved_server,
 )
 
 logger = logging.getLogger(__name__)
@@ -118,12 +118,7 @@ class MilvusDense(milvus_owners.ServerCollections, DenseBackend):
         settings = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
         collection, dim, server_uri = settings["collection"], int(settings["dim"]), settings["uri"]
         if server_uri:
-            server = MilvusSettings(
-                uri=server_uri,
-                token=token_for(server_uri),
-                database=settings.get("database", ""),
-                consistency=settings.get("consistency", STRONG),
-            )
+            server = saved_server(settings)
             index = cls(server_uri, collection, dim, server=True, owned=False, settings=server)
         else:
             if not (folder / DATA).is_dir():

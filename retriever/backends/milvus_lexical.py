@@ -62,7 +62,12 @@ from retriever.backends import milvus_collections, milvus_copies, milvus_owners,
 from retriever.backends.base import LexicalBackend, Scored
 from retriever.backends.milvus_collections import ID, SETTINGS
 from retriever.backends.milvus_copies import DATA
-from retriever.backends.milvus_settings import STRONG, MilvusSettings, current_settings
+from retriever.backends.milvus_settings import (
+    STRONG,
+    MilvusSettings,
+    current_settings,
+    saved_server,
+)
 from retriever.backends.milvus_text import TEXT
 from retriever.config import LexicalSettings
 from retriever.store import LEXICAL_FOLDER
@@ -134,7 +139,7 @@ class MilvusLexical(milvus_owners.ServerCollections, LexicalBackend):
         record = json.loads((folder / SETTINGS).read_text(encoding="utf-8"))
         collection, changed = record["collection"], int(record.get("changed", 0))
         if uri := record.get("uri"):
-            server = milvus_text.server_of(record)
+            server = saved_server(record)
             index = cls(settings, uri, record["analysis"], None, collection, changed, server)
             index._owned = False
             where = f"Milvus at {uri}"
@@ -142,8 +147,9 @@ class MilvusLexical(milvus_owners.ServerCollections, LexicalBackend):
             if not (folder / DATA).is_dir():
                 raise ValueError(f"{folder / DATA} is missing")
             working, marker = milvus_copies.new_working_copy()
-            index = cls(settings, str(working / DATA), record["analysis"], marker, collection)
-            index._changed = changed
+            index = cls(
+                settings, str(working / DATA), record["analysis"], marker, collection, changed
+            )
             shutil.copytree(folder / DATA, working / DATA)
             where = str(folder / DATA)
         try:

@@ -89,3 +89,14 @@ def connect(uri: str, token: str, database: str) -> Any:
     if database:
         options["db_name"] = database
     return MilvusClient(**options)
+
+
+def saved_server(record: dict[str, Any]) -> MilvusSettings:
+    """The server a saved index side's `milvus.json` names (`record`), with its token, which
+    is never saved (`token_for`)."""
+    return MilvusSettings(
+        uri=record["uri"],
+        token=token_for(record["uri"]),
+        database=record.get("database", ""),
+        consistency=record.get("consistency", STRONG),
+    )

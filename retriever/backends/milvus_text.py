@@ -30,7 +30,7 @@ from typing import Any
 
 from retriever.backends import milvus_owners
 from retriever.backends.milvus_collections import ID
-from retriever.backends.milvus_settings import STRONG, MilvusSettings, token_for
+from retriever.backends.milvus_settings import STRONG
 from retriever.config import LexicalSettings
 from retriever.text import normalize
 from retriever.words import tokenize
@@ -138,16 +138,6 @@ def search(client: Any, collection: str, query: str, k: int, level: str) -> list
 def idf(passages: int, holding: int) -> float:
     """BM25's inverse document frequency of a word that `holding` of `passages` hold."""
     return math.log1p((passages - holding + 0.5) / (holding + 0.5))
-
-
-def server_of(record: dict[str, Any]) -> MilvusSettings:
-    """The server a saved index's `milvus.json` names, with its token (never saved)."""
-    return MilvusSettings(
-        uri=record["uri"],
-        token=token_for(record["uri"]),
-        database=record.get("database", ""),
-        consistency=record.get("consistency", STRONG),
-    )
 
 
 def check_bm25(version: str, uri: str) -> None:
